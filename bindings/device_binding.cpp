@@ -1,0 +1,45 @@
+// What the addon was built with and which devices are usable (seqtune info, devices()).
+#include <thread>
+
+#include "bindings/binding.h"
+#include "native/runtime/device.h"
+#include "native/runtime/thread_pool.h"
+
+namespace seqtune::binding {
+
+namespace {
+
+Napi::Value buildInfo(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    CudaStatus status = cudaStatus();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("cudaCompiled", status.compiled);
+    out.Set("cudaArchitectures", SEQTUNE_CUDA_ARCHS);
+    out.Set("cudaRuntimeVersion", status.runtimeVersion);
+    out.Set("cudaDriverVersion", status.driverVersion);
+    out.Set("cudaUnusableReason", status.reason);
+    out.Set("cpuThreads", cpuThreadCount());
+    out.Set("hardwareThreads", static_cast<double>(std::thread::hardware_concurrency()));
+    Napi::Array gpus = Napi::Array::New(env, status.gpus.size());
+    for (size_t i = 0; i < status.gpus.size(); ++i) {
+      const GpuInfo& gpu = status.gpus[i];
+      Napi::Object g = Napi::Object::New(env);
+      g.Set("index", gpu.index);
+      g.Set("name", gpu.name);
+      g.Set("totalMemory", static_cast<double>(gpu.totalMemory));
+      g.Set("computeCapability", std::to_string(gpu.major) + "." + std::to_string(gpu.minor));
+      g.Set("usable", gpu.usable);
+      g.Set("reason", gpu.reason);
+      gpus.Set(i, g);
+    }
+    out.Set("gpus", gpus);
+    return out;
+  });
+}
+
+}  // namespace
+
+void initDevices(Napi::Env env, Napi::Object exports) { exports.Set("buildInfo", Napi::Function::New(env, buildInfo)); }
+
+}  // namespace seqtune::binding

@@ -1,0 +1,193 @@
+// Elementwise ops and tensor creation: cast, add, mul, scale, addInplace, fill, randomNormal,
+// randomUniform, sum. Each computes in f32 (f64 for f64 tensors) and stores in the output dtype.
+#include "native/ops/op_util.h"
+#include "native/runtime/philox.h"
+#include "native/runtime/thread_pool.h"
+
+namespace seqtune {
+
+namespace {
+
+constexpr int64_t kGrain = 1 << 15;
+
+// out = a * x + b * y (y optional); the shape of the common elementwise work.
+OpPlan buildAxpby(const OpCall& call, double alpha, double beta, bool multiply) {
+  const TensorPtr& x = input(call, 0, "a");
+  const TensorPtr& y = input(call, 1, "b");
+  expectFloat(call, *x, "a");
+  expectSameDtype(call, *x, "a", *y, "b");
+  expectSameShape(call, *x, "a", *y, "b");
+  expectCpu(call);
+  TensorPtr out = Tensor::empty(call.device, x->shape(), x->dtype());
+  return {{out}, {}, [x, y, out, alpha, beta, multiply] {
+            withComputeType(x->dtype(), [&](auto zero) {
+              using T = decltype(zero);
+              HostIn<T> a(*x), b(*y);
+              HostOut<T> o(*out, false);
+              parallelFor(out->numel(), kGrain, [&](int64_t begin, int64_t end) {
+                for (int64_t i = begin; i < end; ++i) {
+                  o[i] = multiply ? a[i] * b[i] : T(alpha) * a[i] + T(beta) * b[i];
+                }
+              });
+              o.commit();
+            });
+          }};
+}
+
+OpPlan buildAdd(const OpCall& call) { return buildAxpby(call, 1.0, call.attrs.number("alpha", 1.0), false); }
+OpPlan buildMul(const OpCall& call) { return buildAxpby(call, 0, 0, true); }
+
+// out = alpha * a
+OpPlan buildScale(const OpCall& call) {
+  const TensorPtr& x = input(call, 0, "a");
+  expectFloat(call, *x, "a");
+  expectCpu(call);
+  double alpha = call.attrs.number("alpha");
+  TensorPtr out = Tensor::empty(call.device, x->shape(), x->dtype());
+  return {{out}, {}, [x, out, alpha] {
+            withComputeType(x->dtype(), [&](auto zero) {
+              using T = decltype(zero);
+              HostIn<T> a(*x);
+              HostOut<T> o(*out, false);
+              for (int64_t i = 0; i < out->numel(); ++i) o[i] = T(alpha) * a[i];
+              o.commit();
+            });
+          }};
+}
+
+// a += alpha * b, in place (gradient accumulation).
+OpPlan buildAddInplace(const OpCall& call) {
+  const TensorPtr& x = input(call, 0, "a");
+  const TensorPtr& y = input(call, 1, "b");
+  expectFloat(call, *x, "a");
+  expectFloat(call, *y, "b");
+  expectSameShape(call, *x, "a", *y, "b");
+  expectCpu(call);
+  double alpha = call.attrs.number("alpha", 1.0);
+  return {{}, {x}, [x, y, alpha] {
+            withComputeType(x->dtype(), [&](auto zero) {
+              using T = decltype(zero);
+              HostIn<T> b(*y);
+              HostOut<T> a(*x, true);
+              parallelFor(x->numel(), kGrain, [&](int64_t begin, int64_t end) {
+                for (int64_t i = begin; i < end; ++i) a[i] += T(alpha) * b[i];
+              });
+              a.commit();
+            });
+          }};
+}
+
+// cast(a, {dtype}) -> a in another dtype (round to nearest even for bf16/f16).
+OpPlan buildCast(const OpCall& call) {
+  const TensorPtr& x = input(call, 0, "a");
+  DType to;
+  std::string name = call.attrs.text("dtype", "");
+  if (!parseDtype(name, &to)) fail(code::kDtype, call.op, ": unknown target dtype '", name, "'");
+  expectCpu(call);
+  TensorPtr out = Tensor::empty(call.device, x->shape(), to);
+  return {{out}, {}, [x, out, to] {
+            if (x->dtype() == DType::F64 || to == DType::F64) {
+              HostIn<double> a(*x);
+              convertTo<double>(to, a.data(), out->raw(), out->numel());
+            } else if (x->dtype() == DType::I32 && to == DType::I32) {
+              std::memcpy(out->raw(), x->raw(), x->nbytes());
+            } else {
+              HostIn<float> a(*x);
+              convertTo<float>(to, a.data(), out->raw(), out->numel());
+            }
+          }};
+}
+
+Shape shapeAttr(const OpCall& call) {
+  Shape shape;
+  for (double d : call.attrs.numbers("shape")) {
+    if (!(d >= 0) || d != static_cast<double>(static_cast<int64_t>(d))) {
+      fail(code::kShape, call.op, ": shape must hold non-negative integers");
+    }
+    shape.push_back(static_cast<int64_t>(d));
+  }
+  return shape;
+}
+
+DType dtypeAttr(const OpCall& call) {
+  DType dtype;
+  std::string name = call.attrs.text("dtype", "f32");
+  if (!parseDtype(name, &dtype)) fail(code::kDtype, call.op, ": unknown dtype '", name, "'");
+  return dtype;
+}
+
+// fill({shape, dtype, value, device})
+OpPlan buildFill(const OpCall& call) {
+  expectCpu(call);
+  TensorPtr out = Tensor::empty(call.device, shapeAttr(call), dtypeAttr(call));
+  double value = call.attrs.number("value", 0.0);
+  return {{out}, {}, [out, value] {
+            std::vector<double> values(static_cast<size_t>(out->numel()), value);
+            convertTo<double>(out->dtype(), values.data(), out->raw(), out->numel());
+          }};
+}
+
+// randomNormal / randomUniform ({shape, dtype, seed, offset, mean|low, std|high, device}):
+// element i is Philox(seed, offset, i), identical on every backend.
+OpPlan buildRandom(const OpCall& call, bool normal) {
+  expectCpu(call);
+  DType dtype = dtypeAttr(call);
+  if (!isFloating(dtype)) fail(code::kDtype, call.op, ": dtype must be floating point");
+  TensorPtr out = Tensor::empty(call.device, shapeAttr(call), dtype);
+  uint64_t seed = static_cast<uint64_t>(call.attrs.integer("seed"));
+  uint64_t offset = static_cast<uint64_t>(call.attrs.integer("offset", 0));
+  double a = call.attrs.number(normal ? "mean" : "low", normal ? 0.0 : 0.0);
+  double b = call.attrs.number(normal ? "std" : "high", 1.0);
+  return {{out}, {}, [out, seed, offset, a, b, normal] {
+            std::vector<double> values(static_cast<size_t>(out->numel()));
+            parallelFor(out->numel(), kGrain, [&](int64_t begin, int64_t end) {
+              for (int64_t i = begin; i < end; ++i) {
+                double r = normal ? philoxNormal(seed, offset, i) : philoxUniform(seed, offset, i);
+                values[i] = normal ? a + b * r : a + (b - a) * r;
+              }
+            });
+            convertTo<double>(out->dtype(), values.data(), out->raw(), out->numel());
+          }};
+}
+
+OpPlan buildRandomNormal(const OpCall& call) { return buildRandom(call, true); }
+OpPlan buildRandomUniform(const OpCall& call) { return buildRandom(call, false); }
+
+// sum(a) -> [1] (f32, or f64 for f64 input), summed in fixed-size blocks in a fixed order so the
+// result does not depend on the thread count.
+OpPlan buildSum(const OpCall& call) {
+  const TensorPtr& x = input(call, 0, "a");
+  expectFloat(call, *x, "a");
+  expectCpu(call);
+  TensorPtr out = Tensor::empty(call.device, {1}, x->dtype() == DType::F64 ? DType::F64 : DType::F32);
+  return {{out}, {}, [x, out] {
+            HostIn<double> a(*x);
+            constexpr int64_t kBlock = 4096;
+            int64_t blocks = (x->numel() + kBlock - 1) / kBlock;
+            std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
+            parallelFor(blocks, 1, [&](int64_t begin, int64_t end) {
+              for (int64_t blk = begin; blk < end; ++blk) {
+                double s = 0;
+                for (int64_t i = blk * kBlock; i < std::min(x->numel(), (blk + 1) * kBlock); ++i) s += a[i];
+                partial[blk] = s;
+              }
+            });
+            double total = 0;
+            for (double p : partial) total += p;
+            convertTo<double>(out->dtype(), &total, out->raw(), 1);
+          }};
+}
+
+}  // namespace
+
+REGISTER_OP("add", buildAdd);
+REGISTER_OP("mul", buildMul);
+REGISTER_OP("scale", buildScale);
+REGISTER_OP("addInplace", buildAddInplace);
+REGISTER_OP("cast", buildCast);
+REGISTER_OP("fill", buildFill);
+REGISTER_OP("randomNormal", buildRandomNormal);
+REGISTER_OP("randomUniform", buildRandomUniform);
+REGISTER_OP("sum", buildSum);
+
+}  // namespace seqtune
