@@ -57,3 +57,13 @@ SEQTUNE_HD float philoxNormal(uint64_t seed, uint64_t offset, uint64_t index) {
 }
 
 }  // namespace seqtune
+
+namespace seqtune {
+
+// Dropout's keep decision for element i of draw (seed, offset): kept with probability 1 - p.
+// Shared by the dropout op, the LoRA adapter's input dropout and their backwards (CPU and GPU).
+SEQTUNE_HD bool dropoutKeep(uint64_t seed, uint64_t offset, uint64_t index, float p) {
+  return philoxUniform(seed, offset, index) > p;
+}
+
+}  // namespace seqtune
