@@ -1,0 +1,84 @@
+/**
+ * Device selection and reporting: `auto` picks the first usable GPU, else the CPU with a one-line
+ * reason; an explicit `cuda:N` fails (instead of falling back) when that GPU cannot be used.
+ */
+import { SeqtuneError } from './errors';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { native, NativeBuildInfo, packageRoot } from './native';
+
+export type DeviceSpec = 'auto' | 'cpu' | `cuda:${number}`;
+
+export interface DeviceReport {
+  version: string;
+  cuda: {
+    compiled: boolean;
+    architectures: string[];
+    runtimeVersion: string | null;
+    driverVersion: string | null;
+    unusableReason: string | null;
+  };
+  gpus: NativeBuildInfo['gpus'];
+  cpuThreads: number;
+}
+
+function cudaVersionString(v: number): string | null {
+  return v > 0 ? `${Math.floor(v / 1000)}.${Math.floor((v % 1000) / 10)}` : null;
+}
+
+export function packageVersion(): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** What the addon was compiled with and which devices are usable (`seqtune info`). */
+export function devices(): DeviceReport {
+  const info = native().buildInfo();
+  return {
+    version: packageVersion(),
+    cuda: {
+      compiled: info.cudaCompiled,
+      architectures: info.cudaArchitectures ? info.cudaArchitectures.split(',') : [],
+      runtimeVersion: cudaVersionString(info.cudaRuntimeVersion),
+      driverVersion: cudaVersionString(info.cudaDriverVersion),
+      unusableReason: info.cudaUnusableReason || null,
+    },
+    gpus: info.gpus,
+    cpuThreads: info.cpuThreads,
+  };
+}
+
+export interface ResolvedDevice {
+  device: string;
+  /** set when `auto` fell back to the CPU */
+  fallbackReason?: string;
+}
+
+export function resolveDevice(spec: string = 'auto'): ResolvedDevice {
+  const report = devices();
+  if (spec === 'cpu') return { device: 'cpu' };
+  if (spec === 'auto') {
+    const gpu = report.gpus.find((g) => g.usable);
+    if (gpu) return { device: `cuda:${gpu.index}` };
+    const reason =
+      report.cuda.unusableReason ?? report.gpus.map((g) => `cuda:${g.index} ${g.name}: ${g.reason}`).join('; ') ?? 'no GPU found';
+    return { device: 'cpu', fallbackReason: reason || 'no GPU found' };
+  }
+  const match = /^cuda:(\d+)$/.exec(spec);
+  if (!match) throw new SeqtuneError(`unknown device '${spec}': expected auto, cpu or cuda:N`, 'ERR_DEVICE');
+  const index = Number(match[1]);
+  const gpu = report.gpus.find((g) => g.index === index);
+  if (!gpu) {
+    throw new SeqtuneError(
+      `${spec} is not available: ${report.cuda.unusableReason ?? `only ${report.gpus.length} GPU(s) found`}`,
+      'ERR_DEVICE',
+    );
+  }
+  if (!gpu.usable) throw new SeqtuneError(`${spec} (${gpu.name}) cannot be used: ${gpu.reason}`, 'ERR_DEVICE');
+  return { device: spec };
+}
+
+/** Bytes in use and peak on a device (tensors only; `bytesReserved` includes the CUDA cache). */
+export function memoryStats(device: string = 'cpu', options: { resetPeak?: boolean } = {}) {
+  return native().memoryStats(device, options.resetPeak ?? false);
+}
