@@ -1,0 +1,135 @@
+#include "native/cpu/gemm_kernels.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define SEQTUNE_GEMM_X86 1
+#include <immintrin.h>
+#endif
+
+namespace seqtune::cpu {
+
+namespace {
+
+// Portable kernel: plain loops the compiler vectorises for the baseline ISA.
+template <typename T, int MR, int NR>
+void tilePortable(int64_t k, const T* a, const T* b, T alpha, T beta, T* c, int64_t ldc) {
+  T acc[MR][NR] = {};
+  for (int64_t p = 0; p < k; ++p) {
+    for (int r = 0; r < MR; ++r) {
+      const T ar = a[r];
+      for (int j = 0; j < NR; ++j) acc[r][j] += ar * b[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  for (int r = 0; r < MR; ++r) {
+    T* row = c + r * ldc;
+    for (int j = 0; j < NR; ++j) {
+      const T t = alpha * acc[r][j];
+      row[j] = beta == T(0) ? t : beta * row[j] + t;
+    }
+  }
+}
+
+template <typename T, int NR>
+void packTransposedPortable(const T* B, int64_t ldb, int64_t kc, T* dst) {
+  for (int c = 0; c < NR; ++c) {
+    const T* src = B + c * ldb;
+    for (int64_t p = 0; p < kc; ++p) dst[p * NR + c] = src[p];
+  }
+}
+
+#ifdef SEQTUNE_GEMM_X86
+// 6 x 16 f32 tile: 12 ymm accumulators, 2 for the B row and 1 for the broadcast A value (15 of
+// the 16 ymm registers), two FMAs per A broadcast.
+__attribute__((target("avx2,fma"))) void tileF32Avx2(int64_t k, const float* a, const float* b, float alpha,
+                                                     float beta, float* c, int64_t ldc) {
+  __m256 acc[6][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < 6; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (int64_t p = 0; p < k; ++p) {
+    const __m256 b0 = _mm256_loadu_ps(b);
+    const __m256 b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < 6; ++r) {
+      const __m256 ar = _mm256_broadcast_ss(a + r);
+      acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
+    }
+    a += 6;
+    b += 16;
+  }
+  const __m256 va = _mm256_set1_ps(alpha);
+  if (beta == 0.0f) {
+#pragma GCC unroll 6
+    for (int r = 0; r < 6; ++r) {
+      _mm256_storeu_ps(c + r * ldc, _mm256_mul_ps(va, acc[r][0]));
+      _mm256_storeu_ps(c + r * ldc + 8, _mm256_mul_ps(va, acc[r][1]));
+    }
+  } else {
+    const __m256 vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+    for (int r = 0; r < 6; ++r) {
+      float* row = c + r * ldc;
+      _mm256_storeu_ps(row, _mm256_fmadd_ps(vb, _mm256_loadu_ps(row), _mm256_mul_ps(va, acc[r][0])));
+      _mm256_storeu_ps(row + 8, _mm256_fmadd_ps(vb, _mm256_loadu_ps(row + 8), _mm256_mul_ps(va, acc[r][1])));
+    }
+  }
+}
+
+// 16-wide transposed panel: 8 x 8 blocks transposed in registers (unpack, shuffle, lane swap).
+__attribute__((target("avx2,fma"))) void packTransposedF32Avx2(const float* B, int64_t ldb, int64_t kc, float* dst) {
+  int64_t p = 0;
+  for (; p + 8 <= kc; p += 8) {
+    for (int half = 0; half < 2; ++half) {
+      const float* src = B + half * 8 * ldb + p;
+      __m256 r[8], t[8], s[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ldb);
+#pragma GCC unroll 4
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+      }
+#pragma GCC unroll 2
+      for (int i = 0; i < 8; i += 4) {
+        s[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+      }
+      float* d = dst + p * 16 + half * 8;
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        _mm256_storeu_ps(d + q * 16, _mm256_permute2f128_ps(s[q], s[q + 4], 0x20));
+        _mm256_storeu_ps(d + (q + 4) * 16, _mm256_permute2f128_ps(s[q], s[q + 4], 0x31));
+      }
+    }
+  }
+  for (int c = 0; c < 16 && p < kc; ++c) {
+    for (int64_t q = p; q < kc; ++q) dst[q * 16 + c] = B[c * ldb + q];
+  }
+}
+
+bool simdAllowed() {
+  const char* env = std::getenv("SEQTUNE_CPU_SIMD");
+  return !(env && std::strcmp(env, "0") == 0);
+}
+#endif
+
+}  // namespace
+
+GemmKernel<float> gemmKernelF32() {
+#ifdef SEQTUNE_GEMM_X86
+  static const bool avx2 = simdAllowed() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (avx2) return {6, 16, tileF32Avx2, packTransposedF32Avx2};
+#endif
+  return {6, 16, tilePortable<float, 6, 16>, packTransposedPortable<float, 16>};
+}
+
+GemmKernel<double> gemmKernelF64() { return {4, 8, tilePortable<double, 4, 8>, packTransposedPortable<double, 8>}; }
+
+}  // namespace seqtune::cpu
