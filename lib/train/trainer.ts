@@ -1,0 +1,252 @@
+/**
+ * The training loop over any LlamaModel and BatchStream. One optimizer step:
+ *   1. take gradAccum micro-batches; the step's loss is their summed token losses divided by the
+ *      step's total label tokens (not a mean of per-batch means), so gradScale = 1 / total;
+ *   2. forward + backward each, accumulating gradients;
+ *   3. global grad-norm, then stop if the loss or the norm is not finite (before the update, so
+ *      the parameters and the last checkpoint stay good);
+ *   4. one fused AdamW call over all trainable tensors, with clipping by the norm.
+ * Checkpoints (atomic) every saveEvery steps, at the end and on interrupt; dev loss every evalEvery.
+ */
+import { SeqtuneError } from '../errors';
+import { memoryStats } from '../device';
+import type { LlamaModel } from '../model/llama';
+import { adamw, gradNorm, addInplace } from '../ops';
+import { Rng } from '../rng';
+import { keep, scope, sync, Tensor, zeros } from '../tensor';
+import { Batch, BatchStream, toDevice } from './batches';
+import { LoadedCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
+import type { TrainConfig } from './config';
+import { learningRate, Schedule, warmupSteps } from './schedule';
+
+export interface StepMetrics {
+  step: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokens: number;
+  tokensPerSec: number;
+  elapsedSec: number;
+  memoryBytes: number;
+  peakMemoryBytes: number;
+  devLoss?: number;
+}
+
+export type LoopConfig = Pick<
+  TrainConfig,
+  'optimizer' | 'schedule' | 'epochs' | 'maxSteps' | 'gradAccum' | 'maxGradNorm' | 'evalEvery' | 'saveEvery' | 'keepCheckpoints'
+>;
+
+export interface TrainingRun {
+  model: LlamaModel;
+  config: LoopConfig;
+  train: BatchStream;
+  dev?: Batch[];
+  out: string;
+  rng: Rng;
+  configHash: string;
+  resume?: LoadedCheckpoint;
+  /** aborted: finish the current step, save a checkpoint, return */
+  signal?: AbortSignal;
+  onStep?: (metrics: StepMetrics) => void;
+  /** write no checkpoints (the demo's in-memory runs) */
+  checkpoints?: boolean;
+}
+
+export interface TrainingResult {
+  steps: number;
+  totalSteps: number;
+  tokens: number;
+  finalLoss: number;
+  losses: Array<{ step: number; loss: number }>;
+  devLosses: Array<{ step: number; loss: number }>;
+  stopped: 'done' | 'interrupted';
+  wallSeconds: number;
+}
+
+export function totalSteps(config: LoopConfig, batchesPerEpoch: number): number {
+  if (config.maxSteps !== undefined) return config.maxSteps;
+  return Math.max(1, Math.ceil((config.epochs * batchesPerEpoch) / config.gradAccum));
+}
+
+/** Mean token loss of the dev batches (no gradients). */
+export async function evaluateLoss(model: LlamaModel, batches: Batch[]): Promise<number> {
+  let sum = 0;
+  let tokens = 0;
+  for (const batch of batches) {
+    sum += await scope(async () => model.forward(toDevice(batch, model.device)).loss.loss.item());
+    tokens += batch.numLabelTokens;
+  }
+  return tokens > 0 ? sum / tokens : NaN;
+}
+
+export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
+  const { model, config, train } = run;
+  const started = Date.now();
+  const total = totalSteps(config, train.batchesPerEpoch());
+  const schedule: Schedule = {
+    kind: config.schedule.kind,
+    lr: config.optimizer.lr,
+    warmupSteps: warmupSteps(total, { steps: config.schedule.warmupSteps, ratio: config.schedule.warmupRatio }),
+    totalSteps: total,
+  };
+  const params = model.trainable();
+  const names = [...params.keys()];
+  const m = new Map<string, Tensor>();
+  const v = new Map<string, Tensor>();
+  let state: TrainerState = { step: 0, data: train.state(), rng: run.rng.state(), tokens: 0, losses: [], devLosses: [], configHash: run.configHash };
+  if (run.resume) {
+    const r = run.resume;
+    if (r.state.configHash !== run.configHash) {
+      throw new SeqtuneError(`--resume ${r.dir}: that run used a different configuration; resume with the same settings or start a new --out`, 'ERR_CONFIG');
+    }
+    // The caller built the model from the checkpoint's trainable tensors; here the optimizer
+    // moments, the step, the data position and the RNG come back.
+    for (const name of names) {
+      if (!r.m.get(name) || !r.v.get(name)) throw new SeqtuneError(`--resume ${r.dir}: checkpoint lacks optimizer state for ${name}`, 'ERR_IO');
+    }
+    state = r.state;
+  }
+  for (const name of names) {
+    const p = params.get(name)!;
+    m.set(name, run.resume?.m.get(name) ?? zeros(p.shape, { dtype: 'f32', device: model.device }));
+    v.set(name, run.resume?.v.get(name) ?? zeros(p.shape, { dtype: 'f32', device: model.device }));
+  }
+  if (run.resume) {
+    train.restore(state.data);
+    run.rng = Rng.from(state.rng);
+  }
+
+  const save = async () => {
+    if (run.checkpoints === false) return;
+    state.data = train.state();
+    state.rng = run.rng.state();
+    await sync(model.device);
+    await saveCheckpoint(run.out, state, params, { m, v }, config.keepCheckpoints);
+  };
+
+  let lastSaved = state.step;
+  let stopped: TrainingResult['stopped'] = 'done';
+  let windowStart = Date.now();
+  let windowTokens = 0;
+  while (state.step < total) {
+    // 1. the step's micro-batches, crossing into the next epoch when one runs out
+    const micro: Batch[] = [];
+    while (micro.length < config.gradAccum) {
+      let batch = train.next();
+      if (!batch) {
+        if (config.maxSteps === undefined && train.epoch + 1 >= Math.ceil(config.epochs)) break;
+        train.nextEpoch();
+        batch = train.next();
+        if (!batch) break;
+      }
+      micro.push(batch);
+    }
+    if (micro.length === 0) break;
+    const labelTokens = micro.reduce((s, b) => s + b.numLabelTokens, 0);
+    const step = state.step + 1;
+    const lr = learningRate(schedule, step);
+
+    // 2-4. gradients, norm, check, update
+    const grads = new Map<string, Tensor>();
+    const { loss, norm } = await scope(async () => {
+      let lossSum = 0;
+      for (const batch of micro) {
+        const inner = scope(() => {
+          const result = model.forward(toDevice(batch, model.device), run.rng);
+          model.backward(result, labelTokens > 0 ? 1 / labelTokens : 0, (name, g) => {
+            const acc = grads.get(name);
+            if (acc) {
+              addInplace(acc, g);
+            } else {
+              grads.set(name, g);
+              keep(g);
+            }
+          });
+          return result.loss.loss;
+        });
+        lossSum += await inner.item();
+        inner.dispose();
+      }
+      const normT = gradNorm(names.map((n) => grads.get(n)!));
+      const normValue = await normT.item();
+      const lossValue = labelTokens > 0 ? lossSum / labelTokens : 0;
+      if (!Number.isFinite(lossValue) || !Number.isFinite(normValue)) {
+        throw new SeqtuneError(
+          `step ${step}: the ${Number.isFinite(lossValue) ? 'gradient norm' : 'loss'} is ${Number.isFinite(lossValue) ? normValue : lossValue}; ` +
+            `stopped before updating, the last good checkpoint is kept (step ${lastSaved}); try a lower learning rate`,
+          'ERR_NON_FINITE',
+        );
+      }
+      adamw(
+        names.map((n) => params.get(n)!),
+        names.map((n) => grads.get(n)!),
+        names.map((n) => m.get(n)!),
+        names.map((n) => v.get(n)!),
+        {
+          lr,
+          beta1: config.optimizer.beta1,
+          beta2: config.optimizer.beta2,
+          eps: config.optimizer.eps,
+          weightDecay: config.optimizer.weightDecay,
+          step,
+          maxGradNorm: config.maxGradNorm,
+          gradNorm: config.maxGradNorm > 0 ? normT : undefined,
+        },
+      );
+      await sync(model.device);
+      return { loss: lossValue, norm: normValue };
+    }).finally(() => {
+      for (const g of grads.values()) g.dispose();
+    });
+
+    const stepTokens = micro.reduce((s, b) => s + b.inputIds.length, 0);
+    state.step = step;
+    state.tokens += stepTokens;
+    state.losses.push({ step, loss });
+    windowTokens += stepTokens;
+    const now = Date.now();
+    const mem = memoryStats(model.device);
+    const metrics: StepMetrics = {
+      step,
+      epoch: train.epoch,
+      loss,
+      lr,
+      gradNorm: norm,
+      tokens: state.tokens,
+      tokensPerSec: windowTokens / Math.max(1e-3, (now - windowStart) / 1000),
+      elapsedSec: (now - started) / 1000,
+      memoryBytes: mem.bytesInUse,
+      peakMemoryBytes: mem.peakBytes,
+    };
+    if (run.dev && run.dev.length > 0 && (step % config.evalEvery === 0 || step === total)) {
+      metrics.devLoss = await evaluateLoss(model, run.dev);
+      state.devLosses.push({ step, loss: metrics.devLoss });
+    }
+    run.onStep?.(metrics);
+    if (now - windowStart > 10_000) {
+      windowStart = now;
+      windowTokens = 0;
+    }
+    if (step % config.saveEvery === 0 || step === total) {
+      await save();
+      lastSaved = step;
+    }
+    if (run.signal?.aborted && step < total) {
+      await save();
+      stopped = 'interrupted';
+      break;
+    }
+  }
+  return {
+    steps: state.step,
+    totalSteps: total,
+    tokens: state.tokens,
+    finalLoss: state.losses.length ? state.losses[state.losses.length - 1].loss : NaN,
+    losses: state.losses,
+    devLosses: state.devLosses,
+    stopped,
+    wallSeconds: (Date.now() - started) / 1000,
+  };
+}
