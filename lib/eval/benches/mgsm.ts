@@ -1,0 +1,152 @@
+/**
+ * MGSM 8-shot (sit-paper.md §5) on the authors' layout: `test/<lang>.jsonl` (250 lines of
+ * {question, answer_number}) and `examples/<lang>.jsonl` (exactly 8 chain-of-thought exemplars,
+ * index-aligned with `examples/en.jsonl`). --data is one test file or the folder holding test/ and
+ * examples/ (every language found in test/).
+ *
+ * The prompt reproduces the authors' run_eval.py chat format exactly, quirks included:
+ * - mode prefix P: cot-en "First, let's think step-by-step about the question in English. Then,
+ *   answer the question, " or trans-cot "First, let's translate the question to English. Then,
+ *   think step-by-step about the question. Finally, answer the question, ";
+ * - demo i = P + "Question: " + <exemplar question of the language, which already starts with its
+ *   own label, e.g. "Frage: "> + "\nAnswer: " + response, where response is the ENGLISH exemplar's
+ *   rationale cut before its last "The answer is", then "\nThe Answer is: " + number; trans-cot
+ *   puts "Translation the question into English:\n" + <English question> + "\n" before it;
+ * - user turn = demos joined by "\n\n", then "\n\n" + P + "Question: " + <test question>;
+ * - the assistant turn starts with " Answer:".
+ * Score: exact match of the last number in the output (numbers.ts).
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { SeqtuneError } from '../../errors';
+import { BenchDefinition, BenchOptions, EvalItem } from '../bench';
+import { asObject, dataError, numberField, readJsonRecords, SourcedValue, stringField } from '../files';
+import { extractLastNumber, numbersMatch } from '../numbers';
+
+export const MGSM_LANGS = ['en', 'es', 'fr', 'de', 'ru', 'zh', 'ja', 'th', 'sw', 'bn', 'te'] as const;
+
+export const MGSM_PREFIXES = {
+  'cot-en': "First, let's think step-by-step about the question in English. Then, answer the question, ",
+  'trans-cot': "First, let's translate the question to English. Then, think step-by-step about the question. Finally, answer the question, ",
+} as const;
+
+export type MgsmMode = keyof typeof MGSM_PREFIXES;
+
+const SHOTS = 8;
+
+export interface MgsmItem extends EvalItem {
+  gold: string;
+  lang: string;
+  question: string;
+  answerNumber: number;
+  mode: MgsmMode;
+  /** the joined demonstrations, or why they could not be read (only generation needs them) */
+  demos: { text: string } | { missing: string };
+}
+
+export function parseMgsmMode(mode: string | undefined): MgsmMode {
+  if (mode === undefined) return 'cot-en';
+  if (mode in MGSM_PREFIXES) return mode as MgsmMode;
+  throw new SeqtuneError(`unknown MGSM mode '${mode}' (one of: ${Object.keys(MGSM_PREFIXES).join(', ')})`, 'ERR_ARGUMENT');
+}
+
+interface Exemplar {
+  question: string;
+  answer: string;
+  answerNumber: number;
+  line: number;
+}
+
+async function readExemplars(file: string): Promise<Exemplar[]> {
+  const records: SourcedValue[] = await readJsonRecords(file);
+  if (records.length !== SHOTS) throw dataError(file, records.length === 0 ? 1 : records[records.length - 1].line, `expected exactly ${SHOTS} exemplars, found ${records.length}`);
+  return records.map(({ value, line }) => {
+    const obj = asObject(value, file, line);
+    return { question: stringField(obj, 'question', file, line), answer: stringField(obj, 'answer', file, line), answerNumber: numberField(obj, 'answer_number', file, line), line };
+  });
+}
+
+/** The authors cut the English rationale before its last "The answer is" and restate the number. */
+function rationale(en: Exemplar, file: string): string {
+  const at = en.answer.lastIndexOf('The answer is');
+  if (at === -1) throw dataError(file, en.line, "English exemplar answer has no 'The answer is'");
+  return en.answer.slice(0, at).trim();
+}
+
+async function buildDemos(examplesDir: string, lang: string, mode: MgsmMode): Promise<string> {
+  const enFile = join(examplesDir, 'en.jsonl');
+  const langFile = join(examplesDir, `${lang}.jsonl`);
+  const en = await readExemplars(enFile);
+  const local = lang === 'en' ? en : await readExemplars(langFile);
+  const prefix = MGSM_PREFIXES[mode];
+  return local
+    .map((ex, i) => {
+      // index alignment with English is what lets the English rationale stand for this language's question
+      if (!numbersMatch(ex.answerNumber, en[i].answerNumber)) {
+        throw dataError(langFile, ex.line, `exemplar ${i} answers ${ex.answerNumber} but English exemplar ${i} answers ${en[i].answerNumber}: files not index-aligned`);
+      }
+      const translation = mode === 'trans-cot' ? `Translation the question into English:\n${en[i].question}\n` : '';
+      const response = `${translation}${rationale(en[i], enFile)}\nThe Answer is: ${ex.answerNumber}`;
+      return `${prefix}Question: ${ex.question}\nAnswer: ${response}`;
+    })
+    .join('\n\n');
+}
+
+async function demosFor(examplesDir: string, lang: string, mode: MgsmMode): Promise<MgsmItem['demos']> {
+  if (!(await stat(examplesDir).catch(() => null))?.isDirectory()) {
+    return { missing: `MGSM exemplars not found: expected ${examplesDir}/${lang}.jsonl and en.jsonl next to the test folder` };
+  }
+  return { text: await buildDemos(examplesDir, lang, mode) };
+}
+
+async function readTestFile(file: string, mode: MgsmMode, prefixIds: boolean): Promise<MgsmItem[]> {
+  const lang = basename(file).replace(/\.jsonl$/, '');
+  if (!(MGSM_LANGS as readonly string[]).includes(lang)) {
+    throw new SeqtuneError(`cannot tell the MGSM language of ${file}: expected test/<lang>.jsonl with lang one of ${MGSM_LANGS.join(', ')}`, 'ERR_ARGUMENT');
+  }
+  const demos = await demosFor(join(dirname(dirname(file)), 'examples'), lang, mode);
+  return (await readJsonRecords(file)).map(({ value, line, index }) => {
+    const obj = asObject(value, file, line);
+    const answerNumber = numberField(obj, 'answer_number', file, line);
+    return {
+      id: prefixIds ? `${lang}/${index}` : String(index),
+      file,
+      line,
+      group: lang,
+      gold: String(answerNumber),
+      lang,
+      question: stringField(obj, 'question', file, line),
+      answerNumber,
+      mode,
+      demos,
+    };
+  });
+}
+
+async function read(dataPath: string, options: BenchOptions): Promise<MgsmItem[]> {
+  const mode = parseMgsmMode(options.mode);
+  if (!(await stat(dataPath).catch(() => null))?.isDirectory()) return readTestFile(dataPath, mode, false);
+  const testDir = join(dataPath, 'test');
+  const present = new Set(await readdir(testDir).catch(() => [] as string[]));
+  const langs = MGSM_LANGS.filter((l) => present.has(`${l}.jsonl`));
+  if (langs.length === 0) throw new SeqtuneError(`no MGSM test/<lang>.jsonl files under ${dataPath}`, 'ERR_ARGUMENT');
+  const items: MgsmItem[] = [];
+  for (const lang of langs) items.push(...(await readTestFile(join(testDir, `${lang}.jsonl`), mode, true)));
+  return items;
+}
+
+export const mgsmBench: BenchDefinition<MgsmItem> = {
+  description: 'MGSM 8-shot (cot-en or trans-cot): exact match of the last number, per language',
+  read,
+  prompt(item) {
+    if ('missing' in item.demos) throw new SeqtuneError(item.demos.missing, 'ERR_DATA');
+    const prefix = MGSM_PREFIXES[item.mode];
+    return { user: `${item.demos.text}\n\n${prefix}Question: ${item.question}`, assistantPrefix: ' Answer:' };
+  },
+  score(item, output) {
+    const number = extractLastNumber(output);
+    return { extracted: number?.text ?? null, correct: number !== null && numbersMatch(number.value, item.answerNumber), followed: null };
+  },
+  maxNewTokens: 512,
+  averages: { all: MGSM_LANGS, 'non-en': MGSM_LANGS.filter((l) => l !== 'en') },
+};

@@ -1,0 +1,25 @@
+/** The evaluation API: benches, runs, scoring of existing outputs, comparisons and the SeqEval judge. */
+export type { BenchDefinition, BenchOptions, EvalItem, ItemScore } from './bench';
+export { benchNames, registerBench } from './bench';
+export { resolveBench } from './benches';
+export { CSQA_REPEAT_INSTRUCTION, parseChoice, scoreCsqa } from './benches/csqa';
+export { MGSM_LANGS, MGSM_PREFIXES, parseMgsmMode } from './benches/mgsm';
+export type { MgsmMode } from './benches/mgsm';
+export { scoreXquad, XQUAD_BASE_LANGS, XQUAD_MARKERS, XQUAD_TRANS_LANGS } from './benches/xquad';
+export { compareRuns, formatComparison, pairedBootstrap } from './compare';
+export type { BootstrapOptions, BootstrapResult, MetricComparison, RunComparison } from './compare';
+export type { GenerateOptions, Generator, LoadGenerator } from './generator';
+export { formatJudgeSummary, judgeSeqEval, JUDGE_FILE, JUDGE_SUMMARY_FILE } from './judge/seqeval-judge';
+export type { FollowCounts, JudgeSeqEvalOptions, JudgeSummary, PairCounts } from './judge/seqeval-judge';
+export { JUDGE_KEY_ENV } from './judge/client';
+export { extractLastNumber, numbersMatch, parseGoldNumber } from './numbers';
+export { readPredictions, scorePredictions } from './predictions';
+export type { ScorePredictionsOptions, ScorePredictionsResult } from './predictions';
+export { RESULTS_FILE, SUMMARY_FILE } from './results';
+export type { ResultRecord } from './results';
+export { runEval } from './run';
+export type { RunEvalOptions, RunEvalResult } from './run';
+export { formatSummary } from './summary';
+export type { EvalSummary, Metrics } from './summary';
+export { EVAL_TEMPLATES, parseTemplate, renderPrompt } from './template';
+export type { EvalTemplate, PromptParts } from './template';
