@@ -1,0 +1,56 @@
+// Inverted dropout. The mask is never stored: element i's keep decision is dropoutKeep(seed,
+// offset, i, p), so the backward (this same op applied to dy) regenerates it exactly, on any
+// device and thread count.
+#include <cmath>
+#include <cstring>
+
+#include "native/ops/op_util.h"
+#include "native/runtime/philox.h"
+#include "native/runtime/thread_pool.h"
+
+namespace seqtune {
+
+namespace {
+
+constexpr int64_t kGrain = 1 << 14;
+
+uint64_t counterAttr(const OpCall& call, const char* name) {
+  const int64_t v = call.attrs.integer(name);
+  if (v < 0) fail(code::kArgument, call.op, ": ", name, " must be a non-negative integer, got ", v);
+  return static_cast<uint64_t>(v);
+}
+
+OpPlan buildDropout(const OpCall& call) {
+  const TensorPtr& x = input(call, 0, "x");
+  expectFloat(call, *x, "x");
+  const double p = call.attrs.number("p");
+  if (!(p >= 0 && p < 1)) fail(code::kArgument, call.op, ": p must be in [0, 1), got ", p);
+  const uint64_t seed = counterAttr(call, "seed");
+  const uint64_t offset = counterAttr(call, "offset");
+  expectCpu(call);
+  TensorPtr out = Tensor::empty(call.device, x->shape(), x->dtype());
+  if (p == 0) {
+    return {{out}, {}, [x, out] { std::memcpy(out->raw(), x->raw(), x->nbytes()); }};
+  }
+  return {{out}, {}, [x, out, p, seed, offset] {
+            withComputeType(x->dtype(), [&](auto zero) {
+              using T = decltype(zero);
+              HostIn<T> in(*x);
+              HostOut<T> o(*out, false);
+              const T scale = static_cast<T>(1.0 / (1.0 - p));
+              const float pf = static_cast<float>(p);
+              parallelFor(out->numel(), kGrain, [&](int64_t begin, int64_t end) {
+                for (int64_t i = begin; i < end; ++i) {
+                  o[i] = dropoutKeep(seed, offset, static_cast<uint64_t>(i), pf) ? in[i] * scale : T(0);
+                }
+              });
+              o.commit();
+            });
+          }};
+}
+
+}  // namespace
+
+REGISTER_OP("dropout", buildDropout);
+
+}  // namespace seqtune

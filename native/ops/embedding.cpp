@@ -1,0 +1,115 @@
+// Token embedding lookup and its scatter-add backward. Token ids live in device memory, so their
+// range is checked on the device thread, before any row is read or written.
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "native/ops/op_util.h"
+#include "native/runtime/thread_pool.h"
+
+namespace seqtune {
+
+namespace {
+
+// Throws ERR_INDEX (a rejected read-back) naming the first id outside [0, vocab).
+void checkIds(const char* op, const Tensor& ids, int64_t vocab, const std::string& table) {
+  const int32_t* id = ids.data<int32_t>();
+  for (int64_t t = 0; t < ids.numel(); ++t) {
+    if (id[t] < 0 || id[t] >= vocab) {
+      fail(code::kIndex, op, ": token id ", id[t], " at position ", t, " is out of range [0, ", vocab, ") for table ",
+           table);
+    }
+  }
+}
+
+std::string tableName(DType dtype, const Shape& shape) { return str(dtypeName(dtype), shapeString(shape)); }
+
+void expectIds(const OpCall& call, const Tensor& ids) {
+  expectDtype(call, ids, "ids", {DType::I32});
+  expectRank(call, ids, "ids", 1);
+}
+
+// Rows are copied as raw bytes: exact in every dtype, and no f32 copy of a large bf16 table.
+OpPlan buildEmbedding(const OpCall& call) {
+  const TensorPtr& ids = input(call, 0, "ids");
+  const TensorPtr& table = input(call, 1, "table");
+  expectIds(call, *ids);
+  expectFloat(call, *table, "table");
+  expectRank(call, *table, "table", 2);
+  expectCpu(call);
+  TensorPtr out = Tensor::empty(call.device, {ids->dim(0), table->dim(1)}, table->dtype());
+  return {{out}, {}, [op = call.op, ids, table, out] {
+            checkIds(op, *ids, table->dim(0), tableName(table->dtype(), table->shape()));
+            const size_t rowBytes = static_cast<size_t>(table->dim(1)) * dtypeSize(table->dtype());
+            const int32_t* id = ids->data<int32_t>();
+            const char* src = static_cast<const char*>(table->raw());
+            char* dst = static_cast<char*>(out->raw());
+            parallelFor(ids->numel(), std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(rowBytes, 1)),
+                        [&](int64_t begin, int64_t end) {
+                          for (int64_t t = begin; t < end; ++t) {
+                            std::memcpy(dst + t * rowBytes, src + static_cast<size_t>(id[t]) * rowBytes, rowBytes);
+                          }
+                        });
+          }};
+}
+
+// dtable[v] = Σ dout[t] over the tokens t with id v, summed in token order. Tokens are grouped by
+// id with a stable sort and each distinct id's row is owned by one range, so the result does not
+// depend on the thread count; untouched rows stay zero.
+template <typename T>
+void scatterAdd(const Tensor& dout, const Tensor& ids, const Tensor& dtable) {
+  const int64_t tokens = ids.numel(), cols = dout.dim(1);
+  const int32_t* id = ids.data<int32_t>();
+  std::vector<int64_t> order(static_cast<size_t>(tokens));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return id[a] < id[b]; });
+  std::vector<int64_t> groupStart;  // offsets into `order` where a new id begins, plus the end
+  for (int64_t i = 0; i < tokens; ++i) {
+    if (i == 0 || id[order[i]] != id[order[i - 1]]) groupStart.push_back(i);
+  }
+  groupStart.push_back(tokens);
+  std::memset(dtable.raw(), 0, dtable.nbytes());
+  HostIn<T> g(dout);
+  const size_t rowBytes = static_cast<size_t>(cols) * dtypeSize(dtable.dtype());
+  char* dst = static_cast<char*>(dtable.raw());
+  const int64_t groups = static_cast<int64_t>(groupStart.size()) - 1;
+  parallelFor(groups, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(cols, 1)), [&](int64_t begin, int64_t end) {
+    std::vector<T> acc(static_cast<size_t>(cols));
+    for (int64_t k = begin; k < end; ++k) {
+      std::fill(acc.begin(), acc.end(), T(0));
+      for (int64_t i = groupStart[k]; i < groupStart[k + 1]; ++i) {
+        const T* row = g.data() + order[i] * cols;
+        for (int64_t c = 0; c < cols; ++c) acc[c] += row[c];
+      }
+      convertTo<T>(dtable.dtype(), acc.data(), dst + static_cast<size_t>(id[order[groupStart[k]]]) * rowBytes, cols);
+    }
+  });
+}
+
+OpPlan buildEmbeddingBackward(const OpCall& call) {
+  const TensorPtr& dout = input(call, 0, "dout");
+  const TensorPtr& ids = input(call, 1, "ids");
+  expectFloat(call, *dout, "dout");
+  expectRank(call, *dout, "dout", 2);
+  expectIds(call, *ids);
+  if (ids->dim(0) != dout->dim(0)) {
+    failShape(call, str("ids (", ids->describe(), ") must have one id per row of dout (", dout->describe(), ")"));
+  }
+  const int64_t vocab = call.attrs.integer("vocabSize");
+  if (vocab < 1 || vocab > (int64_t(1) << 31)) {
+    fail(code::kArgument, call.op, ": vocabSize must be an integer in [1, 2^31], got ", vocab);
+  }
+  expectCpu(call);
+  TensorPtr dtable = Tensor::empty(call.device, {vocab, dout->dim(1)}, dout->dtype());
+  return {{dtable}, {}, [op = call.op, dout, ids, dtable] {
+            checkIds(op, *ids, dtable->dim(0), tableName(dtable->dtype(), dtable->shape()));
+            withComputeType(dout->dtype(), [&](auto zero) { scatterAdd<decltype(zero)>(*dout, *ids, *dtable); });
+          }};
+}
+
+}  // namespace
+
+REGISTER_OP("embedding", buildEmbedding);
+REGISTER_OP("embeddingBackward", buildEmbeddingBackward);
+
+}  // namespace seqtune
