@@ -1,0 +1,99 @@
+// crossEntropy and crossEntropyBackward over materialised logits [T, V]. Rows are independent, so
+// threads split rows; the loss is then summed over rows in row order (thread-count independent).
+#include "native/ops/loss_common.h"
+#include "native/runtime/thread_pool.h"
+
+namespace seqtune {
+
+namespace {
+
+void expectLogits(const OpCall& call, const Tensor& logits) {
+  expectFloat(call, logits, "logits");
+  expectRank(call, logits, "logits", 2);
+  if (logits.dim(1) < 1) failShape(call, "logits " + logits.describe() + " needs a non-empty vocabulary");
+}
+
+// crossEntropy([logits, labels], {ignoreIndex, reduction}) -> [loss, lse, count]
+OpPlan buildCrossEntropy(const OpCall& call) {
+  const TensorPtr& logits = input(call, 0, "logits");
+  const TensorPtr& labels = input(call, 1, "labels");
+  expectLogits(call, *logits);
+  loss::expectLabels(call, *labels, logits->dim(0));
+  loss::Options o = loss::options(call);
+  expectCpu(call);
+  DType stats = loss::statsDtype(logits->dtype());
+  TensorPtr lossOut = Tensor::empty(call.device, {1}, stats);
+  TensorPtr lse = Tensor::empty(call.device, {logits->dim(0)}, stats);
+  TensorPtr count = Tensor::empty(call.device, {1}, stats);
+  const char* op = call.op;
+  return {{lossOut, lse, count}, {}, [=] {
+            const int64_t rows = logits->dim(0), vocab = logits->dim(1);
+            const int32_t* label = labels->data<int32_t>();
+            loss::checkLabels(op, label, rows, vocab, o.ignoreIndex);
+            withComputeType(logits->dtype(), [&](auto zero) {
+              using T = decltype(zero);
+              HostIn<T> x(*logits);
+              T* lseOut = lse->data<T>();
+              std::vector<double> rowLoss(static_cast<size_t>(rows), 0.0);
+              parallelFor(rows, loss::rowGrain(vocab), [&](int64_t begin, int64_t end) {
+                for (int64_t r = begin; r < end; ++r) {
+                  const T* row = x.data() + r * vocab;
+                  T m = row[0];
+                  for (int64_t j = 1; j < vocab; ++j) m = std::max(m, row[j]);
+                  T s = 0;
+                  for (int64_t j = 0; j < vocab; ++j) s += std::exp(row[j] - m);
+                  T l = m + std::log(s);
+                  lseOut[r] = l;
+                  if (!loss::ignored(label[r], o)) rowLoss[r] = static_cast<double>(l - row[label[r]]);
+                }
+              });
+              loss::writeLoss<T>(rowLoss, label, o, *lossOut, *count);
+            });
+          }};
+}
+
+// crossEntropyBackward([logits, labels, lse, count], {ignoreIndex, reduction, gradScale}) -> [dlogits]
+OpPlan buildCrossEntropyBackward(const OpCall& call) {
+  const TensorPtr& logits = input(call, 0, "logits");
+  const TensorPtr& labels = input(call, 1, "labels");
+  const TensorPtr& lse = input(call, 2, "lse");
+  const TensorPtr& count = input(call, 3, "count");
+  expectLogits(call, *logits);
+  loss::expectLabels(call, *labels, logits->dim(0));
+  loss::expectStats(call, *lse, *count, logits->dim(0));
+  loss::Options o = loss::options(call);
+  double scale = loss::gradScale(call);
+  expectCpu(call);
+  TensorPtr dlogits = Tensor::empty(call.device, logits->shape(), logits->dtype());
+  const char* op = call.op;
+  return {{dlogits}, {}, [=] {
+            const int64_t rows = logits->dim(0), vocab = logits->dim(1);
+            const int32_t* label = labels->data<int32_t>();
+            loss::checkLabels(op, label, rows, vocab, o.ignoreIndex);
+            withComputeType(logits->dtype(), [&](auto zero) {
+              using T = decltype(zero);
+              HostIn<T> x(*logits), l(*lse), n(*count);
+              HostOut<T> d(*dlogits, false);
+              const T coef = static_cast<T>(loss::gradCoef(o, scale, static_cast<double>(n[0])));
+              parallelFor(rows, loss::rowGrain(vocab), [&](int64_t begin, int64_t end) {
+                for (int64_t r = begin; r < end; ++r) {
+                  T* out = d.data() + r * vocab;
+                  if (loss::ignored(label[r], o)) {
+                    std::fill(out, out + vocab, T(0));
+                    continue;
+                  }
+                  std::copy(x.data() + r * vocab, x.data() + (r + 1) * vocab, out);
+                  loss::rowGradient(out, vocab, label[r], l[r], coef);
+                }
+              });
+              d.commit();
+            });
+          }};
+}
+
+}  // namespace
+
+REGISTER_OP("crossEntropy", buildCrossEntropy);
+REGISTER_OP("crossEntropyBackward", buildCrossEntropyBackward);
+
+}  // namespace seqtune
