@@ -185,7 +185,7 @@ export interface RmsnormResult {
   out: Tensor;
   /** x + residual (x itself when no residual): the residual stream after this add */
   sum: Tensor;
-  /** f32 [rows]: 1/sqrt(mean(sum²) + eps) */
+  /** f32 [rows] (f64 for f64 input): 1/sqrt(mean(sum²) + eps) */
   rstd: Tensor;
 }
 
@@ -262,7 +262,7 @@ export interface DropoutOptions {
   offset: number;
 }
 
-/** Inverted dropout: element i is kept when Philox(seed, offset, i) ≥ p, then scaled by 1/(1-p). */
+/** Inverted dropout: element i is kept when Philox(seed, offset, i) > p, then scaled by 1/(1-p). */
 export function dropout(x: Tensor, options: DropoutOptions): Tensor {
   return run('dropout', [x], { ...options })[0];
 }
@@ -289,12 +289,13 @@ export interface CrossEntropyOptions {
   reduction?: 'mean' | 'sum';
 }
 
+/** f32 (f64 when the inputs are f64, so gradient checks can differentiate the loss itself). */
 export interface LossResult {
-  /** f32 [1] */
+  /** [1] */
   loss: Tensor;
-  /** f32 [T]: log-sum-exp per row, for the backward */
+  /** [T]: log-sum-exp per row, for the backward */
   lse: Tensor;
-  /** f32 [1]: number of non-ignored labels */
+  /** [1]: number of non-ignored labels */
   count: Tensor;
 }
 
@@ -322,7 +323,7 @@ export function crossEntropyBackward(
 }
 
 /**
- * LM head and loss together: cross-entropy of h [T, C] · Wᵀ (W [V, C]) against labels, computed
+ * LM head and loss together (h and W may differ in dtype): cross-entropy of h [T, C] · Wᵀ (W [V, C]) against labels, computed
  * over vocabulary chunks so the [T, V] logits are never stored.
  */
 export function linearCrossEntropy(
@@ -370,7 +371,8 @@ export interface LoraOptions {
 
 /**
  * y = x·Wᵀ + bias + scale · (dropout(x)·Aᵀ)·Bᵀ with x [T, in], W [out, in], A [r, in], B [out, r].
- * Returns y and xa = dropout(x)·Aᵀ [T, r] for the backward.
+ * Returns y and xa = dropout(x)·Aᵀ [T, r] for the backward. Dtypes may mix (bf16 base weights with
+ * f32 adapters): y takes x's dtype, xa takes A's.
  */
 export function loraLinear(x: Tensor, weight: Tensor, a: Tensor, b: Tensor, options: LoraOptions): { out: Tensor; xa: Tensor } {
   const [out, xa] = run('loraLinear', [x, weight, a, b, options.bias], loraAttrs(options));

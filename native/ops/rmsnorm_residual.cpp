@@ -35,7 +35,7 @@ void forward(const Tensor& x, const Tensor* residual, const Tensor& weight, doub
   std::optional<HostIn<T>> res;
   if (residual) res.emplace(*residual);
   HostOut<T> o(out, false), s(sum, false);
-  HostOut<float> r(rstd, false);
+  HostOut<T> r(rstd, false);
   parallelFor(rows, rowGrain(cols), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t base = row * cols;
@@ -46,7 +46,7 @@ void forward(const Tensor& x, const Tensor* residual, const Tensor& weight, doub
         squares += static_cast<double>(v) * static_cast<double>(v);
       }
       const double scale = 1.0 / std::sqrt(squares / static_cast<double>(cols) + eps);
-      r[row] = static_cast<float>(scale);
+      r[row] = static_cast<T>(scale);
       for (int64_t c = 0; c < cols; ++c) o[base + c] = s[base + c] * static_cast<T>(scale) * w[c];
     }
   });
@@ -61,7 +61,7 @@ void backward(const Tensor& dout, const Tensor& sum, const Tensor& weight, const
   const int64_t cols = dout.dim(-1);
   const int64_t rows = dout.numel() / cols;
   HostIn<T> g(dout), s(sum), w(weight);
-  HostIn<float> r(rstd);
+  HostIn<T> r(rstd);
   std::optional<HostIn<T>> ds;
   if (dsum) ds.emplace(*dsum);
   HostOut<T> d(dx, false);
@@ -124,7 +124,8 @@ OpPlan buildForward(const OpCall& call) {
   expectCpu(call);
   TensorPtr out = Tensor::empty(call.device, x->shape(), x->dtype());
   TensorPtr sum = Tensor::empty(call.device, x->shape(), x->dtype());
-  TensorPtr rstd = Tensor::empty(call.device, {x->numel() / cols}, DType::F32);
+  // f64 inputs keep rstd in f64 so whole-model float64 gradient checks stay exact.
+  TensorPtr rstd = Tensor::empty(call.device, {x->numel() / cols}, x->dtype() == DType::F64 ? DType::F64 : DType::F32);
   return {{out, sum, rstd}, {}, [x, residual, weight, eps, out, sum, rstd] {
             withComputeType(x->dtype(), [&](auto zero) {
               forward<decltype(zero)>(*x, residual.get(), *weight, eps, *out, *sum, *rstd);
@@ -143,7 +144,7 @@ OpPlan buildBackward(const OpCall& call) {
   expectSameShape(call, *dout, "dout", *sum, "sum");
   expectSameDtype(call, *dout, "dout", *weight, "weight");
   expectShape(call, *weight, "weight", {cols});
-  expectDtype(call, *rstd, "rstd", {DType::F32});
+  expectDtype(call, *rstd, "rstd", {DType::F32, DType::F64});
   expectShape(call, *rstd, "rstd", {dout->numel() / cols});
   if (dsum) {
     expectSameDtype(call, *dout, "dout", *dsum, "dsum");

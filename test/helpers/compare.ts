@@ -44,7 +44,7 @@ export function mismatch(
 
 /** Asserts closeness with a readable message (tap's t.ok with the first mismatch). */
 export function assertClose(
-  t: { ok(value: unknown, message?: string): void },
+  t: { ok(value: unknown, message: string): unknown },
   got: ArrayLike<number>,
   want: ArrayLike<number>,
   tol: { atol: number; rtol: number },
