@@ -3,24 +3,17 @@
  * knows its position, so a checkpoint can record it and a resumed run continues mid-epoch with the
  * very next batch.
  */
+import type { Batch } from '../data/batch';
+import { BatchLoader, LoaderOptions, LoaderState } from '../data/loader';
+import { TokenizedDataset } from '../data/tokenize';
 import type { DeviceBatch } from '../model/llama';
 import { tensor } from '../tensor';
 
-export interface Batch {
-  inputIds: Int32Array;
-  /** aligned with inputIds: row i predicts labels[i]; -100 = no loss */
-  labels: Int32Array;
-  positionIds: Int32Array;
-  cuSeqlens: Int32Array;
-  numLabelTokens: number;
-  numDocuments: number;
-}
+export type { Batch };
 
 export interface BatchStream {
-  /** the next micro-batch of the current epoch, or null when the epoch is exhausted */
-  next(): Batch | null;
-  /** starts the next epoch (its own deterministic order) */
-  nextEpoch(): void;
+  /** the next micro-batch; after an epoch's last batch the next epoch (a new order) begins */
+  next(): Batch;
   readonly epoch: number;
   batchesPerEpoch(): number;
   /** JSON-serialisable position */
@@ -28,40 +21,20 @@ export interface BatchStream {
   restore(state: unknown): void;
 }
 
-/** A stream over batches computed per epoch by a deterministic function (e.g. shuffle by seed + epoch). */
-export class EpochBatchStream implements BatchStream {
-  private current: Batch[];
-  private index = 0;
-  epoch = 0;
-
-  constructor(private readonly batchesOf: (epoch: number) => Batch[]) {
-    this.current = batchesOf(0);
-  }
-
-  next(): Batch | null {
-    return this.index < this.current.length ? this.current[this.index++] : null;
-  }
-
-  nextEpoch(): void {
-    this.epoch++;
-    this.current = this.batchesOf(this.epoch);
-    this.index = 0;
-  }
-
-  batchesPerEpoch(): number {
-    return this.current.length;
-  }
-
-  state(): unknown {
-    return { epoch: this.epoch, index: this.index };
-  }
-
-  restore(state: unknown): void {
-    const s = state as { epoch: number; index: number };
-    this.epoch = s.epoch;
-    this.current = this.batchesOf(s.epoch);
-    this.index = s.index;
-  }
+/** The data pipeline's BatchLoader as a resumable stream. */
+export function loaderStream(dataset: TokenizedDataset, options: LoaderOptions): BatchStream {
+  let loader = new BatchLoader(dataset, options);
+  return {
+    next: () => loader.next(),
+    get epoch() {
+      return loader.epoch;
+    },
+    batchesPerEpoch: () => loader.batchesInEpoch,
+    state: () => loader.state(),
+    restore: (state) => {
+      loader = new BatchLoader(dataset, options, state as LoaderState);
+    },
+  };
 }
 
 export function toDevice(batch: Batch, device: string): DeviceBatch {

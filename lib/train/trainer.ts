@@ -131,19 +131,9 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
   let windowStart = Date.now();
   let windowTokens = 0;
   while (state.step < total) {
-    // 1. the step's micro-batches, crossing into the next epoch when one runs out
+    // 1. the step's micro-batches (the stream moves on to the next epoch by itself)
     const micro: Batch[] = [];
-    while (micro.length < config.gradAccum) {
-      let batch = train.next();
-      if (!batch) {
-        if (config.maxSteps === undefined && train.epoch + 1 >= Math.ceil(config.epochs)) break;
-        train.nextEpoch();
-        batch = train.next();
-        if (!batch) break;
-      }
-      micro.push(batch);
-    }
-    if (micro.length === 0) break;
+    while (micro.length < config.gradAccum) micro.push(train.next());
     const labelTokens = micro.reduce((s, b) => s + b.numLabelTokens, 0);
     const step = state.step + 1;
     const lr = learningRate(schedule, step);

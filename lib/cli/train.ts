@@ -1,0 +1,118 @@
+import { SeqtuneError } from '../errors';
+import { linearNames, LinearName } from '../model/block';
+import { loadConfigFile, presets, resolveConfig, TrainConfig } from '../train/config';
+import { train } from '../train/train';
+import { Command, numberFlag, stringFlag, Values } from './command';
+
+type Layer = Parameters<typeof resolveConfig>[0][number];
+
+/** CLI flags as a config layer (only the flags given). */
+export function flagsToConfig(values: Values): Layer {
+  const n = (name: string) => numberFlag(values, name);
+  const s = (name: string) => stringFlag(values, name);
+  const layer: Record<string, unknown> = {};
+  const set = (key: string, value: unknown) => {
+    if (value !== undefined) layer[key] = value;
+  };
+  set('model', s('model'));
+  set('data', s('data')?.split(',').filter(Boolean));
+  set('out', s('out'));
+  set('dev', s('dev'));
+  set('valSize', n('val-size'));
+  if (values.full) layer.mode = 'full';
+  const lora: Record<string, unknown> = {};
+  if (n('lora-r') !== undefined) lora.r = n('lora-r');
+  if (n('lora-alpha') !== undefined) lora.alpha = n('lora-alpha');
+  if (n('lora-dropout') !== undefined) lora.dropout = n('lora-dropout');
+  if (values.rslora) lora.useRslora = true;
+  const targets = s('lora-targets');
+  if (targets) {
+    const list = targets.split(',').map((t) => t.trim().replace(/_proj$/, ''));
+    for (const t of list) {
+      if (!linearNames.includes(t as LinearName)) throw new SeqtuneError(`--lora-targets: unknown layer '${t}' (use ${linearNames.join(',')})`, 'ERR_ARGUMENT');
+    }
+    lora.targets = list;
+  }
+  if (Object.keys(lora).length) layer.lora = lora;
+  const optimizer: Record<string, unknown> = {};
+  for (const [flag, key] of [['lr', 'lr'], ['beta1', 'beta1'], ['beta2', 'beta2'], ['adam-eps', 'eps'], ['weight-decay', 'weightDecay']]) {
+    if (n(flag) !== undefined) optimizer[key] = n(flag);
+  }
+  if (Object.keys(optimizer).length) layer.optimizer = optimizer;
+  const schedule: Record<string, unknown> = {};
+  if (s('schedule')) schedule.kind = s('schedule');
+  if (n('warmup-steps') !== undefined) schedule.warmupSteps = n('warmup-steps');
+  if (n('warmup-ratio') !== undefined) schedule.warmupRatio = n('warmup-ratio');
+  if (Object.keys(schedule).length) layer.schedule = schedule;
+  set('epochs', n('epochs'));
+  set('maxSteps', n('max-steps'));
+  set('batchSize', n('batch-size'));
+  set('batchTokens', n('batch-tokens'));
+  set('gradAccum', n('grad-accum'));
+  set('maxLength', n('max-length'));
+  if (values['no-packing']) layer.packing = false;
+  set('lossMask', s('loss-mask'));
+  set('template', s('template'));
+  set('maxGradNorm', n('max-grad-norm'));
+  set('seed', n('seed'));
+  set('device', s('device'));
+  set('evalEvery', n('eval-every'));
+  set('saveEvery', n('save-every'));
+  set('keepCheckpoints', n('keep-checkpoints'));
+  set('logEvery', n('log-every'));
+  if (values['activation-checkpointing']) layer.activationCheckpointing = true;
+  return layer as Layer;
+}
+
+const str = { type: 'string' } as const;
+const bool = { type: 'boolean' } as const;
+
+export const trainCommand: Command = {
+  name: 'train',
+  summary: 'LoRA or full fine-tuning of a Hugging Face checkpoint on instruction data',
+  usage:
+    'seqtune train --model DIR --data FILE[,FILE] --out DIR [--config FILE.json|yaml] [--preset ' +
+    Object.keys(presets).join('|') +
+    '] [--full] [--lora-r N --lora-alpha N --lora-dropout P --lora-targets q,k,v,o,gate,up,down --rslora] ' +
+    '[--lr X --beta1 X --beta2 X --weight-decay X] [--schedule constant|linear|cosine --warmup-steps N|--warmup-ratio X] ' +
+    '[--epochs N|--max-steps N] [--batch-size N|--batch-tokens N] [--grad-accum N] [--max-length N] [--no-packing] ' +
+    '[--loss-mask response|all] [--template alpaca|tulu|chat] [--max-grad-norm X] [--seed N] [--device auto|cpu|cuda:N] ' +
+    '[--dev FILE|--val-size N] [--eval-every N] [--save-every N] [--keep-checkpoints N] [--activation-checkpointing] [--resume DIR]',
+  options: {
+    model: str, data: str, out: str, config: str, preset: str, full: bool, 'lora-r': str, 'lora-alpha': str,
+    'lora-dropout': str, 'lora-targets': str, rslora: bool, lr: str, beta1: str, beta2: str, 'adam-eps': str,
+    'weight-decay': str, schedule: str, 'warmup-steps': str, 'warmup-ratio': str, epochs: str, 'max-steps': str,
+    'batch-size': str, 'batch-tokens': str, 'grad-accum': str, 'max-length': str, 'no-packing': bool, 'loss-mask': str,
+    template: str, 'max-grad-norm': str, seed: str, device: str, dev: str, 'val-size': str, 'eval-every': str,
+    'save-every': str, 'keep-checkpoints': str, 'log-every': str, 'activation-checkpointing': bool, resume: str,
+  },
+  async run(values) {
+    const layers: Layer[] = [];
+    const preset = stringFlag(values, 'preset');
+    if (preset) layers.push({ preset });
+    const file = stringFlag(values, 'config');
+    if (file) layers.push(loadConfigFile(file));
+    layers.push(flagsToConfig(values));
+    const config: TrainConfig = resolveConfig(layers);
+    const controller = new AbortController();
+    let interrupts = 0;
+    const onInterrupt = () => {
+      interrupts++;
+      if (interrupts > 1) process.exit(130);
+      process.stderr.write('\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to quit at once)\n');
+      controller.abort();
+    };
+    process.on('SIGINT', onInterrupt);
+    try {
+      const outcome = await train(config, { resume: stringFlag(values, 'resume'), signal: controller.signal });
+      if (outcome.stopped === 'interrupted') {
+        console.error(`stopped at step ${outcome.steps}/${outcome.totalSteps}; continue with --resume ${config.out}`);
+        return 130;
+      }
+      console.log(`done: ${outcome.steps} steps, final loss ${outcome.finalLoss.toFixed(4)}, ${outcome.artifact ? `saved ${outcome.artifact}` : ''}`);
+      return 0;
+    } finally {
+      process.off('SIGINT', onInterrupt);
+    }
+  },
+};

@@ -1,0 +1,69 @@
+/**
+ * From a Hugging Face model directory to a trainable LlamaModel: config.json (checked), the weights
+ * (single file or shards, checked against the config before anything is read), the tokenizer, and
+ * optionally a PEFT adapter or fresh LoRA adapters.
+ */
+import { SeqtuneError } from '../errors';
+import { Rng } from '../rng';
+import { DType, Tensor } from '../tensor';
+import { loadAdapter } from './adapter';
+import { llamaArch, ModelConfig, readModelConfig } from './config';
+import { CheckpointReader } from './io/checkpoint';
+import { checkWeights, expectedWeights } from './io/weights';
+import { LlamaModel, LoraConfig } from './llama';
+import { HfTokenizer } from './tokenizer';
+
+export interface LoadModelOptions {
+  device?: string;
+  /** dtype of the weights in memory (default f32) */
+  dtype?: DType;
+  /** new LoRA adapters (A from rng, B zero) */
+  lora?: LoraConfig;
+  rng?: Rng;
+  /** a PEFT adapter directory to load (its config decides the LoRA settings) */
+  adapterDir?: string;
+  /** tensors that replace the checkpoint's (a resumed full fine-tune) or seed the adapters (a resumed LoRA run) */
+  overrides?: Map<string, Tensor>;
+}
+
+export interface LoadedModel {
+  model: LlamaModel;
+  tokenizer: HfTokenizer;
+  config: ModelConfig;
+  dir: string;
+}
+
+export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const device = options.device ?? 'cpu';
+  const config = await readModelConfig(dir);
+  const tokenizer = await HfTokenizer.fromDir(dir);
+  if (tokenizer.vocabSize > config.vocabSize) {
+    throw new SeqtuneError(
+      `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocabSize}`,
+      'ERR_CONFIG',
+    );
+  }
+  const reader = await CheckpointReader.open(dir);
+  const weights = new Map<string, Tensor>();
+  try {
+    checkWeights(config, reader.shapes(), reader.source);
+    for (const name of expectedWeights(config).keys()) {
+      const override = options.overrides?.get(name);
+      weights.set(name, override ?? (await reader.readTensor(name, { device, dtype: options.dtype ?? 'f32' })));
+    }
+  } catch (error) {
+    for (const t of weights.values()) t.dispose();
+    throw error;
+  } finally {
+    await reader.close();
+  }
+  let lora = options.lora;
+  let adapterWeights = options.overrides && new Map([...options.overrides].filter(([n]) => n.includes('.lora_')));
+  if (options.adapterDir) {
+    const adapter = await loadAdapter(options.adapterDir, { device });
+    lora = adapter.config;
+    adapterWeights = adapter.weights;
+  }
+  const model = new LlamaModel(llamaArch(config), weights, { device, lora, rng: options.rng, adapterWeights });
+  return { model, tokenizer, config, dir };
+}

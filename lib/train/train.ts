@@ -1,0 +1,179 @@
+/**
+ * `seqtune train` as a library function: a Hugging Face model directory and data files in, a
+ * trained adapter (PEFT layout) or full checkpoint out, with metrics, a loss curve and resumable
+ * checkpoints on the way.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { readRecords } from '../data/read';
+import { DataRecord } from '../data/records';
+import { formatByName } from '../data/templates';
+import { tokenizeRecords, TokenizeReport } from '../data/tokenize';
+import { buildBatch } from '../data/batch';
+import { resolveDevice } from '../device';
+import { SeqtuneError } from '../errors';
+import { saveAdapter, mergedWeights } from '../model/adapter';
+import { llamaArch, modelConfigToJson } from '../model/config';
+import { writeCheckpoint } from '../model/io/checkpoint';
+import { tensorEntry } from '../model/io/safetensors-writer';
+import { writeJsonAtomic } from '../model/io/atomic';
+import { loadModel } from '../model/load';
+import { HostRng, Rng } from '../rng';
+import { scope } from '../tensor';
+import { Batch, loaderStream } from './batches';
+import { loadCheckpoint } from './checkpoint';
+import { TrainConfig } from './config';
+import { lossCurveSvg } from './loss-curve';
+import { checkFits, hostMemory, planMemory } from './memory';
+import { RunReporter } from './report';
+import { runTraining, TrainingResult, totalSteps } from './trainer';
+
+export interface TrainOutcome extends TrainingResult {
+  device: string;
+  outDir: string;
+  /** the adapter (LoRA) or full model directory written at the end */
+  artifact: string | null;
+  data: { train: TokenizeReport; dev?: TokenizeReport };
+}
+
+/** What changes the training trajectory (a resume must use the same). */
+export function configHash(config: TrainConfig): string {
+  const { out: _out, device: _device, evalEvery: _e, saveEvery: _s, keepCheckpoints: _k, logEvery: _l, ...rest } = config;
+  void [_out, _device, _e, _s, _k, _l];
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+}
+
+async function readAll(files: string[]): Promise<DataRecord[]> {
+  const out: DataRecord[] = [];
+  for (const file of files) {
+    for await (const item of readRecords(file)) out.push(item.record);
+  }
+  return out;
+}
+
+export async function train(
+  config: TrainConfig,
+  options: { resume?: string; signal?: AbortSignal; log?: (line: string) => void; progress?: NodeJS.WriteStream } = {},
+): Promise<TrainOutcome> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const { device, fallbackReason } = resolveDevice(config.device);
+  if (fallbackReason) log(`device: cpu (${fallbackReason})`);
+  await fs.mkdir(config.out, { recursive: true });
+  const resume = options.resume ? await loadCheckpoint(options.resume, device) : undefined;
+  const hash = configHash(config);
+
+  const loaded = await loadModel(config.model, {
+    device,
+    lora: config.mode === 'lora' ? { ...config.lora } : undefined,
+    rng: new Rng(config.seed),
+    overrides: resume?.trainable,
+  });
+  const { model, tokenizer } = loaded;
+
+  // Data: tokenized with the run's prompt format; the dev set is a file or a seeded sample.
+  const format = formatByName(config.template);
+  const tokenizeOptions = { tokenizer, format, trainOn: config.lossMask, maxLength: config.maxLength, overLength: 'truncate' as const };
+  let records = await readAll(config.data);
+  let devRecords: DataRecord[] | undefined;
+  if (config.dev) {
+    devRecords = await readAll([config.dev]);
+  } else if (config.valSize > 0) {
+    if (config.valSize >= records.length) throw new SeqtuneError(`valSize ${config.valSize} leaves no training data (${records.length} records)`, 'ERR_CONFIG');
+    const order = new HostRng(config.seed ^ 0x5eed).shuffle(records.map((_, i) => i));
+    const dev = new Set(order.slice(0, config.valSize));
+    devRecords = records.filter((_, i) => dev.has(i));
+    records = records.filter((_, i) => !dev.has(i));
+  }
+  const trainData = await tokenizeRecords(records, tokenizeOptions);
+  log(`data: ${trainData.report.kept} training examples (${trainData.report.in} read, ${trainData.report.truncated} truncated, ${trainData.report.skipped} skipped)`);
+  let devBatches: Batch[] | undefined;
+  let devReport: TokenizeReport | undefined;
+  if (devRecords) {
+    const dev = await tokenizeRecords(devRecords, tokenizeOptions);
+    devReport = dev.report;
+    devBatches = [];
+    for (let i = 0; i < dev.dataset.size; i += config.batchSize) {
+      devBatches.push(buildBatch(dev.dataset, Array.from({ length: Math.min(config.batchSize, dev.dataset.size - i) }, (_, k) => i + k)));
+    }
+  }
+  const tokenBudget = config.batchTokens ?? config.batchSize * config.maxLength;
+  const stream = loaderStream(trainData.dataset, { tokenBudget, mode: config.packing ? 'pack' : 'bucket', seed: config.seed });
+
+  const plan = planMemory(llamaArch(loaded.config), {
+    gpu: device !== 'cpu',
+    mode: config.mode,
+    loraR: config.lora.r,
+    loraTargets: config.lora.targets,
+    microBatchTokens: tokenBudget,
+    activationCheckpointing: config.activationCheckpointing,
+  });
+  checkFits(plan, device === 'cpu' ? hostMemory() : Infinity, device, { mode: config.mode, microBatchTokens: tokenBudget });
+  log(`model: ${(plan.totalParams / 1e6).toFixed(2)}M parameters, ${(plan.trainableParams / 1e6).toFixed(3)}M trainable (${config.mode}); about ${(plan.total / 2 ** 30).toFixed(2)} GiB needed`);
+
+  const total = totalSteps(config, stream.batchesPerEpoch());
+  const reporter = new RunReporter(path.join(config.out, 'metrics.jsonl'), total, config.logEvery, options.progress);
+  let result: TrainingResult;
+  try {
+    result = await runTraining({
+      model,
+      config,
+      train: stream,
+      dev: devBatches,
+      out: config.out,
+      rng: new Rng(config.seed, 1 << 20),
+      configHash: hash,
+      resume,
+      signal: options.signal,
+      onStep: (m) => reporter.step(m),
+    });
+  } finally {
+    await reporter.close();
+  }
+
+  await fs.writeFile(
+    path.join(config.out, 'loss.svg'),
+    lossCurveSvg(
+      [
+        { name: 'train loss', color: '#1f77b4', points: result.losses.map((p) => ({ step: p.step, value: p.loss })) },
+        { name: 'dev loss', color: '#d62728', points: result.devLosses.map((p) => ({ step: p.step, value: p.loss })) },
+      ],
+      `seqtune train: ${path.basename(config.model)} (${config.mode})`,
+    ),
+  );
+  let artifact: string | null = null;
+  if (result.stopped === 'done') {
+    if (config.mode === 'lora') {
+      artifact = path.join(config.out, 'adapter');
+      await saveAdapter(model, artifact, path.resolve(config.model));
+    } else {
+      artifact = path.join(config.out, 'model');
+      await saveFullModel(loaded, artifact);
+    }
+  }
+  await writeJsonAtomic(path.join(config.out, 'summary.json'), {
+    steps: result.steps,
+    totalSteps: result.totalSteps,
+    tokens: result.tokens,
+    finalLoss: result.finalLoss,
+    stopped: result.stopped,
+    wallSeconds: result.wallSeconds,
+    device,
+    artifact,
+  });
+  return { ...result, device, outDir: config.out, artifact, data: { train: trainData.report, dev: devReport } };
+}
+
+/** The model's current weights as a Hugging Face checkpoint directory (config, weights, tokenizer files). */
+export async function saveFullModel(loaded: Awaited<ReturnType<typeof loadModel>>, dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true });
+  await scope(async () => {
+    const weights = loaded.model.lora ? mergedWeights(loaded.model) : loaded.model.tensors();
+    const entries = [...weights].filter(([n]) => !n.includes('.lora_')).map(([n, t]) => tensorEntry(n, t));
+    await writeCheckpoint(dir, entries);
+  });
+  await writeJsonAtomic(path.join(dir, 'config.json'), modelConfigToJson(loaded.config));
+  for (const file of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json']) {
+    await fs.copyFile(path.join(loaded.dir, file), path.join(dir, file)).catch(() => undefined);
+  }
+}
