@@ -166,17 +166,12 @@ export interface WriteCheckpointOptions {
 }
 
 /**
- * Writes tensors into `dir` (which must exist) as model.safetensors, or as shards plus index when
- * they exceed maxShardBytes. Entries whose data is a function are produced one at a time, so
- * memory holds one tensor however large the model. Weight files of the other layout or an earlier
- * shard count are removed afterwards, so the directory never holds two disagreeing sets.
- * Returns the file names written.
+ * Splits entries, in order, into shards of at most maxShardBytes (a larger tensor alone in its
+ * shard), as transformers' save_pretrained does. Always at least one (possibly empty) shard.
  */
-export async function writeCheckpoint(dir: string, entries: readonly TensorEntry[], options: WriteCheckpointOptions = {}): Promise<string[]> {
-  const maxShardBytes = options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
-  const metadata = options.metadata ?? { format: 'pt' };
-  const shards: TensorEntry[][] = [];
-  let current: TensorEntry[] = [];
+export function planShards<T extends Pick<TensorEntry, 'dtype' | 'shape'>>(entries: readonly T[], maxShardBytes: number): T[][] {
+  const shards: T[][] = [];
+  let current: T[] = [];
   let currentBytes = 0;
   for (const entry of entries) {
     const bytes = entryBytes(entry);
@@ -189,6 +184,19 @@ export async function writeCheckpoint(dir: string, entries: readonly TensorEntry
     currentBytes += bytes;
   }
   if (current.length > 0 || shards.length === 0) shards.push(current);
+  return shards;
+}
+
+/**
+ * Writes tensors into `dir` (which must exist) as model.safetensors, or as shards plus index when
+ * they exceed maxShardBytes. Entries whose data is a function are produced one at a time, so
+ * memory holds one tensor however large the model. Weight files of the other layout or an earlier
+ * shard count are removed afterwards, so the directory never holds two disagreeing sets.
+ * Returns the file names written.
+ */
+export async function writeCheckpoint(dir: string, entries: readonly TensorEntry[], options: WriteCheckpointOptions = {}): Promise<string[]> {
+  const metadata = options.metadata ?? { format: 'pt' };
+  const shards = planShards(entries, options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
 
   let written: string[];
   if (shards.length === 1) {
