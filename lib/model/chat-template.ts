@@ -23,27 +23,34 @@ export interface RenderOptions {
 }
 
 export class ChatTemplate {
-  private readonly template: Template;
+  private compiled: Template | undefined;
 
   /**
    * source: the Jinja text; origin: where it came from (named in errors); specialTokens: the
-   * variables templates expect, such as bos_token and eos_token.
+   * variables templates expect, such as bos_token and eos_token. The template is parsed on first
+   * use, so a template this Jinja cannot parse does not stop plain tokenization.
    */
   constructor(
     readonly source: string,
     readonly origin: string,
     private readonly specialTokens: Readonly<Record<string, string>>,
-  ) {
-    try {
-      this.template = new Template(source);
-    } catch (error) {
-      throw new SeqtuneError(`${origin}: the chat template does not parse: ${(error as Error).message}`, 'ERR_CONFIG');
+  ) {}
+
+  private template(): Template {
+    if (!this.compiled) {
+      try {
+        this.compiled = new Template(this.source);
+      } catch (error) {
+        throw new SeqtuneError(`${this.origin}: the chat template does not parse: ${(error as Error).message}`, 'ERR_CONFIG');
+      }
     }
+    return this.compiled;
   }
 
   render(messages: readonly ChatMessage[], options: RenderOptions = {}): string {
+    const template = this.template();
     try {
-      return this.template.render({
+      return template.render({
         ...this.specialTokens,
         ...options.variables,
         messages: messages.map((m) => ({ role: m.role, content: m.content })),

@@ -147,7 +147,9 @@ t.test('missing or broken tokenizer files: one clear error each', async (t) => {
   await t.rejects(HfTokenizer.fromDir(badModel), { code: 'ERR_CONFIG', message: /tokenizer\.json: cannot build the tokenizer/ });
   const badTemplate = tempDir(t);
   await writeTokenizerFiles(badTemplate, { tokenizer: files.tokenizer, config: { ...files.config, chat_template: '{% if %}' } });
-  await t.rejects(HfTokenizer.fromDir(badTemplate), { code: 'ERR_CONFIG', message: /tokenizer_config\.json: the chat template does not parse/ });
+  const unparsable = await HfTokenizer.fromDir(badTemplate);
+  t.same(unparsable.encode('ok'), [7 + 111, 7 + 107], 'a broken template does not stop tokenization');
+  t.throws(() => unparsable.applyChatTemplate([{ role: 'user', content: 'x' }]), { code: 'ERR_CONFIG', message: /tokenizer_config\.json: the chat template does not parse/ });
   const jinjaWins = tempDir(t);
   await writeTokenizerFiles(jinjaWins, files);
   fs.writeFileSync(path.join(jinjaWins, 'chat_template.jinja'), '{{ messages[0].content | upper }}');
