@@ -117,7 +117,8 @@ export class OpenAIChatClient implements ChatClient {
     }
     const text = await response.text().catch(() => '');
     if (!response.ok) {
-      const snippet = text.slice(0, 200).replace(/\s+/g, ' ');
+      // a server may echo request headers: never let the key reach a message
+      const snippet = (key ? text.split(key).join('***') : text).slice(0, 200).replace(/\s+/g, ' ');
       const message = `HTTP ${response.status}: ${snippet}`;
       if (RETRY_STATUS.has(response.status)) {
         const header = response.headers.get('retry-after');

@@ -54,8 +54,9 @@ export interface Strategy {
 const hasInput = (r: AlpacaRecord) => r.input.trim() !== '';
 const noInput = (r: AlpacaRecord) => r.input.trim() === '';
 
+/** A field read from a file sits in `extra`; an in-memory record may carry it at the top level. */
 function fieldText(record: AlpacaRecord, field: string): string | undefined {
-  const v = record.extra?.[field];
+  const v = record.extra?.[field] ?? (record as unknown as Record<string, unknown>)[field];
   return typeof v === 'string' && v.trim() !== '' ? v : undefined;
 }
 
