@@ -251,7 +251,7 @@ export class LlamaModel {
       gradScale,
       needWeight: full,
     });
-    const tiedHeadGrad = head.dweight;
+    const tiedHeadGrad = this.arch.tieWordEmbeddings ? head.dweight : undefined;
     if (head.dweight && !this.arch.tieWordEmbeddings) sink('lm_head.weight', head.dweight);
     const fn = rmsnormResidualBackward(head.dh, final, this.norm, { needWeight: full });
     if (fn.dweight) sink('model.norm.weight', fn.dweight);
