@@ -2,8 +2,9 @@
  * Scoring outputs that already exist. A predictions file is JSONL (or a JSON array) of
  * {"id": ..., "output": "..."}; id is the item's id (a string) or its 0-based index in the data
  * (an integer). Other fields are ignored, so an eval run's results.jsonl is a predictions file.
- * Every item (within `limit`) needs exactly one prediction: unknown, duplicate and missing ids are
- * errors naming file:line (for a missing one, the item's line in the data file).
+ * Every evaluated item (the first `limit` ones, when given) needs exactly one prediction; predictions
+ * for items beyond the limit are ignored. Unknown, duplicate and missing ids are errors naming
+ * file:line (for a missing one, the item's line in the data file).
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,10 +22,9 @@ export interface Prediction {
   line: number;
 }
 
-/** Predictions keyed by item id, checked against the items. */
+/** Predictions keyed by item id, checked against all items; every `expected` item must have one. */
 export async function readPredictions(file: string, all: EvalItem[], expected: EvalItem[] = all): Promise<Map<string, Prediction>> {
   const known = new Set(all.map((item) => item.id));
-  const wanted = new Set(expected.map((item) => item.id));
   const found = new Map<string, Prediction>();
   for (const { value, line } of await readJsonRecords(file)) {
     const obj = asObject(value, file, line);
@@ -34,7 +34,6 @@ export async function readPredictions(file: string, all: EvalItem[], expected: E
     else if (typeof raw === 'number' && Number.isInteger(raw) && raw >= 0 && raw < all.length) id = all[raw].id;
     else throw dataError(file, line, `'id' must be an item id (string) or a 0-based index below ${all.length}, got ${raw === undefined ? 'nothing' : JSON.stringify(raw)}`);
     if (!known.has(id)) throw dataError(file, line, `unknown id '${id}': no such item in the data`);
-    if (!wanted.has(id)) throw dataError(file, line, `id '${id}' is beyond the evaluated items (limit)`);
     const previous = found.get(id);
     if (previous) throw dataError(file, line, `duplicate prediction for id '${id}' (first on line ${previous.line})`);
     if (typeof obj.output !== 'string') throw dataError(file, line, `'output' must be a string, got ${obj.output === undefined ? 'nothing' : JSON.stringify(obj.output)}`);

@@ -21,6 +21,9 @@ t.test('ids may be the item id or its 0-based index; extra fields are ignored', 
   writeFileSync(file, jsonl([{ id: 1, output: '' }, { id: 0, output: 'Result: Denver Broncos' }]));
   const limited = await scorePredictions({ bench: 'xquad', dataFile: data, predictionsFile: file, limit: 2 });
   t.same(limited.summary.overall, { n: 2, empty: 1, accuracy: 0.5, followRate: 0.5, correctAndFollowedRate: 0.5 });
+  writeFileSync(file, jsonl([0, 1, 2, 3].map((i) => ({ id: i, output: xquadOutput(i) }))));
+  const prefix = await scorePredictions({ bench: 'xquad', dataFile: data, predictionsFile: file, limit: 3 });
+  t.same(prefix.records.map((r) => r.id), ['0', '1', '2'], 'predictions beyond the limit are ignored');
 });
 
 t.test('missing, duplicate, unknown and malformed predictions name file:line', async (t) => {
@@ -46,6 +49,5 @@ t.test('missing, duplicate, unknown and malformed predictions name file:line', a
   await check(`${jsonl(all.slice(0, 3))}{"id": "3", "out`, /p\.jsonl:4: invalid JSON \(the file ends mid-record: truncated\?\)/);
   await t.rejects(scorePredictions({ bench: 'xquad', dataFile: data, predictionsFile: join(dir, 'none.jsonl') }), { code: 'ERR_IO' });
 
-  writeFileSync(file, jsonl(all));
-  await t.rejects(scorePredictions({ bench: 'xquad', dataFile: data, predictionsFile: file, limit: 2 }), { code: 'ERR_DATA', message: /p\.jsonl:3: id '2' is beyond the evaluated items \(limit\)/ });
+  await check([...all.slice(2), all[1]], /xquad_trans_vi\.json:2: item '0' has no prediction/);
 });
