@@ -68,7 +68,10 @@ export async function writeSafetensors(file: string, entries: readonly TensorEnt
       let data: TensorData | undefined;
       try {
         data = typeof entry.data === 'function' ? await entry.data() : entry.data;
-        await writeAll(handle, await bytesOf(entry, data, byteLengths[i]));
+        const bytes = await bytesOf(entry, data, byteLengths[i]);
+        // Free a produced tensor before writing its host copy: one copy in memory, not two.
+        if (produced && data instanceof Tensor) data.dispose();
+        await writeAll(handle, bytes);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         throw new SeqtuneError(`${file}: tensor '${entry.name}': ${message}`, error instanceof SeqtuneError ? error.code : 'ERR_IO');
