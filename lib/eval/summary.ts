@@ -96,7 +96,7 @@ export function formatSummary(summary: EvalSummary): string {
   for (const [name, m] of Object.entries(summary.groups)) lines.push(row(name, m));
   lines.push(row('overall', summary.overall));
   for (const [name, a] of Object.entries(summary.averages)) {
-    const missing = a.missing.length ? `  (missing: ${a.missing.join(', ')})` : '';
+    const missing = a.missing.length ? ` (missing: ${a.missing.join(', ')})` : '';
     lines.push(`avg ${name}: accuracy ${pct(a.accuracy)}, follow ${pct(a.followRate)}, acc+follow ${pct(a.correctAndFollowedRate)} over ${a.members.join(', ')}${missing}`);
   }
   return lines.join('\n');
