@@ -1,5 +1,10 @@
 /** Every CLI command, in the order `seqtune --help` lists them. */
+import { augmentCommand } from './augment';
 import { Command } from './command';
+import { evalCommand } from './eval';
+import { generateCommand } from './generate';
 import { infoCommand } from './info';
+import { initModelCommand } from './init-model';
+import { trainCommand } from './train';
 
-export const commands: Command[] = [infoCommand];
+export const commands: Command[] = [infoCommand, initModelCommand, augmentCommand, trainCommand, generateCommand, evalCommand];

@@ -8,7 +8,6 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { readRecords } from '../data/read';
 import { DataRecord } from '../data/records';
-import { formatByName } from '../data/templates';
 import { tokenizeRecords, TokenizeReport } from '../data/tokenize';
 import { buildBatch } from '../data/batch';
 import { resolveDevice } from '../device';
@@ -19,6 +18,7 @@ import { writeCheckpoint } from '../model/io/checkpoint';
 import { tensorEntry } from '../model/io/safetensors-writer';
 import { writeJsonAtomic } from '../model/io/atomic';
 import { loadModel } from '../model/load';
+import { promptFormat } from '../model/prompt-format';
 import { HostRng, Rng } from '../rng';
 import { scope } from '../tensor';
 import { Batch, loaderStream } from './batches';
@@ -27,7 +27,7 @@ import { TrainConfig } from './config';
 import { lossCurveSvg } from './loss-curve';
 import { checkFits, hostMemory, planMemory } from './memory';
 import { RunReporter } from './report';
-import { runTraining, TrainingResult, totalSteps } from './trainer';
+import { runTraining, StepMetrics, TrainingResult, totalSteps } from './trainer';
 
 export interface TrainOutcome extends TrainingResult {
   device: string;
@@ -54,7 +54,13 @@ async function readAll(files: string[]): Promise<DataRecord[]> {
 
 export async function train(
   config: TrainConfig,
-  options: { resume?: string; signal?: AbortSignal; log?: (line: string) => void; progress?: NodeJS.WriteStream } = {},
+  options: {
+    resume?: string;
+    signal?: AbortSignal;
+    log?: (line: string) => void;
+    progress?: NodeJS.WriteStream;
+    onStep?: (metrics: StepMetrics) => void;
+  } = {},
 ): Promise<TrainOutcome> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const { device, fallbackReason } = resolveDevice(config.device);
@@ -72,7 +78,7 @@ export async function train(
   const { model, tokenizer } = loaded;
 
   // Data: tokenized with the run's prompt format; the dev set is a file or a seeded sample.
-  const format = formatByName(config.template);
+  const format = promptFormat(config.template, tokenizer);
   const tokenizeOptions = { tokenizer, format, trainOn: config.lossMask, maxLength: config.maxLength, overLength: 'truncate' as const };
   let records = await readAll(config.data);
   let devRecords: DataRecord[] | undefined;
@@ -125,7 +131,10 @@ export async function train(
       configHash: hash,
       resume,
       signal: options.signal,
-      onStep: (m) => reporter.step(m),
+      onStep: (m) => {
+        reporter.step(m);
+        options.onStep?.(m);
+      },
     });
   } finally {
     await reporter.close();

@@ -1,0 +1,94 @@
+import * as fs from 'node:fs/promises';
+import { resolveDevice } from '../device';
+import { SeqtuneError } from '../errors';
+import { generate } from '../model/generate';
+import { loadModel } from '../model/load';
+import { promptFormat, TemplateName } from '../model/prompt-format';
+import { Command, numberFlag, requireFlag, stringFlag } from './command';
+
+/** Prompts from --prompt or --prompts (a text file, one per line, or JSONL with "prompt"/"instruction"[,"input"]). */
+async function readPrompts(values: Record<string, unknown>): Promise<Array<{ instruction: string; input: string }>> {
+  const single = values.prompt;
+  if (typeof single === 'string') return [{ instruction: single, input: '' }];
+  const file = values.prompts;
+  if (typeof file !== 'string') throw new SeqtuneError('give --prompt TEXT or --prompts FILE', 'ERR_ARGUMENT');
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (error) {
+    throw new SeqtuneError(`cannot read --prompts ${file}: ${(error as Error).message}`, 'ERR_IO');
+  }
+  return text
+    .split('\n')
+    .map((line, i) => ({ line: line.trim(), i }))
+    .filter(({ line }) => line !== '')
+    .map(({ line, i }) => {
+      if (!file.endsWith('.jsonl')) return { instruction: line, input: '' };
+      try {
+        const obj = JSON.parse(line) as Record<string, unknown>;
+        const instruction = obj.prompt ?? obj.instruction;
+        if (typeof instruction !== 'string') throw new Error('expected a "prompt" or "instruction" string');
+        return { instruction, input: typeof obj.input === 'string' ? obj.input : '' };
+      } catch (error) {
+        throw new SeqtuneError(`${file}:${i + 1}: ${(error as Error).message}`, 'ERR_DATA');
+      }
+    });
+}
+
+export const generateCommand: Command = {
+  name: 'generate',
+  summary: 'generate from a model (and adapter) for one prompt or a file of prompts, streaming a single prompt',
+  usage:
+    'seqtune generate --model DIR [--adapter DIR] --prompt TEXT|--prompts FILE [--template alpaca|tulu|chat|raw] ' +
+    '[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--stop S] [--seed N] [--device auto|cpu|cuda:N]',
+  options: {
+    model: { type: 'string' },
+    adapter: { type: 'string' },
+    prompt: { type: 'string' },
+    prompts: { type: 'string' },
+    template: { type: 'string' },
+    'max-new-tokens': { type: 'string' },
+    temperature: { type: 'string' },
+    'top-k': { type: 'string' },
+    'top-p': { type: 'string' },
+    'repetition-penalty': { type: 'string' },
+    stop: { type: 'string', multiple: true },
+    seed: { type: 'string' },
+    device: { type: 'string' },
+  },
+  async run(values) {
+    const template = stringFlag(values, 'template') ?? 'tulu';
+    if (!['alpaca', 'tulu', 'chat', 'raw'].includes(template)) throw new SeqtuneError(`--template must be alpaca, tulu, chat or raw, got '${template}'`, 'ERR_ARGUMENT');
+    const prompts = await readPrompts(values);
+    const { device, fallbackReason } = resolveDevice(stringFlag(values, 'device') ?? 'auto');
+    if (fallbackReason) process.stderr.write(`device: cpu (${fallbackReason})\n`);
+    const { model, tokenizer } = await loadModel(requireFlag(values, 'model', generateCommand), { device, adapterDir: stringFlag(values, 'adapter') });
+    const texts =
+      template === 'raw'
+        ? prompts.map((p) => (p.input ? `${p.instruction}\n${p.input}` : p.instruction))
+        : prompts.map((p) => promptFormat(template as TemplateName, tokenizer).prompt({ instruction: p.instruction, input: p.input, output: '' }));
+    const streaming = texts.length === 1;
+    let printed = 0;
+    const results = await generate(model, tokenizer, texts, {
+      maxNewTokens: numberFlag(values, 'max-new-tokens', 256)!,
+      temperature: numberFlag(values, 'temperature', 0),
+      topK: numberFlag(values, 'top-k'),
+      topP: numberFlag(values, 'top-p'),
+      repetitionPenalty: numberFlag(values, 'repetition-penalty'),
+      stop: values.stop as string[] | undefined,
+      seed: numberFlag(values, 'seed', 0),
+      onToken: streaming
+        ? (_b, _t, text) => {
+            process.stdout.write(text.slice(printed));
+            printed = text.length;
+          }
+        : undefined,
+    });
+    if (streaming) {
+      process.stdout.write(`${results[0].text.slice(printed)}\n`);
+    } else {
+      for (const r of results) console.log(JSON.stringify({ output: r.text, finishReason: r.finishReason }));
+    }
+    return 0;
+  },
+};
