@@ -1,8 +1,12 @@
 // Elementwise ops and tensor creation: cast, add, mul, scale, addInplace, fill, randomNormal,
 // randomUniform, sum. Each computes in f32 (f64 for f64 tensors) and stores in the output dtype.
+// On a CUDA device the same plans launch kernels/elementwise.cu, which rounds exactly as below.
 #include "native/ops/op_util.h"
 #include "native/runtime/philox.h"
 #include "native/runtime/thread_pool.h"
+#ifdef SEQTUNE_CUDA
+#include "kernels/elementwise.h"
+#endif
 
 namespace seqtune {
 
@@ -17,8 +21,19 @@ OpPlan buildAxpby(const OpCall& call, double alpha, double beta, bool multiply) 
   expectFloat(call, *x, "a");
   expectSameDtype(call, *x, "a", *y, "b");
   expectSameShape(call, *x, "a", *y, "b");
-  expectCpu(call);
   TensorPtr out = Tensor::empty(call.device, x->shape(), x->dtype());
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    cudaStream_t stream = streamOf(call.device);
+    return {{out}, {}, [x, y, out, beta, multiply, stream] {
+              if (multiply) {
+                gpu::mul(out->raw(), x->raw(), y->raw(), x->dtype(), out->numel(), stream);
+              } else {
+                gpu::add(out->raw(), x->raw(), y->raw(), beta, x->dtype(), out->numel(), stream);
+              }
+            }};
+  }
+#endif
   return {{out}, {}, [x, y, out, alpha, beta, multiply] {
             withComputeType(x->dtype(), [&](auto zero) {
               using T = decltype(zero);
@@ -41,9 +56,16 @@ OpPlan buildMul(const OpCall& call) { return buildAxpby(call, 0, 0, true); }
 OpPlan buildScale(const OpCall& call) {
   const TensorPtr& x = input(call, 0, "a");
   expectFloat(call, *x, "a");
-  expectCpu(call);
   double alpha = call.attrs.number("alpha");
   TensorPtr out = Tensor::empty(call.device, x->shape(), x->dtype());
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    cudaStream_t stream = streamOf(call.device);
+    return {{out}, {}, [x, out, alpha, stream] {
+              gpu::scale(out->raw(), x->raw(), alpha, x->dtype(), out->numel(), stream);
+            }};
+  }
+#endif
   return {{out}, {}, [x, out, alpha] {
             withComputeType(x->dtype(), [&](auto zero) {
               using T = decltype(zero);
@@ -62,8 +84,15 @@ OpPlan buildAddInplace(const OpCall& call) {
   expectFloat(call, *x, "a");
   expectFloat(call, *y, "b");
   expectSameShape(call, *x, "a", *y, "b");
-  expectCpu(call);
   double alpha = call.attrs.number("alpha", 1.0);
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    cudaStream_t stream = streamOf(call.device);
+    return {{}, {x}, [x, y, alpha, stream] {
+              gpu::addInplace(x->raw(), x->dtype(), y->raw(), y->dtype(), alpha, x->numel(), stream);
+            }};
+  }
+#endif
   return {{}, {x}, [x, y, alpha] {
             withComputeType(x->dtype(), [&](auto zero) {
               using T = decltype(zero);
@@ -83,8 +112,13 @@ OpPlan buildCast(const OpCall& call) {
   DType to;
   std::string name = call.attrs.text("dtype", "");
   if (!parseDtype(name, &to)) fail(code::kDtype, call.op, ": unknown target dtype '", name, "'");
-  expectCpu(call);
   TensorPtr out = Tensor::empty(call.device, x->shape(), to);
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    cudaStream_t stream = streamOf(call.device);
+    return {{out}, {}, [x, out, to, stream] { gpu::cast(out->raw(), to, x->raw(), x->dtype(), out->numel(), stream); }};
+  }
+#endif
   return {{out}, {}, [x, out, to] {
             if (x->dtype() == DType::F64 || to == DType::F64) {
               HostIn<double> a(*x);
@@ -118,9 +152,14 @@ DType dtypeAttr(const OpCall& call) {
 
 // fill({shape, dtype, value, device})
 OpPlan buildFill(const OpCall& call) {
-  expectCpu(call);
   TensorPtr out = Tensor::empty(call.device, shapeAttr(call), dtypeAttr(call));
   double value = call.attrs.number("value", 0.0);
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    cudaStream_t stream = streamOf(call.device);
+    return {{out}, {}, [out, value, stream] { gpu::fill(out->raw(), out->dtype(), out->numel(), value, stream); }};
+  }
+#endif
   return {{out}, {}, [out, value] {
             std::vector<double> values(static_cast<size_t>(out->numel()), value);
             convertTo<double>(out->dtype(), values.data(), out->raw(), out->numel());
@@ -130,7 +169,6 @@ OpPlan buildFill(const OpCall& call) {
 // randomNormal / randomUniform ({shape, dtype, seed, offset, mean|low, std|high, device}):
 // element i is Philox(seed, offset, i), identical on every backend.
 OpPlan buildRandom(const OpCall& call, bool normal) {
-  expectCpu(call);
   DType dtype = dtypeAttr(call);
   if (!isFloating(dtype)) fail(code::kDtype, call.op, ": dtype must be floating point");
   TensorPtr out = Tensor::empty(call.device, shapeAttr(call), dtype);
@@ -138,6 +176,18 @@ OpPlan buildRandom(const OpCall& call, bool normal) {
   uint64_t offset = static_cast<uint64_t>(call.attrs.integer("offset", 0));
   double a = call.attrs.number(normal ? "mean" : "low", normal ? 0.0 : 0.0);
   double b = call.attrs.number(normal ? "std" : "high", 1.0);
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    cudaStream_t stream = streamOf(call.device);
+    return {{out}, {}, [out, seed, offset, a, b, normal, stream] {
+              if (normal) {
+                gpu::randomNormal(out->raw(), out->dtype(), out->numel(), seed, offset, a, b, stream);
+              } else {
+                gpu::randomUniform(out->raw(), out->dtype(), out->numel(), seed, offset, a, b, stream);
+              }
+            }};
+  }
+#endif
   return {{out}, {}, [out, seed, offset, a, b, normal] {
             std::vector<double> values(static_cast<size_t>(out->numel()));
             parallelFor(out->numel(), kGrain, [&](int64_t begin, int64_t end) {
@@ -158,8 +208,19 @@ OpPlan buildRandomUniform(const OpCall& call) { return buildRandom(call, false);
 OpPlan buildSum(const OpCall& call) {
   const TensorPtr& x = input(call, 0, "a");
   expectFloat(call, *x, "a");
-  expectCpu(call);
   TensorPtr out = Tensor::empty(call.device, {1}, x->dtype() == DType::F64 ? DType::F64 : DType::F32);
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    // Partial sums live in a scratch tensor, released once the task has been launched: its block
+    // is only reused by later work on the same stream.
+    const int64_t partials = static_cast<int64_t>(gpu::sumWorkspaceBytes(x->numel()) / sizeof(double));
+    TensorPtr scratch = Tensor::empty(call.device, {partials}, DType::F64);
+    cudaStream_t stream = streamOf(call.device);
+    return {{out}, {}, [x, out, scratch, stream] {
+              gpu::sum(out->raw(), x->raw(), x->dtype(), x->numel(), scratch->raw(), stream);
+            }};
+  }
+#endif
   return {{out}, {}, [x, out] {
             HostIn<double> a(*x);
             constexpr int64_t kBlock = 4096;
@@ -180,14 +241,14 @@ OpPlan buildSum(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP("add", buildAdd);
-REGISTER_OP("mul", buildMul);
-REGISTER_OP("scale", buildScale);
-REGISTER_OP("addInplace", buildAddInplace);
-REGISTER_OP("cast", buildCast);
-REGISTER_OP("fill", buildFill);
-REGISTER_OP("randomNormal", buildRandomNormal);
-REGISTER_OP("randomUniform", buildRandomUniform);
-REGISTER_OP("sum", buildSum);
+REGISTER_OP_CUDA("add", buildAdd);
+REGISTER_OP_CUDA("mul", buildMul);
+REGISTER_OP_CUDA("scale", buildScale);
+REGISTER_OP_CUDA("addInplace", buildAddInplace);
+REGISTER_OP_CUDA("cast", buildCast);
+REGISTER_OP_CUDA("fill", buildFill);
+REGISTER_OP_CUDA("randomNormal", buildRandomNormal);
+REGISTER_OP_CUDA("randomUniform", buildRandomUniform);
+REGISTER_OP_CUDA("sum", buildSum);
 
 }  // namespace seqtune
