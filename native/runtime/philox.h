@@ -48,12 +48,13 @@ SEQTUNE_HD float philoxUniform(uint64_t seed, uint64_t offset, uint64_t index) {
   return uniformOpen(philox(seed, index, offset).v[0]);
 }
 
-// Element `index` of draw `offset`: a standard normal (Box-Muller on two uniforms).
+// Element `index` of draw `offset`: a standard normal (Box-Muller on two uniforms). Computed in
+// double and rounded once, so CPU (glibc) and GPU (libdevice) results agree to the last f32 bit.
 SEQTUNE_HD float philoxNormal(uint64_t seed, uint64_t offset, uint64_t index) {
   Philox4 r = philox(seed, index, offset);
-  float u1 = uniformOpen(r.v[0]);
-  float u2 = uniformOpen(r.v[1]);
-  return sqrtf(-2.0f * logf(u1)) * cosf(6.283185307179586f * u2);
+  double u1 = uniformOpen(r.v[0]);
+  double u2 = uniformOpen(r.v[1]);
+  return static_cast<float>(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
 }  // namespace seqtune
