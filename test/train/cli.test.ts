@@ -1,0 +1,105 @@
+/**
+ * `seqtune train` as a user runs it (the compiled CLI in a child process): Ctrl-C saves and exits
+ * cleanly, SIGKILL at any moment leaves a loadable checkpoint, and bad configurations give one
+ * clear message, a non-zero exit and no stack trace.
+ */
+import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { listCheckpoints, loadCheckpoint } from '../../lib/train/checkpoint';
+import { hostRng, testSeed } from '../helpers/random';
+import { dataFile, sampleRecords, tempOut, tinyModelDir } from './fixtures';
+
+const cli = path.resolve(__dirname, '../../dist/lib/cli.js');
+const seed = testSeed();
+t.comment(`seed ${seed}`);
+const rng = hostRng(seed);
+
+const common = ['--device', 'cpu', '--batch-size', '2', '--max-length', '64', '--log-every', '1', '--lr', '1e-3'];
+
+function startTrain(args: string[]) {
+  const child = spawn(process.execPath, [cli, 'train', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let stdout = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout.on('data', (d) => (stdout += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const stepsSeen = () => (stderr.match(/^step \d+\//gm) ?? []).length;
+  return { child, exited, stepsSeen, output: () => ({ stderr, stdout }) };
+}
+
+async function until(condition: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > timeoutMs) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+t.test('compiled CLI is present', async (t) => {
+  t.ok(fs.existsSync(cli), `${cli} exists (npm install compiles it)`);
+});
+
+t.test('Ctrl-C saves a checkpoint and exits cleanly; --resume finishes the run', async (t) => {
+  const model = await tinyModelDir(seed);
+  const data = dataFile(sampleRecords);
+  const out = tempOut();
+  const run = startTrain(['--model', model, '--data', data, '--out', out, '--max-steps', '400', '--save-every', '1000', ...common]);
+  await until(() => run.stepsSeen() >= 3);
+  run.child.kill('SIGINT');
+  const { code } = await run.exited;
+  t.equal(code, 130, 'exit code 130 after an interrupt');
+  t.match(run.output().stderr, /--resume/, 'says how to continue');
+  t.notMatch(run.output().stderr, /\n\s+at /, 'no stack trace');
+  const saved = await listCheckpoints(out);
+  t.equal(saved.length, 1, 'one checkpoint written on interrupt');
+  const resumed = spawnSync(process.execPath, [cli, 'train', '--model', model, '--data', data, '--out', out, '--max-steps', '400', '--save-every', '1000', ...common, '--resume', out], {
+    encoding: 'utf8',
+  });
+  t.equal(resumed.status, 0, resumed.stderr.slice(-300));
+  t.ok(fs.existsSync(path.join(out, 'adapter', 'adapter_model.safetensors')), 'the run finished and saved its adapter');
+});
+
+t.test('SIGKILL at random moments always leaves a loadable checkpoint', async (t) => {
+  const model = await tinyModelDir(seed + 1);
+  const data = dataFile(sampleRecords);
+  const out = tempOut();
+  const args = ['--model', model, '--data', data, '--out', out, '--max-steps', '100000', '--save-every', '1', '--keep-checkpoints', '2', ...common];
+  for (let round = 0; round < 3; round++) {
+    const run = startTrain(round === 0 ? args : [...args, '--resume', out]);
+    await until(() => run.stepsSeen() >= 2);
+    await new Promise((r) => setTimeout(r, rng.int(400)));
+    run.child.kill('SIGKILL');
+    await run.exited;
+    const saved = await listCheckpoints(out);
+    t.ok(saved.length >= 1 && saved.length <= 3, `round ${round}: ${saved.length} checkpoints after the kill`);
+    const loaded = await loadCheckpoint(out, 'cpu');
+    t.equal(loaded.state.step, saved[saved.length - 1].step, `round ${round}: the latest checkpoint (step ${loaded.state.step}) loads`);
+    t.ok(loaded.trainable.size > 0 && loaded.m.size === loaded.trainable.size);
+  }
+});
+
+t.test('bad configurations: one clear message, non-zero exit, no stack trace', async (t) => {
+  const model = await tinyModelDir(seed + 2);
+  const data = dataFile(sampleRecords);
+  const badConfig = path.join(path.dirname(data), 'bad.json');
+  fs.writeFileSync(badConfig, JSON.stringify({ optimizer: { learningRate: 1 } }));
+  const cases: Array<{ name: string; args: string[]; code: number; message: RegExp }> = [
+    { name: 'unknown flag', args: ['--model', model, '--data', data, '--out', tempOut(), '--learning-rate', '1'], code: 2, message: /Unknown option '--learning-rate'/ },
+    { name: 'missing data file', args: ['--model', model, '--data', '/nonexistent/data.jsonl', '--out', tempOut()], code: 1, message: /\/nonexistent\/data\.jsonl/ },
+    { name: 'wrong type', args: ['--model', model, '--data', data, '--out', tempOut(), '--lr', 'fast'], code: 2, message: /--lr must be a number/ },
+    { name: 'out of range', args: ['--model', model, '--data', data, '--out', tempOut(), '--lora-dropout', '1.5'], code: 1, message: /lora\.dropout must be in \[0, 1\)/ },
+    { name: 'unknown config field', args: ['--model', model, '--data', data, '--out', tempOut(), '--config', badConfig], code: 1, message: /unknown field 'optimizer\.learningRate'/ },
+    { name: 'missing model', args: ['--model', '/nonexistent/model', '--data', data, '--out', tempOut()], code: 1, message: /\/nonexistent\/model/ },
+    { name: 'no --model', args: ['--data', data, '--out', tempOut()], code: 1, message: /model must be a model directory/ },
+  ];
+  for (const c of cases) {
+    const result = spawnSync(process.execPath, [cli, 'train', ...c.args, '--device', 'cpu'], { encoding: 'utf8' });
+    t.equal(result.status, c.code, `${c.name}: exit code ${c.code}`);
+    t.match(result.stderr, c.message, `${c.name}: ${result.stderr.trim().split('\n')[0]}`);
+    t.notMatch(result.stderr, /\n\s+at /, `${c.name}: no stack trace`);
+  }
+});

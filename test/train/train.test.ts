@@ -1,0 +1,118 @@
+/**
+ * The training loop on CPU: the loss falls and a memorised answer comes back from generation;
+ * k steps + resume + (N - k) steps equal N steps bit for bit; a non-finite loss stops the run before
+ * the update and keeps the last good checkpoint.
+ */
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { generate } from '../../lib/model/generate';
+import { loadModel } from '../../lib/model/load';
+import { loadAdapter } from '../../lib/model/adapter';
+import { listCheckpoints, loadCheckpoint } from '../../lib/train/checkpoint';
+import { train } from '../../lib/train/train';
+import { tuluFormat } from '../../lib/data/templates';
+import { testSeed } from '../helpers/random';
+import { dataFile, sampleRecords, smallConfig, tempOut, tinyModelDir } from './fixtures';
+
+const seed = testSeed();
+t.comment(`seed ${seed}`);
+const quiet = { log: () => undefined, progress: { isTTY: false, write: () => true } as unknown as NodeJS.WriteStream };
+
+t.test('the loss falls and a memorised answer is generated back', async (t) => {
+  const model = await tinyModelDir(seed);
+  const data = dataFile(sampleRecords);
+  const out = tempOut();
+  const config = smallConfig(model, data, out, {
+    mode: 'full',
+    maxSteps: 80,
+    optimizer: { lr: 3e-3 },
+    schedule: { kind: 'constant', warmupSteps: 0 },
+    batchSize: 6,
+    seed: seed % 1000,
+  });
+  const outcome = await train(config, quiet);
+  const first = outcome.losses.slice(0, 5).reduce((s, p) => s + p.loss, 0) / 5;
+  const last = outcome.losses.slice(-5).reduce((s, p) => s + p.loss, 0) / 5;
+  t.ok(last < first * 0.25, `loss fell from ${first.toFixed(3)} to ${last.toFixed(3)}`);
+  t.ok(fs.existsSync(path.join(out, 'loss.svg')) && fs.readFileSync(path.join(out, 'loss.svg'), 'utf8').includes('<polyline'), 'loss curve written');
+  const metrics = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.equal(metrics.length, 80, 'one metrics line per step');
+  t.ok(metrics.every((m) => Number.isFinite(m.loss) && m.tokensPerSec > 0 && Number.isFinite(m.gradNorm)));
+  t.equal(outcome.artifact, path.join(out, 'model'));
+  const { model: trained, tokenizer } = await loadModel(outcome.artifact!);
+  const prompt = tuluFormat().prompt({ instruction: 'Say the colour of the sky.', input: '', output: '' });
+  const [answer] = await generate(trained, tokenizer, [prompt], { maxNewTokens: 12 });
+  t.equal(answer.text, 'blue', 'the memorised response is generated back');
+  t.equal(answer.finishReason, 'eos');
+});
+
+t.test('N steps equal k steps + resume + (N - k) steps, bit for bit (LoRA with dropout)', async (t) => {
+  const model = await tinyModelDir(seed + 1);
+  const data = dataFile(sampleRecords);
+  const over = {
+    mode: 'lora',
+    lora: { r: 4, alpha: 8, dropout: 0.1, targets: ['q', 'v', 'down'], useRslora: false },
+    maxSteps: 7,
+    gradAccum: 2,
+    batchSize: 1,
+    optimizer: { lr: 1e-2 },
+    seed: (seed % 997) + 1,
+    saveEvery: 100,
+  };
+  const straight = tempOut();
+  const full = await train(smallConfig(model, data, straight, over), quiet);
+  const split = tempOut();
+  const controller = new AbortController();
+  const k = 3;
+  const first = await train(smallConfig(model, data, split, over), {
+    ...quiet,
+    signal: controller.signal,
+    onStep: (m) => m.step === k && controller.abort(),
+  });
+  t.equal(first.stopped, 'interrupted');
+  t.equal(first.steps, k);
+  t.same((await listCheckpoints(split)).map((c) => c.step), [k], 'the interrupt saved a checkpoint');
+  const second = await train(smallConfig(model, data, split, over), { ...quiet, resume: split });
+  t.equal(second.steps, 7);
+  t.same(second.losses.map((l) => l.loss), full.losses.map((l) => l.loss), 'identical loss curve');
+  const a = await loadAdapter(full.artifact!);
+  const b = await loadAdapter(second.artifact!);
+  t.same([...a.weights.keys()].sort(), [...b.weights.keys()].sort());
+  for (const [name, tensor] of a.weights) {
+    t.same(Buffer.from(await tensor.toBytes()), Buffer.from(await b.weights.get(name)!.toBytes()), `${name} identical`);
+  }
+});
+
+t.test('a resume with different settings is refused', async (t) => {
+  const model = await tinyModelDir(seed + 2);
+  const data = dataFile(sampleRecords);
+  const out = tempOut();
+  await train(smallConfig(model, data, out, { maxSteps: 2, mode: 'full' }), quiet);
+  await t.rejects(train(smallConfig(model, data, out, { maxSteps: 4, mode: 'full', optimizer: { lr: 1 } }), { ...quiet, resume: out }), {
+    code: 'ERR_CONFIG',
+  });
+});
+
+t.test('a non-finite loss stops before the update and keeps the last good checkpoint', async (t) => {
+  const model = await tinyModelDir(seed + 3);
+  const data = dataFile(sampleRecords);
+  const out = tempOut();
+  // An absurd learning rate blows the weights up after the first updates.
+  const config = smallConfig(model, data, out, { mode: 'full', maxSteps: 50, optimizer: { lr: 1e30 }, schedule: { kind: 'constant' }, saveEvery: 1, maxGradNorm: 0 });
+  const error = await train(config, quiet).then(
+    () => null,
+    (e: Error & { code?: string }) => e,
+  );
+  t.ok(error, 'training stopped');
+  t.equal(error?.code, 'ERR_NON_FINITE');
+  const step = Number(/step (\d+)/.exec(error?.message ?? '')?.[1]);
+  t.ok(step > 1, `message names the step: ${error?.message}`);
+  const saved = await listCheckpoints(out);
+  t.equal(saved[saved.length - 1].step, step - 1, 'the last checkpoint is the last good step');
+  const loaded = await loadCheckpoint(out, 'cpu');
+  for (const tensor of loaded.trainable.values()) {
+    t.ok((await tensor.toArray()).every(Number.isFinite), 'checkpointed weights are finite');
+    break;
+  }
+});
