@@ -95,9 +95,9 @@ async function loadRun(runDir: string): Promise<LoadedRun> {
   try {
     bench = (JSON.parse(text) as { bench?: unknown }).bench;
   } catch (error) {
-    throw dataError(summaryFile, 1, `invalid JSON: ${(error as Error).message}`);
+    throw dataError({ file: summaryFile, line: 1 }, `invalid JSON: ${(error as Error).message}`);
   }
-  if (typeof bench !== 'string') throw dataError(summaryFile, 1, "no 'bench' name");
+  if (typeof bench !== 'string') throw dataError({ file: summaryFile, line: 1 }, "no 'bench' name");
   const records = new Map((await readResults(resultsPath(runDir), false)).results.map(({ record }) => [record.id, record]));
   const verdicts = await readFollowVerdicts(runDir);
   if (verdicts) for (const record of records.values()) record.followed = verdicts.get(record.id) ?? null;

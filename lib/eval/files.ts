@@ -6,16 +6,26 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { SeqtuneError } from '../errors';
 
+/** Where a record is, for error messages. */
+export interface Where {
+  file: string;
+  /** 1-based line where the record starts */
+  line: number;
+  /** 0-based position in a JSON array: named in messages, since such files often hold every record on one line */
+  record?: number;
+}
+
 export interface SourcedValue {
   value: unknown;
-  /** 1-based line where the value starts */
   line: number;
   /** 0-based position among the file's records */
   index: number;
+  at: Where;
 }
 
-export function dataError(file: string, line: number, reason: string): SeqtuneError {
-  return new SeqtuneError(`${file}:${line}: ${reason}`, 'ERR_DATA');
+/** ERR_DATA as "file:line: reason" ("file:line: record N: reason" inside a JSON array). */
+export function dataError(at: Where, reason: string): SeqtuneError {
+  return new SeqtuneError(`${at.file}:${at.line}: ${at.record === undefined ? '' : `record ${at.record}: `}${reason}`, 'ERR_DATA');
 }
 
 export async function readText(file: string): Promise<string> {
@@ -77,16 +87,16 @@ function parseJsonArray(file: string, text: string): SourcedValue[] {
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw dataError(file, jsonErrorLine(text, error as Error), `invalid JSON (${(error as Error).message})`);
+    throw dataError({ file, line: jsonErrorLine(text, error as Error) }, `invalid JSON (${(error as Error).message})`);
   }
-  if (!Array.isArray(parsed)) throw dataError(file, 1, 'expected a JSON array of records');
+  if (!Array.isArray(parsed)) throw dataError({ file, line: 1 }, 'expected a JSON array of records');
   const offsets = elementOffsets(text);
   let line = 1;
   let pos = 0;
   return parsed.map((value, index) => {
     // offsets ascend, so count newlines incrementally instead of from the start each time
     for (; pos < offsets[index]; pos++) if (text.charCodeAt(pos) === 10) line++;
-    return { value, line, index };
+    return { value, line, index, at: { file, line, record: index } };
   });
 }
 
@@ -97,10 +107,10 @@ function parseJsonl(file: string, text: string): SourcedValue[] {
     const raw = lines[i].replace(/\r$/, '');
     if (raw.trim() === '') continue;
     try {
-      out.push({ value: JSON.parse(raw), line: i + 1, index: out.length });
+      out.push({ value: JSON.parse(raw), line: i + 1, index: out.length, at: { file, line: i + 1 } });
     } catch (error) {
       const truncated = i === lines.length - 1 ? ' (the file ends mid-record: truncated?)' : '';
-      throw dataError(file, i + 1, `invalid JSON${truncated}: ${(error as Error).message}`);
+      throw dataError({ file, line: i + 1 }, `invalid JSON${truncated}: ${(error as Error).message}`);
     }
   }
   return out;
@@ -112,20 +122,20 @@ export async function readJsonRecords(file: string): Promise<SourcedValue[]> {
   return text.trimStart().startsWith('[') ? parseJsonArray(file, text) : parseJsonl(file, text);
 }
 
-export function asObject(value: unknown, file: string, line: number): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw dataError(file, line, 'expected a JSON object');
+export function asObject(value: unknown, at: Where): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw dataError(at, 'expected a JSON object');
   return value as Record<string, unknown>;
 }
 
-export function stringField(obj: Record<string, unknown>, key: string, file: string, line: number): string {
+export function stringField(obj: Record<string, unknown>, key: string, at: Where): string {
   const v = obj[key];
-  if (typeof v !== 'string') throw dataError(file, line, `field '${key}' must be a string, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
+  if (typeof v !== 'string') throw dataError(at, `field '${key}' must be a string, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
   return v;
 }
 
-export function numberField(obj: Record<string, unknown>, key: string, file: string, line: number): number {
+export function numberField(obj: Record<string, unknown>, key: string, at: Where): number {
   const v = obj[key];
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw dataError(file, line, `field '${key}' must be a number, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw dataError(at, `field '${key}' must be a number, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
   return v;
 }
 

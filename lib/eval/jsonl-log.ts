@@ -40,7 +40,7 @@ export async function readLog(file: string, repair: boolean): Promise<LogReadRes
     } catch {
       complete = false;
     }
-    if (!repair) throw dataError(file, lines.length + 1, complete ? 'last line has no newline' : 'last line is cut off (interrupted write?)');
+    if (!repair) throw dataError({ file, line: lines.length + 1 }, complete ? 'last line has no newline' : 'last line is cut off (interrupted write?)');
     if (complete) {
       await appendFile(file, '\n');
       lines.push(tail);
@@ -53,9 +53,9 @@ export async function readLog(file: string, repair: boolean): Promise<LogReadRes
   lines.forEach((raw, i) => {
     if (raw.trim() === '') return;
     try {
-      values.push({ value: JSON.parse(raw), line: i + 1, index: values.length });
+      values.push({ value: JSON.parse(raw), line: i + 1, index: values.length, at: { file, line: i + 1 } });
     } catch (error) {
-      throw dataError(file, i + 1, `invalid JSON: ${(error as Error).message}`);
+      throw dataError({ file, line: i + 1 }, `invalid JSON: ${(error as Error).message}`);
     }
   });
   return { values, droppedTail };

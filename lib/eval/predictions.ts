@@ -26,23 +26,23 @@ export interface Prediction {
 export async function readPredictions(file: string, all: EvalItem[], expected: EvalItem[] = all): Promise<Map<string, Prediction>> {
   const known = new Set(all.map((item) => item.id));
   const found = new Map<string, Prediction>();
-  for (const { value, line } of await readJsonRecords(file)) {
-    const obj = asObject(value, file, line);
+  for (const { value, line, at } of await readJsonRecords(file)) {
+    const obj = asObject(value, at);
     const raw = obj.id;
     let id: string;
     if (typeof raw === 'string') id = raw;
     else if (typeof raw === 'number' && Number.isInteger(raw) && raw >= 0 && raw < all.length) id = all[raw].id;
-    else throw dataError(file, line, `'id' must be an item id (string) or a 0-based index below ${all.length}, got ${raw === undefined ? 'nothing' : JSON.stringify(raw)}`);
-    if (!known.has(id)) throw dataError(file, line, `unknown id '${id}': no such item in the data`);
+    else throw dataError(at, `'id' must be an item id (string) or a 0-based index below ${all.length}, got ${raw === undefined ? 'nothing' : JSON.stringify(raw)}`);
+    if (!known.has(id)) throw dataError(at, `unknown id '${id}': no such item in the data`);
     const previous = found.get(id);
-    if (previous) throw dataError(file, line, `duplicate prediction for id '${id}' (first on line ${previous.line})`);
-    if (typeof obj.output !== 'string') throw dataError(file, line, `'output' must be a string, got ${obj.output === undefined ? 'nothing' : JSON.stringify(obj.output)}`);
+    if (previous) throw dataError(at, `duplicate prediction for id '${id}' (first on line ${previous.line})`);
+    if (typeof obj.output !== 'string') throw dataError(at, `'output' must be a string, got ${obj.output === undefined ? 'nothing' : JSON.stringify(obj.output)}`);
     found.set(id, { output: obj.output, prompt: typeof obj.prompt === 'string' ? obj.prompt : null, line });
   }
   const missing = expected.filter((item) => !found.has(item.id));
   if (missing.length > 0) {
     const first = missing[0];
-    throw dataError(first.file, first.line, `item '${first.id}' has no prediction in ${file}${missing.length > 1 ? ` (${missing.length} items have none)` : ''}`);
+    throw dataError(first, `item '${first.id}' has no prediction in ${file}${missing.length > 1 ? ` (${missing.length} items have none)` : ''}`);
   }
   return found;
 }

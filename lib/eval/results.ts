@@ -3,7 +3,7 @@
  * prompt, output, extracted answer and scores. It doubles as a predictions file ({id, output}).
  */
 import { join } from 'node:path';
-import { asObject, dataError, stringField } from './files';
+import { asObject, dataError, stringField, Where } from './files';
 import { readLog } from './jsonl-log';
 
 export const RESULTS_FILE = 'results.jsonl';
@@ -29,10 +29,10 @@ export interface SourcedResult {
 
 export const resultsPath = (runDir: string) => join(runDir, RESULTS_FILE);
 
-function nullable<T>(obj: Record<string, unknown>, key: string, type: 'string' | 'boolean', file: string, line: number): T | null {
+function nullable<T>(obj: Record<string, unknown>, key: string, type: 'string' | 'boolean', at: Where): T | null {
   const v = obj[key];
   if (v === null) return null;
-  if (typeof v !== type) throw dataError(file, line, `field '${key}' must be a ${type} or null, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
+  if (typeof v !== type) throw dataError(at, `field '${key}' must be a ${type} or null, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
   return v as T;
 }
 
@@ -40,20 +40,20 @@ function nullable<T>(obj: Record<string, unknown>, key: string, type: 'string' |
 export async function readResults(file: string, repair: boolean): Promise<{ results: SourcedResult[]; droppedTail: number }> {
   const { values, droppedTail } = await readLog(file, repair);
   const seen = new Map<string, number>();
-  const results = values.map(({ value, line }) => {
-    const obj = asObject(value, file, line);
+  const results = values.map(({ value, line, at }) => {
+    const obj = asObject(value, at);
     const record: ResultRecord = {
-      id: stringField(obj, 'id', file, line),
-      group: stringField(obj, 'group', file, line),
-      prompt: nullable<string>(obj, 'prompt', 'string', file, line),
-      output: stringField(obj, 'output', file, line),
-      extracted: nullable<string>(obj, 'extracted', 'string', file, line),
-      correct: nullable<boolean>(obj, 'correct', 'boolean', file, line),
-      followed: nullable<boolean>(obj, 'followed', 'boolean', file, line),
-      gold: nullable<string>(obj, 'gold', 'string', file, line),
+      id: stringField(obj, 'id', at),
+      group: stringField(obj, 'group', at),
+      prompt: nullable<string>(obj, 'prompt', 'string', at),
+      output: stringField(obj, 'output', at),
+      extracted: nullable<string>(obj, 'extracted', 'string', at),
+      correct: nullable<boolean>(obj, 'correct', 'boolean', at),
+      followed: nullable<boolean>(obj, 'followed', 'boolean', at),
+      gold: nullable<string>(obj, 'gold', 'string', at),
     };
     const first = seen.get(record.id);
-    if (first !== undefined) throw dataError(file, line, `duplicate id '${record.id}' (first on line ${first})`);
+    if (first !== undefined) throw dataError(at, `duplicate id '${record.id}' (first on line ${first})`);
     seen.set(record.id, line);
     return { record, line };
   });

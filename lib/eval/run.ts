@@ -77,7 +77,7 @@ async function checkRunSettings(outDir: string, settings: Record<string, unknown
   try {
     previous = JSON.parse(text);
   } catch (error) {
-    throw dataError(file, 1, `invalid JSON: ${(error as Error).message}`);
+    throw dataError({ file, line: 1 }, `invalid JSON: ${(error as Error).message}`);
   }
   if (JSON.stringify(previous) !== JSON.stringify(settings)) {
     throw new SeqtuneError(`${outDir} holds a run with other settings (${file}: ${JSON.stringify(previous)}; now ${JSON.stringify(settings)}): use another output folder`, 'ERR_ARGUMENT');
@@ -102,9 +102,9 @@ export async function runEval(options: RunEvalOptions): Promise<RunEvalResult> {
   const outputs = new Map<string, string>();
   for (const { record, line } of (await readResults(file, true)).results) {
     const item = byId.get(record.id);
-    if (!item) throw dataError(file, line, `id '${record.id}' is not an item of ${options.dataFile}`);
+    if (!item) throw dataError({ file, line }, `id '${record.id}' is not an item of ${options.dataFile}`);
     if (record.prompt !== (prompts.get(item.id) ?? promptOf(item))) {
-      throw dataError(file, line, `item '${record.id}' was generated from a different prompt: use another output folder`);
+      throw dataError({ file, line }, `item '${record.id}' was generated from a different prompt: use another output folder`);
     }
     outputs.set(record.id, record.output);
   }

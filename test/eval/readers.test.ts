@@ -147,6 +147,7 @@ t.test('bad or truncated files fail with file:line', async (t) => {
     'xquad_trans_ar.json': '[\n{"instruction": "i", "input": "x", "output": "a"},\n{"instruction": "i", "inp',
     'not_array.json': '[1, 2',
     'csqa_choices.json': JSON.stringify([{ instruction: 'i', input: 'Question: q\nChoices: A:x, B:y', output: 'A' }, { instruction: 'i', input: 'Question: q\nChoices: A:x, C:y', output: 'A' }], null, 1),
+    'one_line.json': '[{"question": "a", "answer": "#### 1"}, {"question": "b", "answer": "#### 2"}, {"question": "c"}]',
     'csqa_gold.jsonl': '{"id": "1", "question": "q", "choices": {"label": ["A", "B"], "text": ["x", "y"]}, "answerKey": "E"}\n',
     'seqeval.json': '[{"instruction": "a", "iteration": 1},\n {"instruction": "b", "iteration": 0}]',
     'seqeval_no_text.json': '[{"instruction": "a", "iteration": 1},\n {"iteration": 2}]',
@@ -165,13 +166,14 @@ t.test('bad or truncated files fail with file:line', async (t) => {
   await t.rejects(bench('gsm8k').read(join(dir, 'nogold.jsonl'), {}), at('nogold.jsonl', 3));
   await t.rejects(bench('gsm8k').read(join(dir, 'nan.jsonl'), {}), { message: /nan\.jsonl:1: gold after '####' is not a number: 'about 5'/ });
   await t.rejects(bench('gsm8k').read(join(dir, 'nan.jsonl'), { exemplars: join(dir, 'bad.jsonl') }), at('bad.jsonl', 3));
-  await t.rejects(bench('xquad').read(join(dir, 'xquad_trans_vi.json'), {}), { message: /xquad_trans_vi\.json:4: field 'output' must be a string, got nothing/ });
+  await t.rejects(bench('xquad').read(join(dir, 'xquad_trans_vi.json'), {}), { message: /xquad_trans_vi\.json:4: record 2: field 'output' must be a string, got nothing/ });
   await t.rejects(bench('xquad').read(join(dir, 'xquad_trans_ar.json'), {}), at('xquad_trans_ar.json', 3));
   await t.rejects(readJsonRecords(join(dir, 'not_array.json')), at('not_array.json', 1));
+  await t.rejects(bench('gsm8k').read(join(dir, 'one_line.json'), {}), { message: /one_line\.json:1: record 2: field 'answer' must be a string, got nothing/ }, 'a record on a shared line is named by its position');
   await t.rejects(bench('csqa').read(join(dir, 'csqa_choices.json'), {}), at('csqa_choices.json', 7));
   await t.rejects(bench('csqa').read(join(dir, 'csqa_gold.jsonl'), {}), { message: /csqa_gold\.jsonl:1: answer 'E' is not one of the choice labels AB/ });
-  await t.rejects(bench('seqeval').read(join(dir, 'seqeval.json'), {}), { message: /seqeval\.json:2: 'iteration' must be a positive integer/ });
-  await t.rejects(bench('seqeval').read(join(dir, 'seqeval_no_text.json'), {}), { message: /seqeval_no_text\.json:2: field 'instruction' must be a string/ });
+  await t.rejects(bench('seqeval').read(join(dir, 'seqeval.json'), {}), { message: /seqeval\.json:2: record 1: 'iteration' must be a positive integer/ });
+  await t.rejects(bench('seqeval').read(join(dir, 'seqeval_no_text.json'), {}), { message: /seqeval_no_text\.json:2: record 1: field 'instruction' must be a string/ });
   await t.rejects(bench('mgsm').read(join(dir, 'mgsm/test/de.jsonl'), {}), { message: /de\.jsonl:6: exemplar 5 answers 99 but English exemplar 5 answers 5/ });
   await t.rejects(bench('mgsm').read(join(dir, 'mgsm/test/xx.jsonl'), {}), { code: 'ERR_ARGUMENT', message: /cannot tell the MGSM language/ });
   await t.rejects(bench('mgsm').read(join(dir, 'short/test/en.jsonl'), {}), { message: /en\.jsonl:1: expected exactly 8 exemplars, found 1/ });

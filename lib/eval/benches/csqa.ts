@@ -19,7 +19,7 @@
  * - else nothing is extracted and the item is wrong.
  */
 import { BenchDefinition, EvalItem, ItemScore } from '../bench';
-import { asObject, dataError, readJsonRecords, SourcedValue, stringField } from '../files';
+import { asObject, dataError, readJsonRecords, SourcedValue, stringField, Where } from '../files';
 
 export const CSQA_REPEAT_INSTRUCTION = 'Please repeat the input, then select the correct choice to answer the question in the input.';
 const LETTERS = ['A', 'B', 'C', 'D', 'E'];
@@ -75,50 +75,50 @@ export function scoreCsqa(output: string, item: Pick<CsqaItem, 'gold' | 'questio
 }
 
 /** "Question: q\nChoices: A:x, B:y" → the question and the choices. */
-function parseInput(input: string, file: string, line: number): { question: string; choices: Choice[] } {
+function parseInput(input: string, at: Where): { question: string; choices: Choice[] } {
   const match = /^Question:\s*([\s\S]*?)\nChoices:\s*(.*)$/.exec(input);
-  if (!match) throw dataError(file, line, "input is not 'Question: ...\\nChoices: A:..., B:...'");
+  if (!match) throw dataError(at, "input is not 'Question: ...\\nChoices: A:..., B:...'");
   // a choice text may itself contain ", ", so split only where the next label starts
   const choices = match[2].split(/, (?=[A-E]:)/).map((part) => ({ label: part[0], text: part.slice(2).trim() }));
-  if (choices.some((c, i) => c.label !== LETTERS[i] || c.text === '')) throw dataError(file, line, `cannot read the choices '${match[2]}'`);
+  if (choices.some((c, i) => c.label !== LETTERS[i] || c.text === '')) throw dataError(at, `cannot read the choices '${match[2]}'`);
   return { question: match[1].trim(), choices };
 }
 
-function goldLetter(value: string, choices: Choice[], file: string, line: number): string {
-  if (!choices.some((c) => c.label === value)) throw dataError(file, line, `answer '${value}' is not one of the choice labels ${choices.map((c) => c.label).join('')}`);
+function goldLetter(value: string, choices: Choice[], at: Where): string {
+  if (!choices.some((c) => c.label === value)) throw dataError(at, `answer '${value}' is not one of the choice labels ${choices.map((c) => c.label).join('')}`);
   return value;
 }
 
-function fromSitRecord({ value, line, index }: SourcedValue, file: string): CsqaItem {
-  const obj = asObject(value, file, line);
-  const input = stringField(obj, 'input', file, line);
-  const { question, choices } = parseInput(input, file, line);
-  const gold = goldLetter(stringField(obj, 'output', file, line).trim(), choices, file, line);
-  return { id: String(index), file, line, group: '', gold, instruction: stringField(obj, 'instruction', file, line), input, question, choices };
+function fromSitRecord({ value, line, index, at }: SourcedValue, file: string): CsqaItem {
+  const obj = asObject(value, at);
+  const input = stringField(obj, 'input', at);
+  const { question, choices } = parseInput(input, at);
+  const gold = goldLetter(stringField(obj, 'output', at).trim(), choices, at);
+  return { id: String(index), file, line, group: '', gold, instruction: stringField(obj, 'instruction', at), input, question, choices };
 }
 
-function fromHfRecord({ value, line }: SourcedValue, file: string): CsqaItem {
-  const obj = asObject(value, file, line);
-  const question = stringField(obj, 'question', file, line).trim();
-  const raw = asObject(obj.choices, file, line);
+function fromHfRecord({ value, line, at }: SourcedValue, file: string): CsqaItem {
+  const obj = asObject(value, at);
+  const question = stringField(obj, 'question', at).trim();
+  const raw = asObject(obj.choices, at);
   const labels = raw.label;
   const texts = raw.text;
   if (!Array.isArray(labels) || !Array.isArray(texts) || labels.length !== texts.length || labels.length === 0) {
-    throw dataError(file, line, "'choices' must hold equally long 'label' and 'text' arrays");
+    throw dataError(at, "'choices' must hold equally long 'label' and 'text' arrays");
   }
   const choices = labels.map((label, i) => {
-    if (label !== LETTERS[i] || typeof texts[i] !== 'string') throw dataError(file, line, `choice ${i} must be label '${LETTERS[i]}' with a text`);
+    if (label !== LETTERS[i] || typeof texts[i] !== 'string') throw dataError(at, `choice ${i} must be label '${LETTERS[i]}' with a text`);
     return { label: label as string, text: texts[i] as string };
   });
   const input = `Question: ${question}\nChoices: ${choices.map((c) => `${c.label}:${c.text}`).join(', ')}`;
-  const gold = goldLetter(stringField(obj, 'answerKey', file, line), choices, file, line);
-  return { id: stringField(obj, 'id', file, line), file, line, group: '', gold, instruction: CSQA_REPEAT_INSTRUCTION, input, question, choices };
+  const gold = goldLetter(stringField(obj, 'answerKey', at), choices, at);
+  return { id: stringField(obj, 'id', at), file, line, group: '', gold, instruction: CSQA_REPEAT_INSTRUCTION, input, question, choices };
 }
 
 async function read(dataPath: string): Promise<CsqaItem[]> {
   const records = await readJsonRecords(dataPath);
   return records.map((r) => {
-    const obj = asObject(r.value, dataPath, r.line);
+    const obj = asObject(r.value, r.at);
     return 'answerKey' in obj ? fromHfRecord(r, dataPath) : fromSitRecord(r, dataPath);
   });
 }

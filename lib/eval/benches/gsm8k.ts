@@ -15,7 +15,7 @@
  */
 import { SeqtuneError } from '../../errors';
 import { BenchDefinition, BenchOptions, EvalItem } from '../bench';
-import { asObject, dataError, readJsonRecords, stringField } from '../files';
+import { asObject, dataError, readJsonRecords, stringField, Where } from '../files';
 import { extractLastNumber, numbersMatch, parseGoldNumber } from '../numbers';
 
 const SHOTS = 8;
@@ -28,21 +28,21 @@ export interface Gsm8kItem extends EvalItem {
   demos: string | null;
 }
 
-function goldOf(answer: string, file: string, line: number): number {
-  const at = answer.lastIndexOf('####');
-  if (at === -1) throw dataError(file, line, "answer has no '#### <number>' line");
-  const value = parseGoldNumber(answer.slice(at + 4));
-  if (value === null) throw dataError(file, line, `gold after '####' is not a number: '${answer.slice(at + 4).trim()}'`);
+function goldOf(answer: string, at: Where): number {
+  const marker = answer.lastIndexOf('####');
+  if (marker === -1) throw dataError(at, "answer has no '#### <number>' line");
+  const value = parseGoldNumber(answer.slice(marker + 4));
+  if (value === null) throw dataError(at, `gold after '####' is not a number: '${answer.slice(marker + 4).trim()}'`);
   return value;
 }
 
-function demoFrom(obj: Record<string, unknown>, file: string, line: number): string {
-  const question = stringField(obj, 'question', file, line).replace(/^Question:\s*/, '');
-  const answer = stringField(obj, 'answer', file, line);
+function demoFrom(obj: Record<string, unknown>, at: Where): string {
+  const question = stringField(obj, 'question', at).replace(/^Question:\s*/, '');
+  const answer = stringField(obj, 'answer', at);
   let rationale: string;
   if (answer.includes('####')) {
     const steps = answer.slice(0, answer.lastIndexOf('####')).replace(/<<[^>]*>>/g, '').split('\n').map((s) => s.trim()).filter(Boolean);
-    rationale = [...steps, `So the answer is ${goldOf(answer, file, line)}.`].join(' ');
+    rationale = [...steps, `So the answer is ${goldOf(answer, at)}.`].join(' ');
   } else {
     rationale = answer.replace(/^Step-by-Step Answer:\s*/, '').trim();
   }
@@ -51,19 +51,19 @@ function demoFrom(obj: Record<string, unknown>, file: string, line: number): str
 
 export async function readGsm8kExemplars(file: string): Promise<string> {
   const records = await readJsonRecords(file);
-  if (records.length < SHOTS) throw dataError(file, records.length === 0 ? 1 : records[records.length - 1].line, `expected at least ${SHOTS} exemplars, found ${records.length}`);
+  if (records.length < SHOTS) throw dataError({ file, line: records.length === 0 ? 1 : records[records.length - 1].line }, `expected at least ${SHOTS} exemplars, found ${records.length}`);
   return records
     .slice(0, SHOTS)
-    .map(({ value, line }) => demoFrom(asObject(value, file, line), file, line))
+    .map(({ value, at }) => demoFrom(asObject(value, at), at))
     .join('\n\n');
 }
 
 async function read(dataPath: string, options: BenchOptions): Promise<Gsm8kItem[]> {
   const demos = options.exemplars === undefined ? null : await readGsm8kExemplars(options.exemplars);
-  return (await readJsonRecords(dataPath)).map(({ value, line, index }) => {
-    const obj = asObject(value, dataPath, line);
-    const answerNumber = goldOf(stringField(obj, 'answer', dataPath, line), dataPath, line);
-    return { id: String(index), file: dataPath, line, group: '', gold: String(answerNumber), question: stringField(obj, 'question', dataPath, line), answerNumber, demos };
+  return (await readJsonRecords(dataPath)).map(({ value, line, index, at }) => {
+    const obj = asObject(value, at);
+    const answerNumber = goldOf(stringField(obj, 'answer', at), at);
+    return { id: String(index), file: dataPath, line, group: '', gold: String(answerNumber), question: stringField(obj, 'question', at), answerNumber, demos };
   });
 }
 

@@ -20,7 +20,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { SeqtuneError } from '../../errors';
 import { BenchDefinition, BenchOptions, EvalItem } from '../bench';
-import { asObject, dataError, numberField, readJsonRecords, SourcedValue, stringField } from '../files';
+import { asObject, dataError, numberField, readJsonRecords, SourcedValue, stringField, Where } from '../files';
 import { extractLastNumber, numbersMatch } from '../numbers';
 
 export const MGSM_LANGS = ['en', 'es', 'fr', 'de', 'ru', 'zh', 'ja', 'th', 'sw', 'bn', 'te'] as const;
@@ -54,22 +54,22 @@ interface Exemplar {
   question: string;
   answer: string;
   answerNumber: number;
-  line: number;
+  at: Where;
 }
 
 async function readExemplars(file: string): Promise<Exemplar[]> {
   const records: SourcedValue[] = await readJsonRecords(file);
-  if (records.length !== SHOTS) throw dataError(file, records.length === 0 ? 1 : records[records.length - 1].line, `expected exactly ${SHOTS} exemplars, found ${records.length}`);
-  return records.map(({ value, line }) => {
-    const obj = asObject(value, file, line);
-    return { question: stringField(obj, 'question', file, line), answer: stringField(obj, 'answer', file, line), answerNumber: numberField(obj, 'answer_number', file, line), line };
+  if (records.length !== SHOTS) throw dataError({ file, line: records.length === 0 ? 1 : records[records.length - 1].line }, `expected exactly ${SHOTS} exemplars, found ${records.length}`);
+  return records.map(({ value, at }) => {
+    const obj = asObject(value, at);
+    return { question: stringField(obj, 'question', at), answer: stringField(obj, 'answer', at), answerNumber: numberField(obj, 'answer_number', at), at };
   });
 }
 
 /** The authors cut the English rationale before its last "The answer is" and restate the number. */
-function rationale(en: Exemplar, file: string): string {
+function rationale(en: Exemplar): string {
   const at = en.answer.lastIndexOf('The answer is');
-  if (at === -1) throw dataError(file, en.line, "English exemplar answer has no 'The answer is'");
+  if (at === -1) throw dataError(en.at, "English exemplar answer has no 'The answer is'");
   return en.answer.slice(0, at).trim();
 }
 
@@ -83,10 +83,10 @@ async function buildDemos(examplesDir: string, lang: string, mode: MgsmMode): Pr
     .map((ex, i) => {
       // index alignment with English is what lets the English rationale stand for this language's question
       if (!numbersMatch(ex.answerNumber, en[i].answerNumber)) {
-        throw dataError(langFile, ex.line, `exemplar ${i} answers ${ex.answerNumber} but English exemplar ${i} answers ${en[i].answerNumber}: files not index-aligned`);
+        throw dataError(ex.at, `exemplar ${i} answers ${ex.answerNumber} but English exemplar ${i} answers ${en[i].answerNumber}: files not index-aligned`);
       }
       const translation = mode === 'trans-cot' ? `Translation the question into English:\n${en[i].question}\n` : '';
-      const response = `${translation}${rationale(en[i], enFile)}\nThe Answer is: ${ex.answerNumber}`;
+      const response = `${translation}${rationale(en[i])}\nThe Answer is: ${ex.answerNumber}`;
       return `${prefix}Question: ${ex.question}\nAnswer: ${response}`;
     })
     .join('\n\n');
@@ -105,9 +105,9 @@ async function readTestFile(file: string, mode: MgsmMode, prefixIds: boolean): P
     throw new SeqtuneError(`cannot tell the MGSM language of ${file}: expected test/<lang>.jsonl with lang one of ${MGSM_LANGS.join(', ')}`, 'ERR_ARGUMENT');
   }
   const demos = await demosFor(join(dirname(dirname(file)), 'examples'), lang, mode);
-  return (await readJsonRecords(file)).map(({ value, line, index }) => {
-    const obj = asObject(value, file, line);
-    const answerNumber = numberField(obj, 'answer_number', file, line);
+  return (await readJsonRecords(file)).map(({ value, line, index, at }) => {
+    const obj = asObject(value, at);
+    const answerNumber = numberField(obj, 'answer_number', at);
     return {
       id: prefixIds ? `${lang}/${index}` : String(index),
       file,
@@ -115,7 +115,7 @@ async function readTestFile(file: string, mode: MgsmMode, prefixIds: boolean): P
       group: lang,
       gold: String(answerNumber),
       lang,
-      question: stringField(obj, 'question', file, line),
+      question: stringField(obj, 'question', at),
       answerNumber,
       mode,
       demos,

@@ -19,11 +19,11 @@ export interface SeqEvalItem extends EvalItem {
 export const depthGroup = (depth: number) => `depth-${depth}`;
 
 async function read(dataPath: string): Promise<SeqEvalItem[]> {
-  return (await readJsonRecords(dataPath)).map(({ value, line, index }) => {
-    const obj = asObject(value, dataPath, line);
-    const instruction = stringField(obj, 'instruction', dataPath, line);
-    const depth = numberField(obj, 'iteration', dataPath, line);
-    if (!Number.isInteger(depth) || depth < 1) throw dataError(dataPath, line, `'iteration' must be a positive integer, got ${depth}`);
+  return (await readJsonRecords(dataPath)).map(({ value, line, index, at }) => {
+    const obj = asObject(value, at);
+    const instruction = stringField(obj, 'instruction', at);
+    const depth = numberField(obj, 'iteration', at);
+    if (!Number.isInteger(depth) || depth < 1) throw dataError(at, `'iteration' must be a positive integer, got ${depth}`);
     return { id: String(index), file: dataPath, line, group: depthGroup(depth), gold: null, instruction, depth };
   });
 }

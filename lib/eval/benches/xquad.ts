@@ -19,7 +19,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { SeqtuneError } from '../../errors';
 import { BenchDefinition, BenchOptions, EvalItem, ItemScore } from '../bench';
-import { asObject, dataError, readJsonRecords, stringField } from '../files';
+import { asObject, dataError, readJsonRecords, stringField, Where } from '../files';
 
 export const XQUAD_BASE_LANGS = ['en', 'de', 'es', 'ru', 'zh'] as const;
 export const XQUAD_TRANS_LANGS = ['ar', 'el', 'hi', 'th', 'tr', 'vi'] as const;
@@ -56,15 +56,15 @@ interface SitRecord {
   instruction: string;
   input: string;
   output: string;
-  line: number;
+  at: Where;
 }
 
 async function readSitFile(file: string): Promise<SitRecord[]> {
-  return (await readJsonRecords(file)).map(({ value, line }) => {
-    const obj = asObject(value, file, line);
-    const output = stringField(obj, 'output', file, line);
-    if (output.trim() === '') throw dataError(file, line, "empty gold answer in 'output'");
-    return { instruction: stringField(obj, 'instruction', file, line), input: stringField(obj, 'input', file, line), output, line };
+  return (await readJsonRecords(file)).map(({ value, at }) => {
+    const obj = asObject(value, at);
+    const output = stringField(obj, 'output', at);
+    if (output.trim() === '') throw dataError(at, "empty gold answer in 'output'");
+    return { instruction: stringField(obj, 'instruction', at), input: stringField(obj, 'input', at), output, at };
   });
 }
 
@@ -79,7 +79,7 @@ async function englishGold(file: string, count: number, options: BenchOptions): 
     );
   }
   const records = await readSitFile(source);
-  if (records.length !== count) throw dataError(source, 1, `has ${records.length} records but ${file} has ${count}: not the same questions`);
+  if (records.length !== count) throw dataError({ file: source, line: 1 }, `has ${records.length} records but ${file} has ${count}: not the same questions`);
   return records.map((r) => r.output);
 }
 
@@ -92,7 +92,7 @@ async function readLanguageFile(file: string, options: BenchOptions, prefixIds: 
   return records.map((r, i) => ({
     id: prefixIds ? `${lang}/${i}` : String(i),
     file,
-    line: r.line,
+    line: r.at.line,
     group: lang,
     gold: gold[i],
     lang,

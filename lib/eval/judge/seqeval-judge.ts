@@ -9,7 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EvalItem } from '../bench';
 import { resolveBench } from '../benches';
-import { asObject, dataError, stringField, writeFileAtomic } from '../files';
+import { asObject, dataError, stringField, Where, writeFileAtomic } from '../files';
 import { appendLog, readLog } from '../jsonl-log';
 import { readPredictions } from '../predictions';
 import { loadItems } from '../run';
@@ -85,21 +85,21 @@ export interface JudgeSummary {
   requests: ClientStats;
 }
 
-function parseRecord(value: unknown, file: string, line: number, known: Set<string>): JudgeRecord {
-  const obj = asObject(value, file, line);
-  const id = stringField(obj, 'id', file, line);
-  if (!known.has(id)) throw dataError(file, line, `id '${id}' is not a SeqEval item`);
-  const kind = stringField(obj, 'kind', file, line) as JudgeKind;
-  if (!KINDS.includes(kind)) throw dataError(file, line, `unknown judgment kind '${kind}'`);
-  stringField(obj, 'status', file, line);
+function parseRecord(value: unknown, at: Where, known: Set<string>): JudgeRecord {
+  const obj = asObject(value, at);
+  const id = stringField(obj, 'id', at);
+  if (!known.has(id)) throw dataError(at, `id '${id}' is not a SeqEval item`);
+  const kind = stringField(obj, 'kind', at) as JudgeKind;
+  if (!KINDS.includes(kind)) throw dataError(at, `unknown judgment kind '${kind}'`);
+  stringField(obj, 'status', at);
   return obj as unknown as JudgeRecord;
 }
 
 /** Latest record per (id, kind): a failed request may be followed by a later verdict. */
 async function readJudgeLog(file: string, known: Set<string>, repair: boolean): Promise<Map<string, JudgeRecord>> {
   const latest = new Map<string, JudgeRecord>();
-  for (const { value, line } of (await readLog(file, repair)).values) {
-    const record = parseRecord(value, file, line, known);
+  for (const { value, at } of (await readLog(file, repair)).values) {
+    const record = parseRecord(value, at, known);
     latest.set(`${record.kind}\u0000${record.id}`, record);
   }
   return latest;
@@ -111,11 +111,11 @@ export async function readFollowVerdicts(runDir: string): Promise<Map<string, bo
   const { values } = await readLog(file, false);
   if (values.length === 0) return null;
   const verdicts = new Map<string, boolean | null>();
-  for (const { value, line } of values) {
-    const obj = asObject(value, file, line);
+  for (const { value, at } of values) {
+    const obj = asObject(value, at);
     if (obj.kind !== 'follow') continue;
-    const status = stringField(obj, 'status', file, line);
-    verdicts.set(stringField(obj, 'id', file, line), status === 'followed' ? true : status === 'not-followed' ? false : null);
+    const status = stringField(obj, 'status', at);
+    verdicts.set(stringField(obj, 'id', at), status === 'followed' ? true : status === 'not-followed' ? false : null);
   }
   return verdicts;
 }
