@@ -57,24 +57,27 @@ class Scratch {
 // rows past the block are zero so edge tiles run the same kernel.
 template <typename T>
 void packA(bool transA, const T* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int64_t mr, T* dst) {
-  for (int64_t ir = 0; ir < mc; ir += mr, dst += mr * kc) {
-    const int64_t rows = std::min(mr, mc - ir);
-    if (transA) {
-      // op(A) row i is column i of the stored [K, M]: each k step is a contiguous run of rows.
-      for (int64_t p = 0; p < kc; ++p) {
-        const T* src = A + (p0 + p) * lda + i0 + ir;
-        T* d = dst + p * mr;
-        for (int64_t r = 0; r < rows; ++r) d[r] = src[r];
+  if (transA) {
+    // Stored [K, M]: depth step p is a contiguous run of rows, read once across all panels.
+    for (int64_t p = 0; p < kc; ++p) {
+      const T* src = A + (p0 + p) * lda + i0;
+      for (int64_t ir = 0; ir < mc; ir += mr) {
+        T* d = dst + ir * kc + p * mr;
+        const int64_t rows = std::min(mr, mc - ir);
+        for (int64_t r = 0; r < rows; ++r) d[r] = src[ir + r];
         for (int64_t r = rows; r < mr; ++r) d[r] = T(0);
       }
-    } else {
-      for (int64_t r = 0; r < rows; ++r) {
-        const T* src = A + (i0 + ir + r) * lda + p0;
-        for (int64_t p = 0; p < kc; ++p) dst[p * mr + r] = src[p];
-      }
-      for (int64_t p = 0; p < kc && rows < mr; ++p) {
-        for (int64_t r = rows; r < mr; ++r) dst[p * mr + r] = T(0);
-      }
+    }
+    return;
+  }
+  for (int64_t ir = 0; ir < mc; ir += mr, dst += mr * kc) {
+    const int64_t rows = std::min(mr, mc - ir);
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* src = A + (i0 + ir + r) * lda + p0;
+      for (int64_t p = 0; p < kc; ++p) dst[p * mr + r] = src[p];
+    }
+    for (int64_t p = 0; p < kc && rows < mr; ++p) {
+      for (int64_t r = rows; r < mr; ++r) dst[p * mr + r] = T(0);
     }
   }
 }
@@ -85,20 +88,27 @@ template <typename T>
 void packB(const GemmKernel<T>& kernel, bool transB, const T* B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0,
            int64_t ncols, T* dst) {
   const int64_t nr = kernel.nr;
+  if (!transB) {
+    // Stored [K, N]: depth step p is a contiguous row, read once across all panels (reading a
+    // panel at a time would stride through memory by whole rows).
+    for (int64_t p = 0; p < kc; ++p) {
+      const T* src = B + (p0 + p) * ldb + j0;
+      for (int64_t jr = 0; jr < ncols; jr += nr) {
+        T* d = dst + jr * kc + p * nr;
+        const int64_t cols = std::min(nr, ncols - jr);
+        for (int64_t c = 0; c < cols; ++c) d[c] = src[jr + c];
+        for (int64_t c = cols; c < nr; ++c) d[c] = T(0);
+      }
+    }
+    return;
+  }
   for (int64_t jr = 0; jr < ncols; jr += nr, dst += nr * kc) {
     const int64_t cols = std::min(nr, ncols - jr);
-    if (transB && cols == nr) {
+    if (cols == nr) {
       kernel.packTransposedB(B + (j0 + jr) * ldb + p0, ldb, kc, dst);
-    } else if (transB) {
-      for (int64_t p = 0; p < kc; ++p) {
-        for (int64_t c = 0; c < nr; ++c) dst[p * nr + c] = c < cols ? B[(j0 + jr + c) * ldb + p0 + p] : T(0);
-      }
     } else {
       for (int64_t p = 0; p < kc; ++p) {
-        const T* src = B + (p0 + p) * ldb + j0 + jr;
-        T* d = dst + p * nr;
-        for (int64_t c = 0; c < cols; ++c) d[c] = src[c];
-        for (int64_t c = cols; c < nr; ++c) d[c] = T(0);
+        for (int64_t c = 0; c < nr; ++c) dst[p * nr + c] = c < cols ? B[(j0 + jr + c) * ldb + p0 + p] : T(0);
       }
     }
   }

@@ -158,7 +158,7 @@ interface DetCase {
 
 const detCases: DetCase[] = [
   { aShape: [200, 290], bShape: [150, 290], transA: false, transB: true, bias: true, alpha: 0.7 },
-  { aShape: [600, 7], bShape: [600, 4100], transA: true, transB: false, bias: false, alpha: 1 },
+  { aShape: [300, 7], bShape: [300, 4100], transA: true, transB: false, bias: false, alpha: 1 },
   { aShape: [3, 67, 150], bShape: [3, 150, 70], transA: false, transB: false, bias: true, alpha: -1.25 },
   { aShape: [2, 270, 65], bShape: [200, 270], transA: true, transB: true, bias: true, alpha: 1 },
 ];
