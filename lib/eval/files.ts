@@ -23,8 +23,18 @@ export interface SourcedValue {
   at: Where;
 }
 
+// The helpers below also take (file, line) instead of a Where: modules outside lib/eval
+// (lib/demo/synthetic-bench.ts) were written against that form.
+function whereOf(at: Where | string, line: number | undefined): Where {
+  return typeof at === 'string' ? { file: at, line: line ?? 1 } : at;
+}
+
 /** ERR_DATA as "file:line: reason" ("file:line: record N: reason" inside a JSON array). */
-export function dataError(at: Where, reason: string): SeqtuneError {
+export function dataError(at: Where, reason: string): SeqtuneError;
+export function dataError(file: string, line: number, reason: string): SeqtuneError;
+export function dataError(place: Where | string, second: number | string, third?: string): SeqtuneError {
+  const at = whereOf(place, typeof second === 'number' ? second : undefined);
+  const reason = typeof second === 'string' ? second : (third ?? '');
   return new SeqtuneError(`${at.file}:${at.line}: ${at.record === undefined ? '' : `record ${at.record}: `}${reason}`, 'ERR_DATA');
 }
 
@@ -122,20 +132,26 @@ export async function readJsonRecords(file: string): Promise<SourcedValue[]> {
   return text.trimStart().startsWith('[') ? parseJsonArray(file, text) : parseJsonl(file, text);
 }
 
-export function asObject(value: unknown, at: Where): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw dataError(at, 'expected a JSON object');
+export function asObject(value: unknown, at: Where): Record<string, unknown>;
+export function asObject(value: unknown, file: string, line: number): Record<string, unknown>;
+export function asObject(value: unknown, place: Where | string, line?: number): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw dataError(whereOf(place, line), 'expected a JSON object');
   return value as Record<string, unknown>;
 }
 
-export function stringField(obj: Record<string, unknown>, key: string, at: Where): string {
+export function stringField(obj: Record<string, unknown>, key: string, at: Where): string;
+export function stringField(obj: Record<string, unknown>, key: string, file: string, line: number): string;
+export function stringField(obj: Record<string, unknown>, key: string, place: Where | string, line?: number): string {
   const v = obj[key];
-  if (typeof v !== 'string') throw dataError(at, `field '${key}' must be a string, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
+  if (typeof v !== 'string') throw dataError(whereOf(place, line), `field '${key}' must be a string, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
   return v;
 }
 
-export function numberField(obj: Record<string, unknown>, key: string, at: Where): number {
+export function numberField(obj: Record<string, unknown>, key: string, at: Where): number;
+export function numberField(obj: Record<string, unknown>, key: string, file: string, line: number): number;
+export function numberField(obj: Record<string, unknown>, key: string, place: Where | string, line?: number): number {
   const v = obj[key];
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw dataError(at, `field '${key}' must be a number, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw dataError(whereOf(place, line), `field '${key}' must be a number, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
   return v;
 }
 

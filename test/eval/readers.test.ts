@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { BenchDefinition, EvalItem } from '../../lib/eval/bench';
 import { resolveBench } from '../../lib/eval/benches';
 import { MGSM_LANGS, MGSM_PREFIXES } from '../../lib/eval/benches/mgsm';
-import { readJsonRecords } from '../../lib/eval/files';
+import { asObject, dataError, numberField, readJsonRecords, stringField } from '../../lib/eval/files';
 
 const SHARED = resolve(__dirname, '../../../shared/data');
 const haveShared = existsSync(SHARED);
@@ -182,4 +182,13 @@ t.test('bad or truncated files fail with file:line', async (t) => {
   const noExemplars = await bench('mgsm').read(join(dir, 'noex/test/de.jsonl'), {});
   t.equal(noExemplars[0].gold, '3', 'scoring needs no exemplars');
   t.throws(() => resolveBench('mgsm').prompt(noExemplars[0]), { code: 'ERR_DATA', message: /exemplars not found/ });
+});
+
+t.test('field helpers take a Where or a (file, line) pair', async (t) => {
+  t.equal(dataError({ file: 'f.json', line: 1, record: 4 }, 'bad').message, 'f.json:1: record 4: bad');
+  t.equal(dataError('f.jsonl', 3, 'bad').message, 'f.jsonl:3: bad');
+  t.throws(() => asObject([1], 'f.jsonl', 2), { code: 'ERR_DATA', message: 'f.jsonl:2: expected a JSON object' });
+  t.throws(() => stringField({ x: 1 }, 'x', 'f.jsonl', 5), { message: 'f.jsonl:5: field \'x\' must be a string, got 1' });
+  t.throws(() => numberField({}, 'n', { file: 'g.jsonl', line: 7 }), { message: "g.jsonl:7: field 'n' must be a number, got nothing" });
+  t.equal(numberField({ n: 2 }, 'n', 'g.jsonl', 1), 2);
 });
