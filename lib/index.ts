@@ -1,7 +1,8 @@
 /**
  * seqtune: sequential instruction tuning of LLaMA-family models from Node.js.
- * The public API: tensors and devices, the op interface, and (as they land) the model, data,
- * training and evaluation modules.
+ * The public API: tensors and devices, the op interface, the model (checkpoints, tokenizer, LoRA,
+ * generation, PEFT adapters), the SIT data pipeline, training and evaluation. Every CLI command is
+ * a thin wrapper over one of these functions.
  */
 export { SeqtuneError, isSeqtuneError } from './errors';
 export type { ErrorCode } from './errors';
@@ -13,3 +14,30 @@ export { Rng, HostRng } from './rng';
 export type { RngState } from './rng';
 export * as ops from './ops';
 export type { TextTokenizer } from './text-tokenizer';
+
+// model
+export { LlamaModel, loraScale } from './model/llama';
+export type { LlamaArch, LoraConfig, DeviceBatch } from './model/llama';
+export { loadModel } from './model/load';
+export type { LoadModelOptions, LoadedModel } from './model/load';
+export { generate } from './model/generate';
+export type { GenerateOptions, Generation } from './model/generate';
+export { saveAdapter, loadAdapter, mergedWeights, peftKey } from './model/adapter';
+export { openModelDir, loadWeights, saveModelDir } from './model/io/model-dir';
+export { readModelConfig, parseModelConfig, modelConfigToJson, llamaArch } from './model/config';
+export type { ModelConfig } from './model/config';
+export { HfTokenizer } from './model/tokenizer';
+export { initModel } from './model/init-model';
+export { SafetensorsFile } from './model/io/safetensors';
+export { CheckpointReader, writeCheckpoint } from './model/io/checkpoint';
+export { writeSafetensors, tensorEntry } from './model/io/safetensors-writer';
+export { promptFormat } from './model/prompt-format';
+
+// data, training, evaluation
+export * as data from './data';
+export { train, saveFullModel } from './train/train';
+export { runTraining } from './train/trainer';
+export type { StepMetrics, TrainingRun, TrainingResult } from './train/trainer';
+export { resolveConfig, loadConfigFile, presets as trainPresets, defaultConfig as defaultTrainConfig } from './train/config';
+export type { TrainConfig } from './train/config';
+export * as evaluation from './eval';

@@ -1,6 +1,8 @@
 // Elementwise ops and tensor creation: cast, add, mul, scale, addInplace, fill, randomNormal,
 // randomUniform, sum. Each computes in f32 (f64 for f64 tensors) and stores in the output dtype.
 // On a CUDA device the same plans launch kernels/elementwise.cu, which rounds exactly as below.
+#include <algorithm>
+
 #include "native/ops/op_util.h"
 #include "native/runtime/philox.h"
 #include "native/runtime/thread_pool.h"
@@ -13,6 +15,23 @@ namespace seqtune {
 namespace {
 
 constexpr int64_t kGrain = 1 << 15;
+
+// Fills a CPU tensor from gen(firstIndex, buffer, count) in small chunks across the threads, so a
+// generated tensor costs no more memory than itself (a 2 GB bf16 embedding needs no 8 GB buffer).
+template <typename Gen>
+void generateChunked(const Tensor& out, Gen gen) {
+  constexpr int64_t kChunk = 4096;
+  const size_t elementBytes = dtypeSize(out.dtype());
+  parallelFor((out.numel() + kChunk - 1) / kChunk, 8, [&](int64_t begin, int64_t end) {
+    double buffer[kChunk];
+    for (int64_t c = begin; c < end; ++c) {
+      const int64_t first = c * kChunk;
+      const int64_t n = std::min(kChunk, out.numel() - first);
+      gen(first, buffer, n);
+      convertTo<double>(out.dtype(), buffer, static_cast<char*>(out.raw()) + first * elementBytes, n);
+    }
+  });
+}
 
 // out = a * x + b * y (y optional); the shape of the common elementwise work.
 OpPlan buildAxpby(const OpCall& call, double alpha, double beta, bool multiply) {
@@ -161,8 +180,7 @@ OpPlan buildFill(const OpCall& call) {
   }
 #endif
   return {{out}, {}, [out, value] {
-            std::vector<double> values(static_cast<size_t>(out->numel()), value);
-            convertTo<double>(out->dtype(), values.data(), out->raw(), out->numel());
+            generateChunked(*out, [value](int64_t, double* dst, int64_t n) { std::fill(dst, dst + n, value); });
           }};
 }
 
@@ -189,14 +207,12 @@ OpPlan buildRandom(const OpCall& call, bool normal) {
   }
 #endif
   return {{out}, {}, [out, seed, offset, a, b, normal] {
-            std::vector<double> values(static_cast<size_t>(out->numel()));
-            parallelFor(out->numel(), kGrain, [&](int64_t begin, int64_t end) {
-              for (int64_t i = begin; i < end; ++i) {
-                double r = normal ? philoxNormal(seed, offset, i) : philoxUniform(seed, offset, i);
-                values[i] = normal ? a + b * r : a + (b - a) * r;
+            generateChunked(*out, [=](int64_t first, double* dst, int64_t n) {
+              for (int64_t k = 0; k < n; ++k) {
+                double r = normal ? philoxNormal(seed, offset, first + k) : philoxUniform(seed, offset, first + k);
+                dst[k] = normal ? a + b * r : a + (b - a) * r;
               }
             });
-            convertTo<double>(out->dtype(), values.data(), out->raw(), out->numel());
           }};
 }
 

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The one script for GPU work, in commands of a few minutes each (device time is 30 minutes a
+# session, 10 a command). Prepare here, then run each job on the device machine:
+#
+#   scripts/gpu.sh prepare            here: CUDA build (build/Release), TypeScript (dist/), a slim
+#                                     production node_modules and the node binary in .gpu/
+#   device run, carry [".gpu", "build/Release", "dist"]:
+#     source .gpu/on-device.sh && scripts/gpu.sh parity      every op on the GPU vs the CPU
+#     source .gpu/on-device.sh && scripts/gpu.sh sanitize    the parity run under compute-sanitizer
+#     source .gpu/on-device.sh && scripts/gpu.sh kernels     bench/kernels vs torch
+#     source .gpu/on-device.sh && scripts/gpu.sh attention   bench/attention vs torch SDPA
+#
+# Results land in $OUT (fetched back) and are printed; log each run in bench/NOTES.md.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+job=${1:-}
+out=${OUT:-$root/bench/results}
+mkdir -p "$out"
+
+on_device_env() {
+  export NODE_PATH="$root/.gpu/prod/node_modules"
+  export SEQTUNE_ADDON="$root/build/Release/seqtune.node"
+  node -e "const d = require('./dist/lib/device').devices(); console.log(JSON.stringify(d.gpus), d.cuda.unusableReason || '')"
+}
+
+case "$job" in
+  prepare)
+    [ -x "$(command -v nvcc)" ] || { echo "nvcc not found: the GPU build needs the CUDA toolkit here"; exit 1; }
+    npx cmake-js compile --config Release
+    npx tsc -p tsconfig.json
+    rm -rf .gpu/prod && mkdir -p .gpu/prod
+    cp package.json package-lock.json .gpu/prod/
+    (cd .gpu/prod && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null)
+    ../shared/gpu/pack
+    echo "carry: .gpu ($(du -sh .gpu | cut -f1)), build/Release ($(du -sh build/Release | cut -f1)), dist ($(du -sh dist | cut -f1))"
+    ;;
+  parity)
+    on_device_env
+    node dist/bench/gpu-parity.js
+    ;;
+  sanitize)
+    on_device_env
+    compute-sanitizer --tool memcheck --error-exitcode 3 node dist/bench/gpu-parity.js 2>&1 | tail -40
+    ;;
+  kernels)
+    on_device_env
+    node dist/bench/kernels.js
+    ;;
+  attention)
+    on_device_env
+    node dist/bench/attention.js
+    ;;
+  *)
+    sed -n '2,16p' "$0"
+    exit 2
+    ;;
+esac
