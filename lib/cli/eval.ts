@@ -20,22 +20,29 @@ import { EvalSummary, formatSummary } from '../eval/summary';
 import { parseTemplate } from '../eval/template';
 import { Command, numberFlag, requireFlag, stringFlag, Values } from './command';
 
-const GENERATOR_MODULE = '../model/generator-factory';
-
-export const loadModelGenerator: LoadGenerator = (modelDir, adapterDir, device) => {
-  let factory: { createGenerator?: LoadGenerator };
-  try {
-    factory = require(GENERATOR_MODULE);
-  } catch (error) {
-    const e = error as NodeJS.ErrnoException;
-    if (e.code === 'MODULE_NOT_FOUND' && e.message.includes('generator-factory')) {
-      throw new SeqtuneError('generation from a model is not available in this build (no model generator module); score existing outputs with --predictions FILE.jsonl', 'ERR_NOT_IMPLEMENTED');
+/**
+ * A LoadGenerator that requires `modulePath` (relative to this file) on first use and calls its
+ * createGenerator; a build without that module gets a clear error instead of a stack trace.
+ */
+export function generatorFromModule(modulePath: string): LoadGenerator {
+  return (modelDir, adapterDir, device) => {
+    let factory: { createGenerator?: LoadGenerator };
+    try {
+      factory = require(modulePath);
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      // only the module itself being absent means "not in this build"; its own failures propagate
+      if (e.code === 'MODULE_NOT_FOUND' && e.message.includes(basename(modulePath))) {
+        throw new SeqtuneError('generation from a model is not available in this build (no model generator module); score existing outputs with --predictions FILE.jsonl', 'ERR_NOT_IMPLEMENTED');
+      }
+      throw error;
     }
-    throw error;
-  }
-  if (typeof factory.createGenerator !== 'function') throw new SeqtuneError(`${GENERATOR_MODULE} does not export createGenerator`, 'ERR_INTERNAL');
-  return factory.createGenerator(modelDir, adapterDir, device);
-};
+    if (typeof factory.createGenerator !== 'function') throw new SeqtuneError(`${modulePath} does not export createGenerator`, 'ERR_INTERNAL');
+    return factory.createGenerator(modelDir, adapterDir, device);
+  };
+}
+
+export const loadModelGenerator = generatorFromModule('../model/generator-factory');
 
 const USAGE = [
   'seqtune eval --model DIR [--adapter DIR] [--device D] --bench xquad|mgsm|gsm8k|csqa|seqeval|synthetic --data PATH [--out DIR] [--template tulu|tulu-system|alpaca|raw] [--limit N] [--batch-size N] [--max-new-tokens N]',

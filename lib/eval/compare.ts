@@ -98,7 +98,7 @@ async function loadRun(runDir: string): Promise<LoadedRun> {
     throw dataError({ file: summaryFile, line: 1 }, `invalid JSON: ${(error as Error).message}`);
   }
   if (typeof bench !== 'string') throw dataError({ file: summaryFile, line: 1 }, "no 'bench' name");
-  const records = new Map((await readResults(resultsPath(runDir), false)).results.map(({ record }) => [record.id, record]));
+  const records = new Map((await readResults(resultsPath(runDir), false)).map(({ record }) => [record.id, record]));
   const verdicts = await readFollowVerdicts(runDir);
   if (verdicts) for (const record of records.values()) record.followed = verdicts.get(record.id) ?? null;
   return { bench, records };

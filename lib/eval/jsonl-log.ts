@@ -17,22 +17,15 @@ async function readIfExists(file: string): Promise<string | null> {
   }
 }
 
-export interface LogReadResult {
-  values: SourcedValue[];
-  /** the byte length of a cut-off partial last line, 0 when there was none */
-  droppedTail: number;
-}
-
 /**
  * Reads a log; a missing file is an empty log. With `repair`, a final line without a newline that
  * does not parse is removed from the file, and one that does parse gets its newline.
  */
-export async function readLog(file: string, repair: boolean): Promise<LogReadResult> {
+export async function readLog(file: string, repair: boolean): Promise<SourcedValue[]> {
   const text = await readIfExists(file);
-  if (text === null) return { values: [], droppedTail: 0 };
+  if (text === null) return [];
   const lines = text.split('\n');
   const tail = lines.pop() ?? '';
-  let droppedTail = 0;
   if (tail.trim() !== '') {
     let complete = true;
     try {
@@ -45,8 +38,7 @@ export async function readLog(file: string, repair: boolean): Promise<LogReadRes
       await appendFile(file, '\n');
       lines.push(tail);
     } else {
-      droppedTail = Buffer.byteLength(tail);
-      await truncate(file, Buffer.byteLength(text) - droppedTail);
+      await truncate(file, Buffer.byteLength(text) - Buffer.byteLength(tail));
     }
   }
   const values: SourcedValue[] = [];
@@ -58,7 +50,7 @@ export async function readLog(file: string, repair: boolean): Promise<LogReadRes
       throw dataError({ file, line: i + 1 }, `invalid JSON: ${(error as Error).message}`);
     }
   });
-  return { values, droppedTail };
+  return values;
 }
 
 export async function appendLog(file: string, values: unknown[]): Promise<void> {

@@ -37,8 +37,8 @@ function nullable<T>(obj: Record<string, unknown>, key: string, type: 'string' |
 }
 
 /** Reads and validates a results file; duplicate ids are an error. `repair` as in readLog. */
-export async function readResults(file: string, repair: boolean): Promise<{ results: SourcedResult[]; droppedTail: number }> {
-  const { values, droppedTail } = await readLog(file, repair);
+export async function readResults(file: string, repair: boolean): Promise<SourcedResult[]> {
+  const values = await readLog(file, repair);
   const seen = new Map<string, number>();
   const results = values.map(({ value, line, at }) => {
     const obj = asObject(value, at);
@@ -57,5 +57,5 @@ export async function readResults(file: string, repair: boolean): Promise<{ resu
     seen.set(record.id, line);
     return { record, line };
   });
-  return { results, droppedTail };
+  return results;
 }

@@ -42,7 +42,7 @@ export interface RunEvalResult {
   generated: number;
 }
 
-export function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < 1) throw new SeqtuneError(`${name} must be a positive integer, got ${value}`, 'ERR_ARGUMENT');
   return value;
@@ -100,7 +100,7 @@ export async function runEval(options: RunEvalOptions): Promise<RunEvalResult> {
   await checkRunSettings(options.outDir, { bench: options.bench, dataFile: resolve(options.dataFile), template, maxNewTokens, benchOptions });
   const file = resultsPath(options.outDir);
   const outputs = new Map<string, string>();
-  for (const { record, line } of (await readResults(file, true)).results) {
+  for (const { record, line } of await readResults(file, true)) {
     const item = byId.get(record.id);
     if (!item) throw dataError({ file, line }, `id '${record.id}' is not an item of ${options.dataFile}`);
     if (record.prompt !== (prompts.get(item.id) ?? promptOf(item))) {

@@ -98,7 +98,7 @@ function parseRecord(value: unknown, at: Where, known: Set<string>): JudgeRecord
 /** Latest record per (id, kind): a failed request may be followed by a later verdict. */
 async function readJudgeLog(file: string, known: Set<string>, repair: boolean): Promise<Map<string, JudgeRecord>> {
   const latest = new Map<string, JudgeRecord>();
-  for (const { value, at } of (await readLog(file, repair)).values) {
+  for (const { value, at } of await readLog(file, repair)) {
     const record = parseRecord(value, at, known);
     latest.set(`${record.kind}\u0000${record.id}`, record);
   }
@@ -108,7 +108,7 @@ async function readJudgeLog(file: string, known: Set<string>, repair: boolean): 
 /** The follow verdicts of a run folder (id → followed, null when unjudged), or null when it has no judge.jsonl. */
 export async function readFollowVerdicts(runDir: string): Promise<Map<string, boolean | null> | null> {
   const file = join(runDir, JUDGE_FILE);
-  const { values } = await readLog(file, false);
+  const values = await readLog(file, false);
   if (values.length === 0) return null;
   const verdicts = new Map<string, boolean | null>();
   for (const { value, at } of values) {
