@@ -9,6 +9,7 @@
 #     source .gpu/on-device.sh && scripts/gpu.sh sanitize    the parity run under compute-sanitizer
 #     source .gpu/on-device.sh && scripts/gpu.sh kernels     bench/kernels vs torch
 #     source .gpu/on-device.sh && scripts/gpu.sh attention   bench/attention vs torch SDPA
+#     source .gpu/on-device.sh && scripts/gpu.sh hf-parity   model and LoRA parity with transformers + peft
 #
 # Results land in $OUT (fetched back) and are printed; log each run in bench/NOTES.md.
 set -euo pipefail
@@ -50,6 +51,14 @@ case "$job" in
   attention)
     on_device_env
     node dist/bench/attention.js
+    ;;
+  hf-parity)
+    on_device_env
+    work=/tmp/seqtune-hf-parity
+    rm -rf "$work" && mkdir -p "$work"
+    python3 bench/peer/hf_parity.py make "$work"
+    node dist/bench/hf-parity.js "$work" | tee "$out/hf-parity-seqtune.json"
+    python3 bench/peer/hf_parity.py check "$work" | tee "$out/hf-parity-peft.json"
     ;;
   *)
     sed -n '2,16p' "$0"
