@@ -1,0 +1,72 @@
+/**
+ * The one scorer of the demo's synthetic tasks, used by the demo itself and by
+ * `seqtune eval --bench synthetic` (lib/demo/synthetic-bench.ts). Deterministic, no model calls.
+ *
+ * An answer to a sequential instruction has the labelled form the SIT data teaches
+ * (multiStepThenAnswer): `1. <Label>:\n<text>\n2. <Label>:\n<text>\nResult: <answer>`. A single-step
+ * answer is the bare text (or `Result: <answer>`).
+ * - extracted: the text after the last `Result:`; without one, the whole output when it has no
+ *   step blocks (a bare answer), else nothing. Trimmed at both ends, nothing else normalised.
+ * - correct (exact match): extracted === gold, case and inner spacing included.
+ * - followed: the output starts with exactly the requested steps — same count, numbered 1..n in
+ *   order, each label equal to the requested one and each text equal to the exact intermediate
+ *   result — followed directly by `Result:` (optional when no step is requested) and a non-empty
+ *   answer. The final answer's correctness is not part of it (that is exact match).
+ */
+import type { ItemScore } from '../eval/bench';
+
+export const RESULT_MARKER = 'Result:';
+
+export interface ExpectedStep {
+  label: string;
+  text: string;
+}
+
+export interface ScoreTarget {
+  steps: readonly ExpectedStep[];
+  gold: string;
+}
+
+export interface ParsedStep {
+  number: number;
+  label: string;
+  text: string;
+}
+
+export interface ParsedOutput {
+  /** the step blocks at the start of the output, in order */
+  steps: ParsedStep[];
+  /** what follows them */
+  rest: string;
+  extracted: string | null;
+}
+
+const STEP_BLOCK = /^(\d+)\. ([^\n]*?):\n([^\n]*)(?:\n|$)/;
+
+export function parseOutput(output: string): ParsedOutput {
+  const steps: ParsedStep[] = [];
+  let rest = output;
+  for (let m = STEP_BLOCK.exec(rest); m; m = STEP_BLOCK.exec(rest)) {
+    steps.push({ number: Number(m[1]), label: m[2], text: m[3] });
+    rest = rest.slice(m[0].length);
+  }
+  const marker = output.lastIndexOf(RESULT_MARKER);
+  let extracted: string | null = null;
+  if (marker >= 0) extracted = output.slice(marker + RESULT_MARKER.length).trim();
+  else if (steps.length === 0) extracted = output.trim();
+  return { steps, rest, extracted };
+}
+
+export function scoreOutput(target: ScoreTarget, output: string): ItemScore {
+  const parsed = parseOutput(output);
+  const extracted = parsed.extracted;
+  const stepsFollowed =
+    parsed.steps.length === target.steps.length &&
+    parsed.steps.every((s, i) => s.number === i + 1 && s.label === target.steps[i].label && s.text === target.steps[i].text);
+  const resultPlaced = parsed.rest.startsWith(RESULT_MARKER) || (target.steps.length === 0 && !parsed.rest.includes(RESULT_MARKER));
+  return {
+    extracted,
+    correct: extracted === target.gold,
+    followed: stepsFollowed && resultPlaced && extracted !== null && extracted !== '',
+  };
+}
