@@ -93,11 +93,13 @@ async function oursGflops(s: MatmulShape, rng: Rng): Promise<number> {
 /** Builds the OpenBLAS peer in a temp dir; the binary's path, or why it could not be built. */
 function buildPeer(): { binary?: string; reason?: string } {
   const source = path.join(packageRoot, 'bench', 'peer', 'openblas_sgemm.c');
-  const binary = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'seqtune-bench-')), 'openblas_sgemm');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'seqtune-bench-'));
+  const binary = path.join(dir, 'openblas_sgemm');
   const cc = spawnSync('cc', ['-O2', source, '-o', binary, '-lopenblas'], { encoding: 'utf8' });
+  if (cc.status === 0) return { binary };
+  fs.rmSync(dir, { recursive: true, force: true });
   if (cc.error) return { reason: `cc not runnable: ${cc.error.message}` };
-  if (cc.status !== 0) return { reason: `cc failed (is libopenblas-dev installed?): ${cc.stderr.trim().split('\n')[0]}` };
-  return { binary };
+  return { reason: `cc failed (is libopenblas-dev installed?): ${cc.stderr.trim().split('\n')[0]}` };
 }
 
 function peerRun(binary: string, s: MatmulShape, threads: number): { gflops: number; config: string } {
@@ -114,19 +116,23 @@ async function benchMatmul(): Promise<unknown> {
   const rng = new Rng(1);
   const rows = [];
   let peerConfig: string | null = null;
-  for (const s of matmulShapes) {
-    // Ours and the peer alternate per shape, ROUNDS times, keeping each side's best median: load
-    // from other processes then slows both alike and rarely shows in the result.
-    let gflops = 0;
-    let other: { gflops: number; config: string } | null = null;
-    for (let r = 0; r < ROUNDS; r++) {
-      gflops = Math.max(gflops, await oursGflops(s, rng));
-      const run = peer.binary ? peerRun(peer.binary, s, threads) : null;
-      if (run && (!other || run.gflops > other.gflops)) other = run;
+  try {
+    for (const s of matmulShapes) {
+      // Ours and the peer alternate per shape, ROUNDS times, keeping each side's best median: load
+      // from other processes then slows both alike and rarely shows in the result.
+      let gflops = 0;
+      let other: { gflops: number; config: string } | null = null;
+      for (let r = 0; r < ROUNDS; r++) {
+        gflops = Math.max(gflops, await oursGflops(s, rng));
+        const run = peer.binary ? peerRun(peer.binary, s, threads) : null;
+        if (run && (!other || run.gflops > other.gflops)) other = run;
+      }
+      peerConfig = other?.config ?? peerConfig;
+      const ratio = other ? gflops / other.gflops : null;
+      rows.push({ ...s, gflops: round2(gflops), peer_gflops: other ? round2(other.gflops) : null, matmul_ratio: ratio && round2(ratio) });
     }
-    peerConfig = other?.config ?? peerConfig;
-    const ratio = other ? gflops / other.gflops : null;
-    rows.push({ ...s, gflops: round2(gflops), peer_gflops: other ? round2(other.gflops) : null, matmul_ratio: ratio && round2(ratio) });
+  } finally {
+    if (peer.binary) fs.rmSync(path.dirname(peer.binary), { recursive: true, force: true });
   }
   console.log(`\nmatmul, f32, ${threads} threads (GFLOP/s)`);
   table(

@@ -3,7 +3,7 @@ import t, { type Test } from 'tap';
 import { isSeqtuneError, type ErrorCode } from '../../lib/errors';
 import { native, packageRoot, type NativeBinding } from '../../lib/native';
 import { matmul, matmulBackward, type MatmulOptions } from '../../lib/ops';
-import { tensor, type DType, type Tensor } from '../../lib/tensor';
+import { full, sync, tensor, type DType, type Tensor } from '../../lib/tensor';
 import { assertClose, tolerance } from '../helpers/compare';
 import { gradCheck, project } from '../helpers/gradcheck';
 import { hostRng, randomArray, testSeed } from '../helpers/random';
@@ -121,6 +121,20 @@ t.test('empty dimensions', async (t) => {
   const noRows = matmul(tensor(new Float32Array(0), [2, 0, 5]), tensor(randomArray(rng, 15), [5, 3], { dtype: 'f32' }));
   t.same(noRows.shape, [2, 0, 3]);
   t.equal((await noRows.toArray()).length, 0);
+});
+
+t.test('fresh outputs are written, never read: NaN left in recycled memory does not leak in', async (t) => {
+  // The allocator hands freed blocks back, so the outputs here likely land on NaN-filled memory.
+  for (const [M, N, K] of [[17, 9, 5], [64, 48, 300]]) {
+    for (const dtype of ['f32', 'f64'] as const) {
+      const a = await operand([M, K], dtype);
+      const b = await operand([K, N], dtype);
+      for (let i = 0; i < 4; i++) full([M, N], NaN, { dtype }).dispose();
+      await sync();
+      const got = await matmul(a.t, b.t).toArray();
+      assertClose(t, got, matmulRef(a.v, [M, K], b.v, [K, N]), tol(dtype, K), `${dtype} [${M},${N}]`);
+    }
+  }
 });
 
 t.test('gradients match finite differences (f64)', async (t) => {
