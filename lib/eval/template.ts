@@ -1,10 +1,12 @@
 /**
- * The chat templates an eval prompt can be rendered with. Kept behind `renderPrompt` so it can be
- * switched to the shared lib/data/templates module once that exists; only the eval-side forms
- * are here. Default `tulu` has no system block: the authors' eval rendered none (sit-paper.md §5),
- * although training emitted an empty one (§9 item 8) — `tulu-system` reproduces that on purpose.
+ * The templates an eval prompt is rendered with, over the shared prompt formats of
+ * lib/data/templates.ts (the user turn is an Alpaca record's instruction with an empty input).
+ * Default `tulu` has no system block: the authors' eval rendered none (sit-paper.md §5), although
+ * their training emitted an empty one (§9 item 8) — `tulu-system` reproduces that on purpose.
+ * `raw` is the bare text, for base models without a chat format.
  */
 import { SeqtuneError } from '../errors';
+import { alpacaFormat, tuluFormat } from '../data/templates';
 
 export type EvalTemplate = 'tulu' | 'tulu-system' | 'alpaca' | 'raw';
 
@@ -16,21 +18,16 @@ export interface PromptParts {
   assistantPrefix?: string;
 }
 
-// The Alpaca no-input form (sit-paper.md §4.1): eval prompts are one user text, so there is no input block.
-const ALPACA_HEADER = 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\n';
+const FORMATS = {
+  tulu: tuluFormat({ systemBlock: 'never' }),
+  'tulu-system': tuluFormat({ systemBlock: 'always' }),
+  alpaca: alpacaFormat(),
+};
 
 export function renderPrompt(parts: PromptParts, template: EvalTemplate): string {
   const prefix = parts.assistantPrefix ?? '';
-  switch (template) {
-    case 'tulu':
-      return `<|user|>\n${parts.user}\n<|assistant|>\n${prefix}`;
-    case 'tulu-system':
-      return `<|system|>\n\n<|user|>\n${parts.user}\n<|assistant|>\n${prefix}`;
-    case 'alpaca':
-      return `${ALPACA_HEADER}${parts.user}\n\n### Response:\n${prefix}`;
-    case 'raw':
-      return `${parts.user}${prefix}`;
-  }
+  if (template === 'raw') return `${parts.user}${prefix}`;
+  return FORMATS[template].prompt({ instruction: parts.user, input: '', output: '' }) + prefix;
 }
 
 export function parseTemplate(name: string): EvalTemplate {

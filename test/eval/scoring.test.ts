@@ -130,4 +130,5 @@ t.test('eval templates render the user turn and the assistant prefix', async (t)
   t.equal(renderPrompt(parts, 'tulu-system'), '<|system|>\n\n<|user|>\nQ?\n<|assistant|>\n Answer:');
   t.equal(renderPrompt({ user: 'Q?' }, 'alpaca'), 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nQ?\n\n### Response:\n');
   t.equal(renderPrompt(parts, 'raw'), 'Q? Answer:');
+  t.equal(renderPrompt({ user: '  Q?\n' }, 'tulu'), '<|user|>\nQ?\n<|assistant|>\n', 'the shared Tulu format strips turn contents, as in training');
 });
