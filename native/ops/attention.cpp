@@ -1,0 +1,161 @@
+// Ops attention, attentionBackward and kvCacheWrite (lib/ops.ts). The builders check shapes,
+// dtypes and attributes here on the JS thread; the contents of cuSeqlens, qOffset, kvLens and
+// offsets live on the device, so native/cpu/attention checks those before using them.
+#include <cmath>
+
+#include "native/cpu/attention.h"
+#include "native/ops/op_util.h"
+
+namespace seqtune {
+
+namespace {
+
+// cuSeqlens: int32 [B + 1]; returns B.
+int64_t expectSeqlens(const OpCall& call, const Tensor& cu) {
+  expectDtype(call, cu, "cuSeqlens", {DType::I32});
+  expectRank(call, cu, "cuSeqlens", 1);
+  if (cu.dim(0) < 1) failShape(call, str("cuSeqlens needs at least one entry (B + 1), got ", cu.describe()));
+  return cu.dim(0) - 1;
+}
+
+// q [T, H, D] with k, v (rank already checked) of the same dtype and head dim, H a multiple of Hkv.
+void expectHeads(const OpCall& call, const Tensor& q, const Tensor& k, const Tensor& v) {
+  expectFloat(call, q, "q");
+  expectSameDtype(call, q, "q", k, "k");
+  expectSameDtype(call, q, "q", v, "v");
+  expectRank(call, q, "q", 3);
+  expectSameShape(call, k, "k", v, "v");
+  if (q.dim(1) < 1 || q.dim(2) < 1) {
+    failShape(call, str("q needs at least one head and a head dim >= 1, got ", q.describe()));
+  }
+  const int64_t kvHeads = k.dim(1);  // [T, Hkv, D] packed, [B, Hkv, maxTokens, D] cache
+  if (kvHeads < 1 || q.dim(1) % kvHeads != 0) {
+    failShape(call, str("q's heads (", q.dim(1), ") must be a multiple of k's kv heads (", kvHeads, ")"));
+  }
+  if (k.dim(-1) != q.dim(2)) {
+    failShape(call, str("k (", k.describe(), ") and q (", q.describe(), ") must have the same head dim"));
+  }
+}
+
+// scale attr: finite, default 1/sqrt(D).
+double scaleAttr(const OpCall& call, int64_t headDim) {
+  const double scale = call.attrs.number("scale", 1.0 / std::sqrt(static_cast<double>(headDim)));
+  if (!std::isfinite(scale)) fail(code::kArgument, call.op, ": scale must be finite, got ", scale);
+  return scale;
+}
+
+// attention(q, k, v, cuSeqlens, qOffset?, kvLens?, {causal, scale}) -> out [T, H, D], lse f32 [H, T]
+OpPlan buildAttention(const OpCall& call) {
+  const TensorPtr& q = input(call, 0, "q");
+  const TensorPtr& k = input(call, 1, "k");
+  const TensorPtr& v = input(call, 2, "v");
+  const TensorPtr& cu = input(call, 3, "cuSeqlens");
+  TensorPtr qOffset = optionalInput(call, 4);
+  TensorPtr kvLens = optionalInput(call, 5);
+  const int64_t batch = expectSeqlens(call, *cu);
+  if (!qOffset != !kvLens) fail(code::kArgument, call.op, ": the cache layout needs both qOffset and kvLens");
+  const bool cache = qOffset != nullptr;
+  expectRank(call, *k, "k", cache ? 4 : 3);
+  expectHeads(call, *q, *k, *v);
+  const int64_t T = q->dim(0), H = q->dim(1), D = q->dim(2);
+  cpu::AttentionDims dims{T, H, k->dim(1), D, batch, 0, call.attrs.flag("causal", true), scaleAttr(call, D)};
+  if (cache) {
+    if (k->dim(0) != batch) {
+      failShape(call, str("the cache k (", k->describe(), ") must hold B = ", batch, " sequences"));
+    }
+    expectDtype(call, *qOffset, "qOffset", {DType::I32});
+    expectDtype(call, *kvLens, "kvLens", {DType::I32});
+    expectShape(call, *qOffset, "qOffset", {batch});
+    expectShape(call, *kvLens, "kvLens", {batch});
+    dims.maxTokens = k->dim(2);
+    // maxTokens = 0 marks the packed layout in AttentionDims; a cache without slots is useless anyway.
+    if (dims.maxTokens == 0) failShape(call, str("the cache k (", k->describe(), ") has no token slots"));
+  } else if (k->dim(0) != T) {
+    failShape(call, str("packed k (", k->describe(), ") must have T = ", T, " rows like q"));
+  }
+  expectCpu(call);
+  TensorPtr out = Tensor::empty(call.device, q->shape(), q->dtype());
+  TensorPtr lse = Tensor::empty(call.device, {H, T}, DType::F32);
+  return {{out, lse}, {}, [q, k, v, cu, qOffset, kvLens, out, lse, dims, op = call.op] {
+            withComputeType(q->dtype(), [&](auto zero) {
+              using C = decltype(zero);
+              HostIn<C> qh(*q), kh(*k), vh(*v);
+              HostOut<C> o(*out, false);
+              cpu::attentionForward<C>(dims, op, qh.data(), kh.data(), vh.data(), cu->data<int32_t>(),
+                                       qOffset ? qOffset->data<int32_t>() : nullptr,
+                                       kvLens ? kvLens->data<int32_t>() : nullptr, o.data(), lse->data<float>());
+              o.commit();
+            });
+          }};
+}
+
+// attentionBackward(dout, q, k, v, out, lse, cuSeqlens, {causal, scale}) -> dq, dk, dv
+OpPlan buildAttentionBackward(const OpCall& call) {
+  const TensorPtr& dout = input(call, 0, "dout");
+  const TensorPtr& q = input(call, 1, "q");
+  const TensorPtr& k = input(call, 2, "k");
+  const TensorPtr& v = input(call, 3, "v");
+  const TensorPtr& out = input(call, 4, "out");
+  const TensorPtr& lse = input(call, 5, "lse");
+  const TensorPtr& cu = input(call, 6, "cuSeqlens");
+  const int64_t batch = expectSeqlens(call, *cu);
+  expectRank(call, *k, "k", 3);
+  expectHeads(call, *q, *k, *v);
+  expectSameDtype(call, *q, "q", *dout, "dout");
+  expectSameDtype(call, *q, "q", *out, "out");
+  expectSameShape(call, *q, "q", *dout, "dout");
+  expectSameShape(call, *q, "q", *out, "out");
+  const int64_t T = q->dim(0), H = q->dim(1), D = q->dim(2);
+  if (k->dim(0) != T) failShape(call, str("packed k (", k->describe(), ") must have T = ", T, " rows like q"));
+  expectDtype(call, *lse, "lse", {DType::F32});
+  expectShape(call, *lse, "lse", {H, T});
+  expectCpu(call);
+  cpu::AttentionDims dims{T, H, k->dim(1), D, batch, 0, call.attrs.flag("causal", true), scaleAttr(call, D)};
+  TensorPtr dq = Tensor::empty(call.device, q->shape(), q->dtype());
+  TensorPtr dk = Tensor::empty(call.device, k->shape(), k->dtype());
+  TensorPtr dv = Tensor::empty(call.device, v->shape(), v->dtype());
+  return {{dq, dk, dv}, {}, [dout, q, k, v, out, lse, cu, dq, dk, dv, dims, op = call.op] {
+            withComputeType(q->dtype(), [&](auto zero) {
+              using C = decltype(zero);
+              HostIn<C> douth(*dout), qh(*q), kh(*k), vh(*v), outh(*out);
+              HostOut<C> dqh(*dq, false), dkh(*dk, false), dvh(*dv, false);
+              cpu::attentionBackward<C>(dims, op, douth.data(), qh.data(), kh.data(), vh.data(), outh.data(),
+                                        lse->data<float>(), cu->data<int32_t>(), dqh.data(), dkh.data(), dvh.data());
+              dqh.commit();
+              dkh.commit();
+              dvh.commit();
+            });
+          }};
+}
+
+// kvCacheWrite(cache [B, Hkv, maxTokens, D], values [T, Hkv, D], cuSeqlens, offsets [B]): in place.
+OpPlan buildKvCacheWrite(const OpCall& call) {
+  const TensorPtr& cache = input(call, 0, "cache");
+  const TensorPtr& values = input(call, 1, "values");
+  const TensorPtr& cu = input(call, 2, "cuSeqlens");
+  const TensorPtr& offsets = input(call, 3, "offsets");
+  const int64_t batch = expectSeqlens(call, *cu);
+  expectSameDtype(call, *cache, "cache", *values, "values");
+  expectRank(call, *cache, "cache", 4);
+  expectRank(call, *values, "values", 3);
+  if (cache->dim(0) != batch || cache->dim(1) != values->dim(1) || cache->dim(3) != values->dim(2)) {
+    failShape(call, str("cache (", cache->describe(), ") must be [B = ", batch, ", Hkv, maxTokens, D] for values (",
+                        values->describe(), ")"));
+  }
+  expectDtype(call, *offsets, "offsets", {DType::I32});
+  expectShape(call, *offsets, "offsets", {batch});
+  expectCpu(call);
+  cpu::AttentionDims dims{values->dim(0), 0, values->dim(1), values->dim(2), batch, cache->dim(2), false, 0};
+  return {{}, {cache}, [cache, values, cu, offsets, dims, op = call.op] {
+            cpu::kvCacheWrite(dims, op, cache->raw(), values->raw(), dtypeSize(values->dtype()),
+                              cu->data<int32_t>(), offsets->data<int32_t>());
+          }};
+}
+
+}  // namespace
+
+REGISTER_OP("attention", buildAttention);
+REGISTER_OP("attentionBackward", buildAttentionBackward);
+REGISTER_OP("kvCacheWrite", buildKvCacheWrite);
+
+}  // namespace seqtune
