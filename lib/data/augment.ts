@@ -56,12 +56,22 @@ interface Item {
   rows?: Record<string, AlpacaRecord>;
 }
 
-function resolveStrategies(config: AugmentConfig): Strategy[] {
+/** Checked before any output is written: every strategy has where to get its intermediate text. */
+function resolveStrategies(config: AugmentConfig, hasParallel: boolean): Strategy[] {
   if (config.strategies.length === 0) throw new SeqtuneError('give at least one strategy', 'ERR_ARGUMENT');
   if (config.strategies.length > 8) throw new SeqtuneError('at most 8 strategies in one run', 'ERR_ARGUMENT');
   const strategies = config.strategies.map(strategyByName);
   if (strategies.some((s) => s.multilingual) && !(config.languages && config.languages.length > 0)) {
     throw new SeqtuneError('translate strategies need at least one language (--languages)', 'ERR_ARGUMENT');
+  }
+  for (const s of strategies) {
+    if (config.client) continue;
+    if (s.needs === 'paraphrase' && config.paraphraseField === undefined) {
+      throw new SeqtuneError(`${s.name} needs paraphrases: a record field (--paraphrase-field) or an endpoint (--endpoint, --model)`, 'ERR_ARGUMENT');
+    }
+    if (s.needs === 'translation' && !hasParallel) {
+      throw new SeqtuneError(`${s.name} needs translations: parallel files (--parallel) or an endpoint (--endpoint, --model)`, 'ERR_ARGUMENT');
+    }
   }
   return strategies;
 }
@@ -116,7 +126,7 @@ async function* applyPlan(items: AsyncIterable<Item>, plan: MixPlan, strategies:
 
 /** Augments a file into Alpaca-style JSONL; returns the counts. */
 export async function augmentFile(options: AugmentFileOptions): Promise<AugmentReport> {
-  const strategies = resolveStrategies(options);
+  const strategies = resolveStrategies(options, options.parallel !== undefined);
   if (options.parallel && 'en' in options.parallel) throw new SeqtuneError("the input file is the English ('en') side; do not list it in parallel", 'ERR_ARGUMENT');
   const missing = options.parallel ? (options.languages ?? []).filter((l) => !(l in options.parallel!)) : [];
   if (missing.length > 0) throw new SeqtuneError(`no parallel file for language(s) ${missing.join(', ')}`, 'ERR_ARGUMENT');
@@ -173,7 +183,7 @@ export async function augmentRecords(
   records: readonly DataRecord[],
   config: AugmentConfig & { parallel?: Record<string, readonly AlpacaRecord[]> },
 ): Promise<{ records: DataRecord[]; report: AugmentReport }> {
-  const strategies = resolveStrategies(config);
+  const strategies = resolveStrategies(config, config.parallel !== undefined);
   for (const [lang, list] of Object.entries(config.parallel ?? {})) {
     if (list.length !== records.length) throw new SeqtuneError(`parallel records for '${lang}' have ${list.length} rows, the input ${records.length}`, 'ERR_DATA');
   }

@@ -45,6 +45,8 @@ export interface Strategy {
   name: string;
   /** cycles its records over the run's languages */
   multilingual: boolean;
+  /** what it needs from outside the record: a paraphrase (field or endpoint), a translation (parallel rows or endpoint) */
+  needs: 'paraphrase' | 'translation' | null;
   /** a static check, used to plan the mix before any endpoint call */
   eligible(record: AlpacaRecord, paraphraseField?: string): boolean;
   /** the augmented record, or null when the intermediate text could not be had */
@@ -103,6 +105,7 @@ function multiStep(name: string, order: Array<'repeat' | 'paraphrase'>): Strateg
   return {
     name,
     multilingual: false,
+    needs: 'paraphrase',
     eligible: withParaphrase,
     async apply(record, ctx) {
       const paraphrase = await paraphraseOf(record, ctx);
@@ -118,6 +121,7 @@ function v3(name: string, variant: V3Variant): Strategy {
   return {
     name,
     multilingual: true,
+    needs: 'translation',
     eligible: noInput,
     async apply(record, ctx) {
       const lang = requireLang(ctx);
@@ -138,18 +142,21 @@ export const STRATEGIES: Record<string, Strategy> = {
   repeat: {
     name: 'repeat',
     multilingual: false,
+    needs: null,
     eligible: hasInput,
     apply: async (record, ctx) => repeatThenAnswer(record, ctx.verbalise ? { prefix: pick(REPEAT_VERBALISATIONS, ctx.rng) } : {}),
   },
   paraphrase: {
     name: 'paraphrase',
     multilingual: false,
+    needs: 'paraphrase',
     eligible: withParaphrase,
     apply: async (record, ctx) => paraphraseThenAnswer(record, await paraphraseOf(record, ctx)),
   },
   translate: {
     name: 'translate',
     multilingual: true,
+    needs: 'translation',
     eligible: hasInput,
     async apply(record, ctx) {
       const lang = requireLang(ctx);

@@ -145,8 +145,9 @@ t.test('argument errors', async (t) => {
     [{ in: input, out, strategies: ['shuffle'] }, /unknown strategy 'shuffle'/],
     [{ in: input, out, strategies: ['translate'] }, /need at least one language/],
     [{ in: input, out, strategies: ['translate'], languages: ['de'], parallel: { fr: input } }, /no parallel file for language\(s\) de/],
+    [{ in: input, out, strategies: ['translate-single-turn'], languages: ['de'] }, /needs translations: parallel files/],
     [{ in: input, out, strategies: ['translate'], languages: ['de'], parallel: { en: input, de: input } }, /do not list it in parallel/],
-    [{ in: input, out, strategies: ['paraphrase'] }, /needs a source/],
+    [{ in: input, out, strategies: ['repeat-paraphrase'] }, /needs paraphrases: a record field/],
     [{ in: input, out, strategies: ['repeat', 'repeat', 'repeat', 'repeat', 'repeat', 'repeat', 'repeat', 'repeat', 'repeat'] }, /at most 8/],
   ];
   for (const [options, pattern] of cases) {

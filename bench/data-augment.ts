@@ -1,0 +1,184 @@
+/**
+ * Data-pipeline benchmark: `node dist/bench/data-augment.js` (after `npx tsc -p .`), with the
+ * shared data beside the repo (../shared/data). Writes bench/results/<YYYY-MM-DD>-data.json.
+ *
+ * - augment: 52,000 records synthesised from the 2,000-row Alpaca sample (26 copies), augmented with
+ *   `repeat` by augmentFile (read twice, streamed; JSONL written). Target < 10 s.
+ * - tokenize + pack: the augmented file tokenized with the real Llama-2 tokenizer.json in Tulu
+ *   format (maxLength 2048) and packed into 4,096-token batches for one epoch. Target < 60 s.
+ *   The tokenizer is @huggingface/tokenizers, loaded dynamically so that the section is skipped
+ *   with the reason when it cannot be loaded.
+ * - peer: the original SentencePiece (Debian python3-sentencepiece) encodes the same segment texts
+ *   in the same run (bench/peer/sentencepiece_tokenize.py); encode_ratio = our encode time /
+ *   SentencePiece's (lower is better), and ids_agreement = share of texts with identical ids.
+ * `<what>_ratio` = measured / target (below 1 meets the target) or ours / peer. Wall seconds
+ * depend on what else runs on the machine, so CPU seconds (user + system of this process; of the
+ * peer process for SentencePiece) are reported beside them and the ratios use CPU seconds.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { augmentFile } from '../lib/data/augment';
+import { BatchLoader } from '../lib/data/loader';
+import { readRecords } from '../lib/data/read';
+import { tuluFormat } from '../lib/data/templates';
+import { tokenizeRecords } from '../lib/data/tokenize';
+import { TextTokenizer } from '../lib/text-tokenizer';
+
+const root = path.join(__dirname, '..', '..');
+const shared = path.join(root, '..', 'shared', 'data');
+const alpacaPath = path.join(shared, 'alpaca', 'alpaca_small_2000.json');
+const tokenizerDir = path.join(shared, 'tokenizers', 'llama2');
+
+interface HfTokenizer {
+  encode(text: string, options: { add_special_tokens: boolean }): { ids: number[] };
+  decode(ids: number[]): string;
+}
+
+/** @huggingface/tokenizers over the Llama-2 tokenizer.json, or the reason it is unavailable. */
+async function loadLlama2(): Promise<TextTokenizer | string> {
+  let mod: { Tokenizer: new (json: object, config: object) => HfTokenizer };
+  try {
+    mod = await import('@huggingface/tokenizers' as string);
+  } catch (error) {
+    return `@huggingface/tokenizers not installed (${(error as Error).message.split('\n')[0]})`;
+  }
+  const json = JSON.parse(fs.readFileSync(path.join(tokenizerDir, 'tokenizer.json'), 'utf8'));
+  const config = JSON.parse(fs.readFileSync(path.join(tokenizerDir, 'tokenizer_config.json'), 'utf8'));
+  const tok = new mod.Tokenizer(json, config);
+  return {
+    vocabSize: 32000,
+    bosId: 1,
+    eosId: 2,
+    padId: null,
+    encode: (text, options) => (options?.addBos ? [1] : []).concat(tok.encode(text, { add_special_tokens: false }).ids),
+    decode: (ids) => tok.decode([...ids]),
+  };
+}
+
+const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+
+/** Wall and CPU seconds of fn (CPU: user + system of this process). */
+async function timed<T>(fn: () => Promise<T> | T): Promise<{ value: T; wall: number; cpu: number }> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const value = await fn();
+  const c = process.cpuUsage(c0);
+  return { value, wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
+}
+
+async function main(): Promise<void> {
+  if (!fs.existsSync(alpacaPath)) {
+    console.log(`skipped: ${alpacaPath} not found (the shared data folder must sit beside the repo)`);
+    return;
+  }
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'seqtune-bench-data-'));
+  const source = JSON.parse(fs.readFileSync(alpacaPath, 'utf8')) as object[];
+  const input = path.join(work, 'alpaca-52k.jsonl');
+  const lines: string[] = [];
+  for (let copy = 0; copy < 26; copy++) source.forEach((r, i) => lines.push(JSON.stringify({ ...r, idx: copy * source.length + i })));
+  fs.writeFileSync(input, lines.join('\n') + '\n');
+
+  const augmented = path.join(work, 'repeat.jsonl');
+  const a = await timed(() => augmentFile({ in: input, out: augmented, strategies: ['repeat'] }));
+  const aug = a.value;
+  console.log(`augment: ${aug.in} records → ${aug.augmented} augmented in ${a.wall.toFixed(2)} s (${a.cpu.toFixed(2)} s CPU)`);
+
+  const report: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    command: 'node dist/bench/data-augment.js',
+    device: { cpu: os.cpus()[0]?.model.trim(), threads: os.cpus().length, node: process.version },
+    augment: {
+      records: aug.in,
+      augmented: aug.augmented,
+      seconds: round(a.wall),
+      cpu_seconds: round(a.cpu),
+      records_per_cpu_second: Math.round(aug.in / a.cpu),
+      target_seconds: 10,
+      augment_ratio: round(a.cpu / 10),
+    },
+  };
+
+  const tokenizer = await loadLlama2();
+  if (typeof tokenizer === 'string') {
+    report.tokenize = { skipped: tokenizer };
+    console.log(`tokenize: skipped, ${tokenizer}`);
+  } else {
+    const format = tuluFormat();
+    const tk = await timed(() => tokenizeRecords(readRecords(augmented), { tokenizer, format, maxLength: 2048 }));
+    const { dataset, report: tok } = tk.value;
+    const pk = await timed(() => {
+      const loader = new BatchLoader(dataset, { tokenBudget: 4096, seed: 0 });
+      let batches = 0;
+      let labels = 0;
+      for (const b of loader.epochBatches()) {
+        batches++;
+        labels += b.numLabelTokens;
+      }
+      return { batches, labels };
+    });
+    const { batches, labels } = pk.value;
+    console.log(`tokenize: ${dataset.tokens.length} tokens in ${tk.wall.toFixed(2)} s (${tk.cpu.toFixed(2)} s CPU); pack: ${batches} batches in ${pk.wall.toFixed(2)} s`);
+
+    // the peer encodes the same segment texts; ours is timed on the same list, encode only
+    const texts: string[] = [];
+    for await (const { record } of readRecords(augmented)) for (const s of format.segments(record)) if (s.text !== '') texts.push(s.text);
+    const textsPath = path.join(work, 'texts.jsonl');
+    fs.writeFileSync(textsPath, texts.map((x) => JSON.stringify(x)).join('\n') + '\n');
+    const enc = await timed(() => texts.map((x) => tokenizer.encode(x)));
+    const ours = enc.value;
+    const peerOut = path.join(work, 'peer.json');
+    const peer = spawnSync('/usr/bin/python3', [path.join(root, 'bench', 'peer', 'sentencepiece_tokenize.py'), path.join(tokenizerDir, 'tokenizer.model'), textsPath, peerOut], { encoding: 'utf8' });
+    let peerSection: Record<string, unknown>;
+    if (peer.status !== 0) {
+      peerSection = { skipped: `SentencePiece peer failed (apt-get install python3-sentencepiece): ${(peer.stderr || peer.error?.message || '').trim().split('\n').pop()}` };
+    } else {
+      const p = JSON.parse(fs.readFileSync(peerOut, 'utf8')) as { seconds: number; cpu_seconds: number; tokens: number; crc32: number[]; version: string };
+      const agree = ours.filter((ids, i) => zlib.crc32(Buffer.from(Int32Array.from(ids).buffer)) === p.crc32[i]).length;
+      peerSection = {
+        peer: `SentencePiece ${p.version} (python3-sentencepiece), tokenizer.model`,
+        texts: texts.length,
+        ours_encode_seconds: round(enc.wall),
+        ours_encode_cpu_seconds: round(enc.cpu),
+        peer_encode_seconds: round(p.seconds),
+        peer_encode_cpu_seconds: round(p.cpu_seconds),
+        ours_tokens: ours.reduce((s, x) => s + x.length, 0),
+        peer_tokens: p.tokens,
+        ids_agreement: round(agree / texts.length, 5),
+        encode_ratio: round(enc.cpu / p.cpu_seconds),
+      };
+      console.log(`peer: SentencePiece ${p.cpu_seconds.toFixed(2)} s CPU vs ours ${enc.cpu.toFixed(2)} s CPU; ids agree on ${agree}/${texts.length} texts`);
+    }
+    report.tokenize = {
+      tokenizer: '@huggingface/tokenizers over llama2/tokenizer.json',
+      format: 'tulu',
+      examples: tok.kept,
+      truncated: tok.truncated,
+      dropped: tok.skipped,
+      tokens: dataset.tokens.length,
+      tokenize_seconds: round(tk.wall),
+      tokenize_cpu_seconds: round(tk.cpu),
+      tokens_per_cpu_second: Math.round(dataset.tokens.length / tk.cpu),
+      pack_seconds: round(pk.wall),
+      pack_cpu_seconds: round(pk.cpu),
+      batches,
+      token_budget: 4096,
+      fill: round(dataset.tokens.length / (batches * 4096)),
+      label_tokens: labels,
+      target_seconds: 60,
+      tokenize_pack_ratio: round((tk.cpu + pk.cpu) / 60),
+      sentencepiece: peerSection,
+    };
+  }
+  fs.rmSync(work, { recursive: true, force: true });
+  const out = path.join(root, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-data.json`);
+  fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
+  console.log(`wrote ${path.relative(root, out)}`);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});
