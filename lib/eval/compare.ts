@@ -130,7 +130,7 @@ export async function compareRuns(runA: string, runB: string, options: Omit<Boot
   if (pairs.length === 0) throw new SeqtuneError(`${runA} and ${runB} share no item ids`, 'ERR_ARGUMENT');
   const boot = { samples: options.samples ?? 10000, seed: options.seed ?? 0 };
   const groups: Record<string, MetricComparison[]> = {};
-  const groupNames = [...new Set(pairs.map(([ra]) => ra.group).filter((g) => g !== ''))];
+  const groupNames = [...new Set(pairs.map(([ra]) => ra.group).filter((g) => g !== ''))].sort((x, y) => x.localeCompare(y, 'en', { numeric: true }));
   for (const g of groupNames) groups[g] = compareAll(pairs.filter(([ra]) => ra.group === g), boot);
   return {
     bench: a.bench,

@@ -68,8 +68,12 @@ export function summarize(bench: string, dataFile: string, rows: ScoredRow[], av
     if (list) list.push(row);
     else byGroup.set(row.group, [row]);
   }
+  // groups named by the averages come in their order (the paper's language order), others after, sorted
+  const listed = [...new Set(Object.values(averages).flat())];
+  const rank = (g: string) => (listed.includes(g) ? listed.indexOf(g) : listed.length);
+  const names = [...byGroup.keys()].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b, 'en', { numeric: true }));
   const groups: Record<string, Metrics> = {};
-  for (const [name, groupRows] of byGroup) groups[name] = metricsOf(groupRows);
+  for (const name of names) groups[name] = metricsOf(byGroup.get(name)!);
   const avg: Record<string, Average> = {};
   for (const [name, members] of Object.entries(averages)) {
     const present = members.filter((m) => groups[m]);

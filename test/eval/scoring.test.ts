@@ -119,6 +119,9 @@ t.test('summaries: per group, overall, and macro-averages that name missing memb
   t.notOk('none' in s.averages, 'an average with no member present is left out');
   t.match(formatSummary(s), /avg base: accuracy 75\.0, follow 50\.0.*\(missing: es, ru, zh\)/);
 
+  t.same(Object.keys(s.groups), ['en', 'de', 'ar'], 'groups in the order the averages list them');
+  const depths = summarize('seqeval', 'd', ['depth-4', 'depth-10', 'depth-1', 'depth-2'].map((g) => row(g, null, null)));
+  t.same(Object.keys(depths.groups), ['depth-1', 'depth-2', 'depth-4', 'depth-10'], 'other groups sorted naturally');
   const single = summarize('gsm8k', 'd', [row('', true, null), row('', false, null)]);
   t.same(single.groups, {}, 'an unnamed single group is only the overall line');
   t.equal(single.overall.accuracy, 0.5);
