@@ -97,6 +97,7 @@ async function judgeIfAsked(values: Values, data: string, predictionsFile: strin
     concurrency: integerFlag(values, 'judge-concurrency'),
     maxRetries: integerFlag(values, 'judge-retries'),
     timeoutMs: timeout === undefined ? undefined : Math.round(timeout * 1000),
+    onProgress: values.json ? undefined : (done, total) => process.stderr.write(`\rjudged ${done}/${total}${done === total ? '\n' : ''}`),
   });
 }
 

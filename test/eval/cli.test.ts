@@ -115,6 +115,7 @@ t.test('SeqEval with the judge flags, through the CLI', async (t) => {
   const base = ['--bench', 'seqeval', '--data', join(dir, 'seq.json'), '--predictions', join(dir, 'p.jsonl')];
   const judged = await run([...base, '--out', join(dir, 'o'), '--judge-endpoint', endpoint, '--judge-model', 'jm', '--judge-concurrency', '2', '--judge-retries', '1', '--judge-timeout', '5']);
   t.match(judged.out, /overall\s+following rate 50\.0% of judged \(50\.0% of all 2\)/);
+  t.match(judged.err, /judged 2\/2\n/);
   t.ok(existsSync(join(dir, 'o/judge.jsonl')));
   t.match((await run(base)).out, /following rate: not judged/);
   await t.rejects(run([...base, '--judge-endpoint', endpoint, '--judge-model', 'jm']), { code: 'ERR_ARGUMENT', message: /--out DIR is needed/ });

@@ -176,7 +176,7 @@ function pairCounts(items: EvalItem[], records: Map<string, JudgeRecord>): PairC
 
 function byGroup<T>(items: EvalItem[], count: (items: EvalItem[]) => T): Record<string, T> {
   const groups: Record<string, T> = {};
-  for (const g of [...new Set(items.map((i) => i.group))].sort()) groups[g] = count(items.filter((i) => i.group === g));
+  for (const g of [...new Set(items.map((i) => i.group))].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))) groups[g] = count(items.filter((i) => i.group === g));
   return groups;
 }
 
