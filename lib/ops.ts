@@ -135,7 +135,7 @@ export interface AttentionOptions {
 export interface AttentionResult {
   /** [T, H, D] */
   out: Tensor;
-  /** f32 [H, T]: log-sum-exp of each query's scaled scores, for the backward */
+  /** f32 [H, T] (f64 for f64 q): log-sum-exp of each query's scaled scores, for the backward */
   lse: Tensor;
 }
 

@@ -66,7 +66,7 @@ struct ForwardCtx {
   const T *q, *k, *v;
   const int32_t *cu, *qOffset, *kvLens;
   T* out;
-  float* lse;
+  T* lse;
   std::vector<Tile> tiles;
 };
 
@@ -140,7 +140,7 @@ struct ForwardWorker {
       // l >= 1 whenever a key was visible (the max contributes e^0); l = 0 means none was.
       const T inv = l[r] > 0 ? T(1) / l[r] : T(0);
       for (int64_t x = 0; x < D; ++x) dst[x] = acc[r * D + x] * inv;
-      c.lse[h * d.tokens + token] = l[r] > 0 ? static_cast<float>(m[r] + std::log(l[r])) : kMinusInf<float>;
+      c.lse[h * d.tokens + token] = l[r] > 0 ? static_cast<T>(m[r] + std::log(l[r])) : kMinusInf<T>;
     }
   }
 };
@@ -149,7 +149,7 @@ struct ForwardWorker {
 
 template <typename T>
 void attentionForward(const AttentionDims& dims, const char* op, const T* q, const T* k, const T* v,
-                      const int32_t* cuSeqlens, const int32_t* qOffset, const int32_t* kvLens, T* out, float* lse) {
+                      const int32_t* cuSeqlens, const int32_t* qOffset, const int32_t* kvLens, T* out, T* lse) {
   checkSeqlens(op, cuSeqlens, dims.batch, dims.tokens);
   if (dims.maxTokens > 0) {
     for (int64_t b = 0; b < dims.batch; ++b) {
@@ -167,7 +167,7 @@ void attentionForward(const AttentionDims& dims, const char* op, const T* q, con
 template void attentionForward<float>(const AttentionDims&, const char*, const float*, const float*, const float*,
                                       const int32_t*, const int32_t*, const int32_t*, float*, float*);
 template void attentionForward<double>(const AttentionDims&, const char*, const double*, const double*,
-                                       const double*, const int32_t*, const int32_t*, const int32_t*, double*, float*);
+                                       const double*, const int32_t*, const int32_t*, const int32_t*, double*, double*);
 
 void kvCacheWrite(const AttentionDims& d, const char* op, void* cache, const void* values, size_t elementSize,
                   const int32_t* cu, const int32_t* offsets) {

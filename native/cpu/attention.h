@@ -23,16 +23,17 @@ struct AttentionDims {
 };
 
 // q [T, H, D]; k, v [T, Hkv, D] (packed) or [B, Hkv, maxTokens, D] with qOffset and kvLens [B]
-// (cache; both null for packed). Writes out [T, H, D] and lse [H, T]; a query that sees no key
+// (cache; both null for packed). Writes out [T, H, D] and lse [H, T] (in T: f32, or f64 for
+// exact gradient checks); a query that sees no key
 // gets out = 0 and lse = -inf.
 template <typename T>
 void attentionForward(const AttentionDims& dims, const char* op, const T* q, const T* k, const T* v,
-                      const int32_t* cuSeqlens, const int32_t* qOffset, const int32_t* kvLens, T* out, float* lse);
+                      const int32_t* cuSeqlens, const int32_t* qOffset, const int32_t* kvLens, T* out, T* lse);
 
 // Packed layout only: dq [T, H, D], dk and dv [T, Hkv, D] from dout, the forward's out and lse.
 template <typename T>
 void attentionBackward(const AttentionDims& dims, const char* op, const T* dout, const T* q, const T* k, const T* v,
-                       const T* out, const float* lse, const int32_t* cuSeqlens, T* dq, T* dk, T* dv);
+                       const T* out, const T* lse, const int32_t* cuSeqlens, T* dq, T* dk, T* dv);
 
 // Copies rows of values [T, Hkv, D] into cache [B, Hkv, maxTokens, D] at offsets[b] + i (raw
 // element copies of elementSize bytes: both tensors share one dtype).

@@ -23,7 +23,7 @@ struct BackwardCtx {
   AttentionDims dims;
   int64_t group;
   const T *k, *v;
-  const float* lse;  // [H, T]
+  const T* lse;  // [H, T]
   const int32_t* cu;
   std::vector<T> qs, dout;  // [H, T, D]; qs = scale · q
   std::vector<T> di;        // [H, T]: rowsum(dout ∘ out)
@@ -170,7 +170,7 @@ struct QueryWorker {
 
 template <typename T>
 void attentionBackward(const AttentionDims& dims, const char* op, const T* dout, const T* q, const T* k, const T* v,
-                       const T* out, const float* lse, const int32_t* cuSeqlens, T* dq, T* dk, T* dv) {
+                       const T* out, const T* lse, const int32_t* cuSeqlens, T* dq, T* dk, T* dv) {
   checkSeqlens(op, cuSeqlens, dims.batch, dims.tokens);
   const int64_t T_ = dims.tokens, H = dims.heads, D = dims.headDim;
   BackwardCtx<T> ctx{dims, H / dims.kvHeads, k, v, lse, cuSeqlens, {}, {}, {}, dq, dk, dv, {}};
@@ -200,7 +200,7 @@ template void attentionBackward<float>(const AttentionDims&, const char*, const 
                                        const float*, const float*, const float*, const int32_t*, float*, float*,
                                        float*);
 template void attentionBackward<double>(const AttentionDims&, const char*, const double*, const double*,
-                                        const double*, const double*, const double*, const float*, const int32_t*,
+                                        const double*, const double*, const double*, const double*, const int32_t*,
                                         double*, double*, double*);
 
 }  // namespace seqtune::cpu

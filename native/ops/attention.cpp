@@ -44,7 +44,7 @@ double scaleAttr(const OpCall& call, int64_t headDim) {
   return scale;
 }
 
-// attention(q, k, v, cuSeqlens, qOffset?, kvLens?, {causal, scale}) -> out [T, H, D], lse f32 [H, T]
+// attention(q, k, v, cuSeqlens, qOffset?, kvLens?, {causal, scale}) -> out [T, H, D], lse f32 [H, T] (f64 for f64 q)
 OpPlan buildAttention(const OpCall& call) {
   const TensorPtr& q = input(call, 0, "q");
   const TensorPtr& k = input(call, 1, "k");
@@ -75,7 +75,8 @@ OpPlan buildAttention(const OpCall& call) {
   }
   expectCpu(call);
   TensorPtr out = Tensor::empty(call.device, q->shape(), q->dtype());
-  TensorPtr lse = Tensor::empty(call.device, {H, T}, DType::F32);
+  // lse in the compute type: f32, or f64 for f64 inputs so float64 gradient checks stay exact.
+  TensorPtr lse = Tensor::empty(call.device, {H, T}, q->dtype() == DType::F64 ? DType::F64 : DType::F32);
   return {{out, lse}, {}, [q, k, v, cu, qOffset, kvLens, out, lse, dims, op = call.op] {
             withComputeType(q->dtype(), [&](auto zero) {
               using C = decltype(zero);
@@ -83,7 +84,7 @@ OpPlan buildAttention(const OpCall& call) {
               HostOut<C> o(*out, false);
               cpu::attentionForward<C>(dims, op, qh.data(), kh.data(), vh.data(), cu->data<int32_t>(),
                                        qOffset ? qOffset->data<int32_t>() : nullptr,
-                                       kvLens ? kvLens->data<int32_t>() : nullptr, o.data(), lse->data<float>());
+                                       kvLens ? kvLens->data<int32_t>() : nullptr, o.data(), lse->data<C>());
               o.commit();
             });
           }};
@@ -107,7 +108,7 @@ OpPlan buildAttentionBackward(const OpCall& call) {
   expectSameShape(call, *q, "q", *out, "out");
   const int64_t T = q->dim(0), H = q->dim(1), D = q->dim(2);
   if (k->dim(0) != T) failShape(call, str("packed k (", k->describe(), ") must have T = ", T, " rows like q"));
-  expectDtype(call, *lse, "lse", {DType::F32});
+  expectDtype(call, *lse, "lse", {q->dtype() == DType::F64 ? DType::F64 : DType::F32});
   expectShape(call, *lse, "lse", {H, T});
   expectCpu(call);
   cpu::AttentionDims dims{T, H, k->dim(1), D, batch, 0, call.attrs.flag("causal", true), scaleAttr(call, D)};
@@ -120,7 +121,7 @@ OpPlan buildAttentionBackward(const OpCall& call) {
               HostIn<C> douth(*dout), qh(*q), kh(*k), vh(*v), outh(*out);
               HostOut<C> dqh(*dq, false), dkh(*dk, false), dvh(*dv, false);
               cpu::attentionBackward<C>(dims, op, douth.data(), qh.data(), kh.data(), vh.data(), outh.data(),
-                                        lse->data<float>(), cu->data<int32_t>(), dqh.data(), dkh.data(), dvh.data());
+                                        lse->data<C>(), cu->data<int32_t>(), dqh.data(), dkh.data(), dvh.data());
               dqh.commit();
               dkh.commit();
               dvh.commit();
