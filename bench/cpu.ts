@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { native, packageRoot } from '../lib/native';
+import { benchAttentionCpu } from './attention-cpu';
 import { matmul } from '../lib/ops';
 import { Rng } from '../lib/rng';
 import { randn, sync } from '../lib/tensor';
@@ -152,8 +153,22 @@ const round2 = (x: number) => Math.round(x * 100) / 100;
 
 // ---- report -------------------------------------------------------------------------------------
 
+/** Attention tokens/s (no peer on the CPU: PyTorch's CPU attention is not installed here). */
+async function benchAttention(): Promise<unknown> {
+  console.log('\nattention (causal, H=8, Hkv=2, D=64), tokens/s');
+  const rows = await benchAttentionCpu();
+  table(
+    ['tokens', 'documents', 'forward tok/s', 'backward tok/s'],
+    rows.map((r) => [r.tokens, r.documents, Math.round(r.forwardTokensPerSec), Math.round(r.backwardTokensPerSec)]),
+  );
+  return { rows };
+}
+
 // Appended to as the CPU backend grows; each result lands under its name in the report.
-const benchmarks: Benchmark[] = [{ name: 'matmul', run: benchMatmul }];
+const benchmarks: Benchmark[] = [
+  { name: 'matmul', run: benchMatmul },
+  { name: 'attention', run: benchAttention },
+];
 
 function cpuModel(): string {
   const info = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
@@ -172,8 +187,6 @@ async function main(): Promise<void> {
     device: { cpu: cpuModel(), threads: build.cpuThreads, hardware_threads: build.hardwareThreads, node: process.version },
     // Other processes' load when the run started: absolute GFLOP/s drop with it, ratios much less.
     load_average_1m: round2(os.loadavg()[0]),
-    // Tokens/s of the attention op: filled by its benchmark once that op lands.
-    attention: null,
   };
   for (const b of benchmarks) report[b.name] = await b.run();
   const file = path.join(packageRoot, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-cpu.json`);

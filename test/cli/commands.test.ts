@@ -1,0 +1,75 @@
+/** The CLI's dispatch, `info` and `generate`, in-process (the train CLI runs as a child in test/train). */
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { main } from '../../lib/cli';
+import { initModel } from '../../lib/model/init-model';
+import { testSeed } from '../helpers/random';
+
+async function capture(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = process.stdout.write.bind(process.stdout);
+  const err = process.stderr.write.bind(process.stderr);
+  const log = console.log;
+  const error = console.error;
+  process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+  console.log = (...a: unknown[]) => void (stdout += `${a.join(' ')}\n`);
+  console.error = (...a: unknown[]) => void (stderr += `${a.join(' ')}\n`);
+  try {
+    const code = await main(argv);
+    return { code, stdout, stderr };
+  } finally {
+    process.stdout.write = out;
+    process.stderr.write = err;
+    console.log = log;
+    console.error = error;
+  }
+}
+
+t.test('help, unknown commands and info', async (t) => {
+  const help = await capture(['--help']);
+  t.equal(help.code, 0);
+  for (const name of ['info', 'init-model', 'augment', 'train', 'generate', 'eval']) t.match(help.stdout, new RegExp(`\\b${name}\\b`));
+  t.equal((await capture([])).code, 2, 'no command is a usage error');
+  const unknown = await capture(['fly']);
+  t.equal(unknown.code, 2);
+  t.match(unknown.stderr, /unknown command 'fly'/);
+  const info = await capture(['info']);
+  t.equal(info.code, 0);
+  t.match(info.stdout, /^seqtune \d+\.\d+\.\d+/);
+  t.match(info.stdout, /CPU threads: \d+/);
+  t.match(info.stdout, /GPU|GPUs/);
+  const json = JSON.parse((await capture(['info', '--json'])).stdout);
+  t.type(json.cuda.compiled, 'boolean');
+  const bad = await capture(['info', '--bogus']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /Unknown option '--bogus'/);
+  t.equal((await capture(['train', '--help'])).code, 0);
+});
+
+t.test('generate: one prompt streams, a prompts file gives JSON lines, errors are one line', async (t) => {
+  const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'seqtune-gen-')), 'model');
+  await initModel({ preset: 'tiny', out: dir, tokenizer: 'char', seed: testSeed() % 1000 });
+  const one = await capture(['generate', '--model', dir, '--prompt', 'hello', '--max-new-tokens', '4', '--device', 'cpu']);
+  t.equal(one.code, 0, one.stderr);
+  t.ok(one.stdout.endsWith('\n') && one.stdout.length > 1, `streamed text: ${JSON.stringify(one.stdout)}`);
+  const file = path.join(path.dirname(dir), 'prompts.jsonl');
+  fs.writeFileSync(file, `${JSON.stringify({ instruction: 'a', input: 'b' })}\n${JSON.stringify({ prompt: 'cd' })}\n`);
+  const many = await capture(['generate', '--model', dir, '--prompts', file, '--max-new-tokens', '3', '--template', 'alpaca', '--device', 'cpu']);
+  t.equal(many.code, 0, many.stderr);
+  const lines = many.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  t.equal(lines.length, 2);
+  t.ok(lines.every((l) => typeof l.output === 'string' && ['eos', 'length', 'stop'].includes(l.finishReason)));
+  fs.writeFileSync(file, '{"prompt": 3}\n');
+  const broken = await capture(['generate', '--model', dir, '--prompts', file, '--device', 'cpu']);
+  t.equal(broken.code, 1);
+  t.match(broken.stderr, /prompts\.jsonl:1: expected a "prompt"/);
+  const missing = await capture(['generate', '--model', path.join(dir, 'nope'), '--prompt', 'x', '--device', 'cpu']);
+  t.equal(missing.code, 1);
+  t.notMatch(missing.stderr, /\n\s+at /);
+  const template = await capture(['generate', '--model', dir, '--prompt', 'x', '--template', 'weird']);
+  t.equal(template.code, 2);
+});
