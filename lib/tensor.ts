@@ -198,7 +198,8 @@ function collectTensors(value: Returned, into: Set<Tensor>, depth = 0): void {
 
 /**
  * Runs fn and disposes every tensor it created that is not part of its result (a tensor, or
- * arrays/plain objects/Maps of tensors) and was not passed to keep(). Works with async fn: tensors
+ * arrays/plain objects/Maps of tensors, which then belong to the enclosing scope, if any) and was
+ * not passed to keep(). Works with async fn: tensors
  * are tracked through the async context, so concurrent scopes do not mix.
  */
 export function scope<T>(fn: () => T): T {
@@ -208,12 +209,9 @@ export function scope<T>(fn: () => T): T {
     const survivors = new Set<Tensor>();
     collectTensors(result, survivors);
     for (const t of created) {
-      if (survivors.has(t) || kept.has(t)) {
-        parent?.add(t);
-        kept.delete(t);
-      } else {
-        t.dispose();
-      }
+      if (kept.has(t)) continue; // owned by whoever kept it, whatever scopes enclose this one
+      if (survivors.has(t)) parent?.add(t);
+      else t.dispose();
     }
   };
   let result: T;
@@ -239,9 +237,12 @@ export function scope<T>(fn: () => T): T {
   return result;
 }
 
-const kept = new WeakSet<Tensor>() as WeakSet<Tensor> & { delete(t: Tensor): boolean };
+const kept = new WeakSet<Tensor>();
 
-/** Marks tensors to outlive the enclosing scope(); they join the parent scope, if any. */
+/**
+ * Exempts tensors from disposal by every enclosing scope(): the caller owns them and disposes them
+ * (a scope's result, by contrast, joins the enclosing scope).
+ */
 export function keep<T extends Tensor | Tensor[]>(tensors: T): T {
   for (const t of Array.isArray(tensors) ? tensors : [tensors]) kept.add(t);
   return tensors;

@@ -23,7 +23,7 @@ import {
   RopeOptions,
 } from '../ops';
 import { Rng } from '../rng';
-import { rand, Tensor, tensor, zeros } from '../tensor';
+import { rand, scope, Tensor, tensor, zeros } from '../tensor';
 import { BlockCache, blockBackward, BlockDims, blockForward, BlockParams, CacheContext, GradSink, LinearName, linearNames, PackedContext } from './block';
 import { DrawSource, LinearParams } from './linear';
 
@@ -64,9 +64,12 @@ export interface ForwardResult {
   cache: ModelCache;
 }
 
+/** What the backward needs of a block: its cache, or (checkpointed) its inputs and dropout draws. */
+type BlockSaved = { cache: BlockCache } | { x: Tensor; residual: Tensor | undefined; draws: Array<DropoutOptions | undefined> };
+
 interface ModelCache {
   batch: DeviceBatch;
-  blocks: BlockCache[];
+  blocks: BlockSaved[];
   final: RmsnormResult;
 }
 
@@ -95,6 +98,11 @@ export class LlamaModel {
   private readonly dims: BlockDims;
   private readonly weights: Map<string, Tensor>;
   private readonly adapters = new Map<string, Tensor>();
+  /**
+   * Keep only each block's inputs in the forward and recompute the block in the backward:
+   * activation memory of one block instead of all, for about a third more compute.
+   */
+  activationCheckpointing: boolean;
 
   /**
    * weights: the checkpoint's tensors by Hugging Face name, on `device`. With `lora`, adapters are
@@ -103,9 +111,10 @@ export class LlamaModel {
   constructor(
     arch: LlamaArch,
     weights: Map<string, Tensor>,
-    options: { device?: string; lora?: LoraConfig; rng?: Rng; adapterWeights?: Map<string, Tensor> } = {},
+    options: { device?: string; lora?: LoraConfig; rng?: Rng; adapterWeights?: Map<string, Tensor>; activationCheckpointing?: boolean } = {},
   ) {
     this.arch = arch;
+    this.activationCheckpointing = options.activationCheckpointing ?? false;
     this.weights = weights;
     this.device = options.device ?? 'cpu';
     this.lora = options.lora;
@@ -212,18 +221,33 @@ export class LlamaModel {
     return new Map([...this.weights, ...this.adapters]);
   }
 
-  /** Token ids -> final hidden states; fills `blocks` with what the backward needs. */
+  /** Token ids -> final hidden states; fills `saved` with what the backward needs. */
   private trunk(
     batch: PackedContext & { inputIds: Tensor },
     draws: DrawSource,
-    caches: BlockCache[] | null,
+    saved: BlockSaved[] | null,
     kv?: CacheContext[],
   ): RmsnormResult {
     let x = embedding(batch.inputIds, this.embed);
     let residual: Tensor | undefined;
     this.blocks.forEach((block, l) => {
+      if (saved && this.activationCheckpointing) {
+        const recorded: Array<DropoutOptions | undefined> = [];
+        const recording: DrawSource = (p) => {
+          const draw = draws(p);
+          recorded.push(draw);
+          return draw;
+        };
+        saved.push({ x, residual, draws: recorded });
+        // Everything the block computes except its two outputs is freed at once.
+        ({ delta: x, sum: residual } = scope(() => {
+          const out = blockForward(block, this.dims, x, residual, batch, recording);
+          return { delta: out.delta, sum: out.sum };
+        }));
+        return;
+      }
       const { delta, sum, cache } = blockForward(block, this.dims, x, residual, batch, draws, kv?.[l]);
-      caches?.push(cache);
+      saved?.push({ cache });
       x = delta;
       residual = sum;
     });
@@ -233,7 +257,7 @@ export class LlamaModel {
   /** Training forward: summed loss over the batch's label tokens, and the cache for backward. */
   forward(batch: DeviceBatch, rng?: Rng): ForwardResult {
     const draws: DrawSource = (p) => (p > 0 && rng ? ({ p, ...rng.next() } as DropoutOptions) : undefined);
-    const blocks: BlockCache[] = [];
+    const blocks: BlockSaved[] = [];
     const final = this.trunk(batch, draws, blocks);
     const loss = linearCrossEntropy(final.out, this.lmHead, batch.labels, { reduction: 'sum' });
     return { loss, cache: { batch, blocks, final } };
@@ -257,7 +281,20 @@ export class LlamaModel {
     if (fn.dweight) sink('model.norm.weight', fn.dweight);
     let G = fn.dx;
     for (let l = this.blocks.length - 1; l >= 0; l--) {
-      G = blockBackward(this.blocks[l], this.dims, blocks[l], G, batch, `model.layers.${l}`, sink);
+      const saved = blocks[l];
+      const prefix = `model.layers.${l}`;
+      if ('cache' in saved) {
+        G = blockBackward(this.blocks[l], this.dims, saved.cache, G, batch, prefix, sink);
+        continue;
+      }
+      // Recompute the block with the same dropout draws, then run its backward; the recomputed
+      // activations are freed when the scope ends (gradients the sink keeps survive it).
+      const dy = G;
+      G = scope(() => {
+        let next = 0;
+        const { cache } = blockForward(this.blocks[l], this.dims, saved.x, saved.residual, batch, () => saved.draws[next++]);
+        return blockBackward(this.blocks[l], this.dims, cache, dy, batch, prefix, sink);
+      });
     }
     if (full) {
       const dEmbed = embeddingBackward(G, batch.inputIds, this.arch.vocabSize);

@@ -24,6 +24,8 @@ export interface LoadModelOptions {
   adapterDir?: string;
   /** tensors that replace the checkpoint's (a resumed full fine-tune) or seed the adapters (a resumed LoRA run) */
   overrides?: Map<string, Tensor>;
+  /** recompute each block in the backward instead of keeping its activations */
+  activationCheckpointing?: boolean;
 }
 
 export interface LoadedModel {
@@ -64,6 +66,12 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     lora = adapter.config;
     adapterWeights = adapter.weights;
   }
-  const model = new LlamaModel(llamaArch(config), weights, { device, lora, rng: options.rng, adapterWeights });
+  const model = new LlamaModel(llamaArch(config), weights, {
+    device,
+    lora,
+    rng: options.rng,
+    adapterWeights,
+    activationCheckpointing: options.activationCheckpointing,
+  });
   return { model, tokenizer, config, dir };
 }

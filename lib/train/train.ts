@@ -74,6 +74,7 @@ export async function train(
     lora: config.mode === 'lora' ? { ...config.lora } : undefined,
     rng: new Rng(config.seed),
     overrides: resume?.trainable,
+    activationCheckpointing: config.activationCheckpointing,
   });
   const { model, tokenizer } = loaded;
 
