@@ -5,6 +5,7 @@ import { evalCommand } from './eval';
 import { generateCommand } from './generate';
 import { infoCommand } from './info';
 import { initModelCommand } from './init-model';
+import { mergeCommand } from './merge';
 import { trainCommand } from './train';
 
-export const commands: Command[] = [infoCommand, initModelCommand, augmentCommand, trainCommand, generateCommand, evalCommand];
+export const commands: Command[] = [infoCommand, initModelCommand, augmentCommand, trainCommand, generateCommand, mergeCommand, evalCommand];
