@@ -10,6 +10,14 @@
 #     source .gpu/on-device.sh && scripts/gpu.sh kernels     bench/kernels vs torch
 #     source .gpu/on-device.sh && scripts/gpu.sh attention   bench/attention vs torch SDPA
 #     source .gpu/on-device.sh && scripts/gpu.sh hf-parity   model and LoRA parity with transformers + peft
+#     source .gpu/on-device.sh && scripts/gpu.sh train [ROWS [LAYERS]]  training tokens/s, MFU, peak
+#                                     memory vs torch+peft; ROWS and LAYERS as bench/train.ts --rows, --layers;
+#                                     one command each (< 8 min): train 1b:lora,1b:full (about 5 min),
+#                                     train 8b:lora (about 4 min; train 8b:lora 8 measures an 8-layer slice)
+#     source .gpu/on-device.sh && scripts/gpu.sh train-parity  20 LoRA steps, loss curves and adapter
+#                                     logits vs peft on one init-model 1b checkpoint (about 4 min)
+#     source .gpu/on-device.sh && scripts/gpu.sh generate [PRESETS]  greedy generation tokens/s vs
+#                                     transformers' generate, batch 1 and 32 (1b,8b: about 4 min)
 #
 # Results land in $OUT (fetched back) and are printed; log each run in bench/NOTES.md.
 set -euo pipefail
@@ -60,8 +68,20 @@ case "$job" in
     node dist/bench/hf-parity.js "$work" | tee "$out/hf-parity-seqtune.json"
     python3 bench/peer/hf_parity.py check "$work" | tee "$out/hf-parity-peft.json"
     ;;
+  train)
+    on_device_env
+    node dist/bench/train.js ${2:+--rows "$2"} ${3:+--layers "$3"}
+    ;;
+  train-parity)
+    on_device_env
+    node dist/bench/train-parity.js
+    ;;
+  generate)
+    on_device_env
+    node dist/bench/generate.js ${2:+--presets "$2"}
+    ;;
   *)
-    sed -n '2,16p' "$0"
+    sed -n '2,22p' "$0"
     exit 2
     ;;
 esac

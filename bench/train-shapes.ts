@@ -1,0 +1,241 @@
+/**
+ * What the training and generation benchmarks share (bench/train.ts, bench/generate.ts,
+ * bench/train-parity.ts): the preset shapes (optionally cut to fewer layers), random weights made
+ * directly on the device (no multi-GB checkpoint to write or carry), the FLOP accounting of
+ * ../shared/research/perf-anchors.md §9.2, and running one measurement per child process (a
+ * seqtune worker or a Python peer) so each starts with an empty GPU and its peak memory is its own.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { devices } from '../lib/device';
+import { LinearName, linearNames } from '../lib/model/block';
+import { modelConfigToJson, ModelConfig } from '../lib/model/config';
+import { simpleTokenizerFiles, writeTokenizerFiles } from '../lib/model/io/simple-tokenizer';
+import { expectedWeights } from '../lib/model/io/weights';
+import { hfLinearName, LlamaArch } from '../lib/model/llama';
+import { isPresetName, presetConfig } from '../lib/model/presets';
+import { packageRoot } from '../lib/native';
+import { Rng } from '../lib/rng';
+import { DType, full, randn, Tensor } from '../lib/tensor';
+import { Batch, IGNORE_INDEX } from '../lib/data/batch';
+import type { BatchStream } from '../lib/train/batches';
+
+export const ALL_TARGETS: LinearName[] = [...linearNames];
+/** peft's names for ALL_TARGETS (q_proj, ..., down_proj), in the same order */
+export const PEFT_TARGETS = ALL_TARGETS.map((t) => hfLinearName[t].split('.')[1]);
+
+/** Dense bf16 peak (perf-anchors §9.1); the H200 has the H100 SXM's compute die. */
+export function peakBf16Tflops(deviceName: string): number | null {
+  if (/H100.*PCIe/i.test(deviceName)) return 756;
+  if (/H100|H200/i.test(deviceName)) return 989.4;
+  if (/A100/i.test(deviceName)) return 312;
+  return null;
+}
+
+/** A preset's config, optionally with only `layers` decoder layers (a slice of the same shapes). */
+export function benchConfig(preset: string, layers?: number): ModelConfig {
+  if (!isPresetName(preset)) throw new Error(`unknown preset ${preset}`);
+  const probe = presetConfig(preset, { bosTokenId: null, eosTokenId: 0 });
+  const tok = simpleTokenizerFiles('byte', probe.vocabSize);
+  const config = presetConfig(preset, { bosTokenId: tok.bosId, eosTokenId: tok.eosId, torchDtype: 'bfloat16' });
+  if (layers !== undefined) {
+    if (!Number.isInteger(layers) || layers < 1 || layers > config.numLayers) throw new Error(`--layers must be 1..${config.numLayers}`);
+    config.numLayers = layers;
+  }
+  return config;
+}
+
+/** config.json and the byte tokenizer (no weights): what the Python peers build the same shapes from. */
+export async function writeConfigDir(dir: string, config: ModelConfig): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(modelConfigToJson(config), null, 2));
+  await writeTokenizerFiles(dir, simpleTokenizerFiles('byte', config.vocabSize, { maxLength: config.maxPositionEmbeddings }));
+}
+
+/** init-model's distribution (N(0, 0.02), norms 1), drawn on the device in the given dtype. */
+export function randomWeights(config: ModelConfig, device: string, dtype: DType, rng: Rng): Map<string, Tensor> {
+  const weights = new Map<string, Tensor>();
+  for (const [name, shape] of expectedWeights(config)) {
+    weights.set(name, name.endsWith('norm.weight') ? full(shape, 1, { dtype, device }) : randn(shape, { rng, std: 0.02, dtype, device }));
+  }
+  return weights;
+}
+
+/** Parameters that take part in matmuls: every projection and the LM head (a tied head counts once; the embedding lookup is no matmul). */
+export function matmulParams(arch: LlamaArch): number {
+  const C = arch.hiddenSize;
+  const q = arch.numHeads * arch.headDim;
+  const kv = arch.numKvHeads * arch.headDim;
+  const perLayer = 2 * C * q + 2 * C * kv + 3 * C * arch.intermediateSize;
+  return arch.numLayers * perLayer + arch.vocabSize * C;
+}
+
+/** Σ over adapted matrices of (d_in + d_out), for every layer. */
+function adapterDims(arch: LlamaArch, targets: readonly LinearName[]): number {
+  const C = arch.hiddenSize;
+  const q = arch.numHeads * arch.headDim;
+  const kv = arch.numKvHeads * arch.headDim;
+  const I = arch.intermediateSize;
+  const dims: Record<LinearName, number> = { q: C + q, k: C + kv, v: C + kv, o: q + C, gate: C + I, up: C + I, down: I + C };
+  return arch.numLayers * targets.reduce((s, t) => s + dims[t], 0);
+}
+
+export interface FlopsSpec {
+  mode: 'lora' | 'full';
+  /** tokens per sequence (attention cost grows with it, not with the batch) */
+  seq: number;
+  loraR: number;
+  targets: readonly LinearName[];
+}
+
+/**
+ * Model FLOPs per trained token (perf-anchors §9.2; recomputation is not counted, so activation
+ * checkpointing does not change it):
+ *   full: 6·N_mm + 6·L·T·d_q (causal attention, forward + backward)
+ *   LoRA: 4·N_mm (forward + input gradients, no weight gradients) + 6·L·T·d_q + 6·r·Σ(d_in + d_out)
+ */
+export function flopsPerToken(arch: LlamaArch, spec: FlopsSpec): number {
+  const attention = 6 * arch.numLayers * spec.seq * arch.numHeads * arch.headDim;
+  if (spec.mode === 'full') return 6 * matmulParams(arch) + attention;
+  return 4 * matmulParams(arch) + attention + 6 * spec.loraR * adapterDims(arch, spec.targets);
+}
+
+/**
+ * `batch` sequences of `seq` tokens (ids row-major) as one packed batch: one document per
+ * sequence, labels shifted inside it, so the loss covers batch·(seq − 1) tokens exactly as
+ * transformers' labels=input_ids on a [batch, seq] tensor.
+ */
+export function packedBatch(ids: Int32Array, batch: number, seq: number): Batch {
+  if (ids.length !== batch * seq) throw new Error(`packedBatch: ${ids.length} ids for ${batch} x ${seq}`);
+  const labels = new Int32Array(ids.length);
+  const positionIds = new Int32Array(ids.length);
+  for (let i = 0; i < ids.length; i++) {
+    const t = i % seq;
+    positionIds[i] = t;
+    labels[i] = t + 1 < seq ? ids[i + 1] : IGNORE_INDEX;
+  }
+  const cuSeqlens = Int32Array.from({ length: batch + 1 }, (_, b) => b * seq);
+  return { inputIds: ids, labels, positionIds, cuSeqlens, numLabelTokens: batch * (seq - 1), numDocuments: batch };
+}
+
+/** A BatchStream over batches made on demand (the trainer asks for exactly maxSteps of them). */
+export function batchStream(make: (index: number) => Batch): BatchStream {
+  let index = 0;
+  return {
+    next: () => make(index++),
+    epoch: 0,
+    batchesPerEpoch: () => Number.MAX_SAFE_INTEGER,
+    state: () => ({ index }),
+    restore: (state) => void (index = (state as { index: number }).index),
+  };
+}
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export interface ChildResult<T> {
+  result?: T;
+  error?: string;
+}
+
+/**
+ * Runs a command that prints its result as the last line of stdout (JSON); stdin gets `input`,
+ * stderr passes through (progress). A timeout, a crash or unparsable output becomes `error`.
+ */
+export function runChild<T>(command: string, args: string[], input: unknown, timeoutSec: number): ChildResult<T> {
+  if (timeoutSec <= 0) return { error: 'skipped: the time budget (--deadline-s) is spent' };
+  const run = spawnSync(command, args, {
+    input: JSON.stringify(input),
+    encoding: 'utf8',
+    stdio: ['pipe', 'pipe', 'inherit'],
+    timeout: timeoutSec * 1000,
+    killSignal: 'SIGKILL',
+    maxBuffer: 64 << 20,
+    env: { ...process.env, PYTHONUNBUFFERED: '1' },
+  });
+  if (run.error && (run.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') return { error: `timed out after ${Math.round(timeoutSec)} s` };
+  if (run.error) return { error: `${command} not runnable: ${run.error.message}` };
+  const last = run.stdout.trim().split('\n').pop() ?? '';
+  try {
+    const parsed = JSON.parse(last) as T & { error?: string };
+    return parsed.error ? { error: parsed.error } : { result: parsed };
+  } catch {
+    return { error: `${path.basename(command)} exited ${run.status ?? run.signal} without a result: ${run.stdout.trim().split('\n').slice(-3).join(' | ')}` };
+  }
+}
+
+/** This script again as a worker child (`--worker`), reading its spec from stdin. */
+export function runWorker<T>(script: string, spec: unknown, timeoutSec: number): ChildResult<T> {
+  return runChild<T>(process.execPath, [script, '--worker'], spec, timeoutSec);
+}
+
+export async function readStdinJson<T>(): Promise<T> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as T;
+}
+
+/** Worker entry: the result (or the error) as one JSON line on stdout. */
+export function workerMain<S, R>(fn: (spec: S) => Promise<R>): void {
+  readStdinJson<S>()
+    .then(fn)
+    .then(
+      (r) => console.log(JSON.stringify(r)),
+      (e: unknown) => console.log(JSON.stringify({ error: e instanceof Error ? e.message : String(e) })),
+    );
+}
+
+export interface DeviceDescription {
+  device: string;
+  name: string;
+  compute_capability: string | null;
+  cuda_runtime: string | null;
+  driver: string | null;
+}
+
+/** Resolves --device (a usable GPU, or cpu); throws with the reason when the GPU is not usable. */
+export function describeDevice(spec: string): DeviceDescription {
+  const report = devices();
+  if (spec === 'cpu') return { device: 'cpu', name: `cpu (${report.cpuThreads} threads)`, compute_capability: null, cuda_runtime: null, driver: null };
+  const index = Number(/^cuda:(\d+)$/.exec(spec)?.[1] ?? NaN);
+  const gpu = report.gpus.find((g) => g.index === index);
+  if (!gpu?.usable) {
+    const why = report.cuda.unusableReason ?? gpu?.reason ?? `no GPU ${spec}`;
+    throw new Error(`${spec} is not usable (${why}); use --device cpu for a CPU run`);
+  }
+  return { device: spec, name: gpu.name, compute_capability: gpu.computeCapability, cuda_runtime: report.cuda.runtimeVersion, driver: report.cuda.driverVersion };
+}
+
+/** $OUT/<name>.json on the device machine, else bench/results/<date>-<name>.json. */
+export function resultFile(name: string): string {
+  const out = process.env.OUT;
+  const file = out ? path.join(out, `${name}.json`) : path.join(packageRoot, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-${name}.json`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  return file;
+}
+
+export function commandLine(): string {
+  return [path.basename(process.argv0), ...process.argv.slice(1).map((a) => path.relative(process.cwd(), a) || a)].join(' ');
+}
+
+export function peerScript(name: string): string {
+  return path.join(packageRoot, 'bench', 'peer', name);
+}
+
+export function table(header: string[], rows: Array<Array<string | number | null>>): void {
+  const cells = [header, ...rows.map((r) => r.map((c) => (c === null ? '-' : String(c))))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  for (const [n, r] of cells.entries()) {
+    console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
+    if (n === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  }
+}
+
+export const round = (x: number | null | undefined, digits = 3): number | null =>
+  x === null || x === undefined || !Number.isFinite(x) ? null : Number(x.toPrecision(digits));
+

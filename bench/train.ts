@@ -1,0 +1,305 @@
+/**
+ * Training throughput: tokens/s, MFU and peak GPU memory of seqtune's trainer (runTraining, the
+ * loop `seqtune train` runs) against PyTorch + transformers + peft (bench/peer/torch_train.py) in
+ * the same command with the same settings: random weights of a preset's shapes (bf16 base),
+ * synthetic random tokens packed as micro-batch × sequence (one document per sequence, no padding),
+ * LoRA on all seven projections (dropout 0) or full fine-tuning, AdamW, grad-norm clipping at 1,
+ * activation checkpointing off and on. Each measurement runs in its own process (an empty GPU,
+ * its own peak); warm-up steps are dropped and the median timed step is used (every step ends
+ * synchronised on both sides). MFU uses bench/train-shapes.ts's flopsPerToken.
+ *
+ *   node dist/bench/train.js [--device cuda:0|cpu] [--rows 1b:lora,8b:lora,1b:full] [--ac off,on]
+ *     [--seq 2048] [--micro-batch N] [--steps 10] [--warmup 3] [--layers N] [--lora-r 16]
+ *     [--no-peer] [--python python3] [--deadline-s 450] [--child-timeout-s 240]
+ *
+ * Writes $OUT/train.json on the device machine, else bench/results/<date>-train.json.
+ */
+import * as os from 'node:os';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { memoryStats } from '../lib/device';
+import { llamaArch } from '../lib/model/config';
+import { LlamaModel } from '../lib/model/llama';
+import { HostRng, Rng } from '../lib/rng';
+import { planMemory } from '../lib/train/memory';
+import { runTraining } from '../lib/train/trainer';
+import {
+  ALL_TARGETS,
+  batchStream,
+  benchConfig,
+  commandLine,
+  describeDevice,
+  flopsPerToken,
+  median,
+  packedBatch,
+  PEFT_TARGETS,
+  peakBf16Tflops,
+  peerScript,
+  randomWeights,
+  resultFile,
+  round,
+  runChild,
+  runWorker,
+  table,
+  workerMain,
+  writeConfigDir,
+} from './train-shapes';
+
+/** Why the seqtune side of an activation-checkpointing row is not measured (yet). */
+const OURS_NO_AC =
+  'seqtune has no activation checkpointing: TrainConfig.activationCheckpointing only changes planMemory, LlamaModel.forward keeps every block cache';
+
+interface OursSpec {
+  preset: string;
+  layers: number;
+  mode: 'lora' | 'full';
+  seq: number;
+  microBatch: number;
+  steps: number;
+  warmup: number;
+  loraR: number;
+  device: string;
+  seed: number;
+}
+
+/** What each side reports (snake_case: the Python peer reports the same fields). */
+interface SideResult {
+  tokens_per_sec: number;
+  median_step_s: number;
+  step_s: number[];
+  /** null where the peer cannot read it (a CPU run) */
+  peak_memory_bytes: number | null;
+  reserved_memory_bytes: number | null;
+  weights_dtype: string;
+  trainable_params: number;
+  final_loss: number;
+  planned_memory_bytes?: number;
+  device_name?: string;
+  versions?: Record<string, string>;
+}
+
+async function measureOurs(spec: OursSpec): Promise<SideResult> {
+  const config = benchConfig(spec.preset, spec.layers);
+  const arch = llamaArch(config);
+  const rng = new Rng(spec.seed);
+  // lib/ops adamw updates f32 parameters only, so full fine-tuning keeps f32 weights; the frozen
+  // LoRA base is bf16 with f32 adapters, as peft keeps it.
+  const dtype = spec.mode === 'full' ? 'f32' : 'bf16';
+  const lora = spec.mode === 'lora' ? { r: spec.loraR, alpha: 2 * spec.loraR, dropout: 0, targets: ALL_TARGETS, useRslora: false } : undefined;
+  const model = new LlamaModel(arch, randomWeights(config, spec.device, dtype, rng), { device: spec.device, lora, rng });
+  const trainable = [...model.trainable().values()].reduce((s, t) => s + t.numel, 0);
+  const hostRng = new HostRng(spec.seed);
+  const tokens = spec.seq * spec.microBatch;
+  const stream = batchStream(() => packedBatch(Int32Array.from({ length: tokens }, () => hostRng.int(arch.vocabSize)), spec.microBatch, spec.seq));
+  const stepS: number[] = [];
+  let last = performance.now();
+  const result = await runTraining({
+    model,
+    config: {
+      optimizer: { lr: 1e-5, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
+      schedule: { kind: 'constant', warmupSteps: 0 },
+      epochs: 1,
+      maxSteps: spec.warmup + spec.steps,
+      gradAccum: 1,
+      maxGradNorm: 1,
+      evalEvery: Number.MAX_SAFE_INTEGER,
+      saveEvery: Number.MAX_SAFE_INTEGER,
+      keepCheckpoints: 1,
+    },
+    train: stream,
+    out: os.tmpdir(),
+    rng: new Rng(spec.seed, 1 << 20),
+    configHash: 'bench',
+    checkpoints: false,
+    // runTraining ends every step with a device sync, so host time between steps is step time.
+    onStep: () => {
+      const now = performance.now();
+      stepS.push((now - last) / 1000);
+      last = now;
+    },
+  });
+  const mem = memoryStats(spec.device);
+  const plan = planMemory(arch, {
+    gpu: spec.device !== 'cpu',
+    mode: spec.mode,
+    loraR: spec.loraR,
+    loraTargets: ALL_TARGETS,
+    microBatchTokens: tokens,
+    activationCheckpointing: false,
+  });
+  const step = median(stepS.slice(spec.warmup));
+  return {
+    tokens_per_sec: tokens / step,
+    median_step_s: step,
+    step_s: stepS,
+    peak_memory_bytes: mem.peakBytes,
+    reserved_memory_bytes: mem.bytesReserved,
+    planned_memory_bytes: plan.total,
+    weights_dtype: dtype,
+    trainable_params: trainable,
+    final_loss: result.finalLoss,
+  };
+}
+
+interface Row {
+  preset: string;
+  mode: 'lora' | 'full';
+  ac: boolean;
+}
+
+function parseRows(rows: string, ac: string): Row[] {
+  const acs = ac.split(',').map((a) => {
+    if (a !== 'off' && a !== 'on') throw new Error(`--ac takes off and/or on, got ${a}`);
+    return a === 'on';
+  });
+  return rows.split(',').flatMap((r) => {
+    const [preset, mode] = r.split(':');
+    if (mode !== 'lora' && mode !== 'full') throw new Error(`--rows entries are PRESET:lora or PRESET:full, got ${r}`);
+    benchConfig(preset);
+    return acs.map((a) => ({ preset, mode, ac: a }) as Row);
+  });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      worker: { type: 'boolean', default: false },
+      device: { type: 'string', default: 'cuda:0' },
+      rows: { type: 'string', default: '1b:lora,8b:lora,1b:full' },
+      ac: { type: 'string', default: 'off,on' },
+      seq: { type: 'string', default: '2048' },
+      'micro-batch': { type: 'string' },
+      steps: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '3' },
+      layers: { type: 'string' },
+      'lora-r': { type: 'string', default: '16' },
+      'no-peer': { type: 'boolean', default: false },
+      python: { type: 'string', default: 'python3' },
+      'deadline-s': { type: 'string', default: '450' },
+      'child-timeout-s': { type: 'string', default: '240' },
+    },
+  });
+  if (values.worker) return workerMain(measureOurs);
+
+  const device = describeDevice(values.device);
+  const peak = peakBf16Tflops(device.name);
+  const rows = parseRows(values.rows, values.ac);
+  const seq = Number(values.seq);
+  const steps = Number(values.steps);
+  const warmup = Number(values.warmup);
+  const loraR = Number(values['lora-r']);
+  const deadline = Date.now() + Number(values['deadline-s']) * 1000;
+  const timeout = () => Math.min(Number(values['child-timeout-s']), (deadline - Date.now()) / 1000);
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'seqtune-bench-train-'));
+  console.log(`training benchmark on ${device.device} (${device.name}), sequence ${seq}, ${warmup} warm-up + ${steps} timed steps`);
+  if (values['no-peer']) console.log('torch peer skipped (--no-peer)');
+
+  const out = [];
+  for (const row of rows) {
+    const config = benchConfig(row.preset, values.layers === undefined ? undefined : Number(values.layers));
+    const fullLayers = benchConfig(row.preset).numLayers;
+    const arch = llamaArch(config);
+    // 8b at micro-batch 1 keeps torch's fp32 logits and saved activations well inside 80 GB.
+    const microBatch = Number(values['micro-batch'] ?? (arch.hiddenSize >= 4096 ? 1 : 4));
+    const configDir = path.join(workDir, `${row.preset}-${config.numLayers}`);
+    if (!fs.existsSync(configDir)) await writeConfigDir(configDir, config);
+    const label = `${row.preset}${config.numLayers < fullLayers ? `/${config.numLayers}L` : ''} ${row.mode}${row.ac ? ' +AC' : ''}`;
+    console.error(`-- ${label}: micro-batch ${microBatch} x ${seq}`);
+
+    const ours = row.ac
+      ? { error: OURS_NO_AC }
+      : runWorker<SideResult>(
+          __filename,
+          { preset: row.preset, layers: config.numLayers, mode: row.mode, seq, microBatch, steps, warmup, loraR, device: device.device, seed: 1 } satisfies OursSpec,
+          timeout(),
+        );
+    const torch = values['no-peer']
+      ? { error: 'skipped (--no-peer)' }
+      : runChild<SideResult>(
+          values.python,
+          [peerScript('torch_train.py')],
+          {
+            config_dir: configDir,
+            mode: row.mode,
+            activation_checkpointing: row.ac,
+            seq,
+            micro_batch: microBatch,
+            steps,
+            warmup,
+            lora_r: loraR,
+            lora_alpha: 2 * loraR,
+            targets: PEFT_TARGETS,
+            device: device.device,
+            seed: 1,
+          },
+          timeout(),
+        );
+    if (ours.error) console.error(`   seqtune: ${ours.error}`);
+    if (torch.error && !values['no-peer']) console.error(`   torch: ${torch.error}`);
+    const flops = flopsPerToken(arch, { mode: row.mode, seq, loraR, targets: ALL_TARGETS });
+    const mfu = (r?: SideResult) => (r && peak ? (r.tokens_per_sec * flops) / (peak * 1e12) : null);
+    out.push({
+      label,
+      preset: row.preset,
+      layers: config.numLayers,
+      slice_of_layers: config.numLayers < fullLayers ? `${config.numLayers} of ${fullLayers} layers, each of the preset's shapes` : null,
+      mode: row.mode,
+      activation_checkpointing: row.ac,
+      seq,
+      micro_batch: microBatch,
+      tokens_per_step: seq * microBatch,
+      flops_per_token: flops,
+      seqtune: ours.result ? { ...ours.result, mfu: mfu(ours.result) } : null,
+      seqtune_skipped: ours.error ?? null,
+      torch: torch.result ? { ...torch.result, mfu: mfu(torch.result) } : null,
+      torch_skipped: torch.error ?? null,
+      tokens_per_sec_ratio: ours.result && torch.result ? ours.result.tokens_per_sec / torch.result.tokens_per_sec : null,
+      peak_memory_ratio_torch_over_ours:
+        ours.result?.peak_memory_bytes && torch.result?.peak_memory_bytes ? torch.result.peak_memory_bytes / ours.result.peak_memory_bytes : null,
+    });
+  }
+  fs.rmSync(workDir, { recursive: true, force: true });
+
+  const gib = (b?: number | null) => (b ? round(b / 2 ** 30) : null);
+  console.log('\ntokens/s, MFU (bf16 dense peak), peak memory GiB; tok ratio = seqtune/torch, mem ratio = torch/seqtune (higher favours seqtune)');
+  table(
+    ['row', 'seqtune tok/s', 'torch tok/s', 'tok ratio', 'seqtune MFU', 'torch MFU', 'seqtune GiB', 'torch GiB', 'mem ratio'],
+    out.map((r) => [
+      r.label,
+      round(r.seqtune?.tokens_per_sec, 4),
+      round(r.torch?.tokens_per_sec, 4),
+      round(r.tokens_per_sec_ratio),
+      round(r.seqtune?.mfu),
+      round(r.torch?.mfu),
+      gib(r.seqtune?.peak_memory_bytes),
+      gib(r.torch?.peak_memory_bytes),
+      round(r.peak_memory_ratio_torch_over_ours),
+    ]),
+  );
+  const file = resultFile('train');
+  fs.writeFileSync(
+    file,
+    `${JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        command: commandLine(),
+        device,
+        peak_bf16_tflops: peak,
+        flops_accounting:
+          'per token: LoRA 4·N_mm + 6·L·T·d_q + 6·r·Σ(d_in+d_out); full 6·N_mm + 6·L·T·d_q (N_mm: projections + LM head; recomputation not counted)',
+        ratios: 'tokens_per_sec_ratio = seqtune / torch; peak_memory_ratio_torch_over_ours = torch / seqtune; above 1 favours seqtune in both',
+        timing: `${warmup} warm-up steps dropped, median of ${steps} timed steps, each ending synchronised`,
+        rows: out,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
