@@ -55,6 +55,11 @@ export function cast(a: Tensor, dtype: DType): Tensor {
   return run('cast', [a], { dtype })[0];
 }
 
+/** dst = src converted to dst's dtype, in place (same shape). */
+export function copyInto(dst: Tensor, src: Tensor): void {
+  run('copyInto', [dst, src]);
+}
+
 /** Sum of all elements, [1] (f64 for f64 input, else f32). */
 export function sum(a: Tensor): Tensor {
   return run('sum', [a])[0];

@@ -61,6 +61,7 @@ export function flagsToConfig(values: Values): Layer {
   set('keepCheckpoints', n('keep-checkpoints'));
   set('logEvery', n('log-every'));
   if (values['activation-checkpointing']) layer.activationCheckpointing = true;
+  set('weightsDtype', s('weights-dtype'));
   return layer as Layer;
 }
 
@@ -77,7 +78,7 @@ export const trainCommand: Command = {
     '[--lr X --beta1 X --beta2 X --weight-decay X] [--schedule constant|linear|cosine --warmup-steps N|--warmup-ratio X] ' +
     '[--epochs N|--max-steps N] [--batch-size N|--batch-tokens N] [--grad-accum N] [--max-length N] [--no-packing] ' +
     '[--loss-mask response|all] [--template alpaca|tulu|chat] [--max-grad-norm X] [--seed N] [--device auto|cpu|cuda:N] ' +
-    '[--dev FILE|--val-size N] [--eval-every N] [--save-every N] [--keep-checkpoints N] [--activation-checkpointing] [--resume DIR]',
+    '[--dev FILE|--val-size N] [--eval-every N] [--save-every N] [--keep-checkpoints N] [--activation-checkpointing] [--weights-dtype auto|f32|bf16] [--resume DIR]',
   options: {
     model: str, data: str, out: str, config: str, preset: str, full: bool, 'lora-r': str, 'lora-alpha': str,
     'lora-dropout': str, 'lora-targets': str, rslora: bool, lr: str, beta1: str, beta2: str, 'adam-eps': str,
@@ -85,6 +86,7 @@ export const trainCommand: Command = {
     'batch-size': str, 'batch-tokens': str, 'grad-accum': str, 'max-length': str, 'no-packing': bool, 'loss-mask': str,
     template: str, 'max-grad-norm': str, seed: str, device: str, dev: str, 'val-size': str, 'eval-every': str,
     'save-every': str, 'keep-checkpoints': str, 'log-every': str, 'activation-checkpointing': bool, resume: str,
+    'weights-dtype': str,
   },
   async run(values) {
     const layers: Layer[] = [];

@@ -42,6 +42,8 @@ export interface TrainConfig {
   keepCheckpoints: number;
   logEvery: number;
   activationCheckpointing: boolean;
+  /** dtype of the model's weights: auto = bf16 on a GPU (f32 masters for trainable ones), f32 on the CPU */
+  weightsDtype: 'auto' | 'f32' | 'bf16';
 }
 
 export const defaultConfig: Omit<TrainConfig, 'model' | 'data' | 'out'> = {
@@ -65,6 +67,7 @@ export const defaultConfig: Omit<TrainConfig, 'model' | 'data' | 'out'> = {
   keepCheckpoints: 2,
   logEvery: 1,
   activationCheckpointing: false,
+  weightsDtype: 'auto',
 };
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
@@ -220,4 +223,5 @@ export function validate(c: TrainConfig): void {
   if (typeof c.packing !== 'boolean') fail('packing', 'true or false', c.packing);
   if (typeof c.activationCheckpointing !== 'boolean') fail('activationCheckpointing', 'true or false', c.activationCheckpointing);
   if (!/^(auto|cpu|cuda:\d+)$/.test(c.device)) fail('device', 'auto, cpu or cuda:N', c.device);
+  oneOf('weightsDtype', c.weightsDtype, ['auto', 'f32', 'bf16']);
 }

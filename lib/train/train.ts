@@ -75,6 +75,7 @@ export async function train(
     rng: new Rng(config.seed),
     overrides: resume?.trainable,
     activationCheckpointing: config.activationCheckpointing,
+    dtype: config.weightsDtype === 'auto' ? (device === 'cpu' ? 'f32' : 'bf16') : config.weightsDtype,
   });
   const { model, tokenizer } = loaded;
 

@@ -11,7 +11,7 @@
 import { SeqtuneError } from '../errors';
 import { memoryStats } from '../device';
 import type { LlamaModel } from '../model/llama';
-import { adamw, gradNorm, addInplace } from '../ops';
+import { adamw, addInplace, cast, copyInto, gradNorm } from '../ops';
 import { Rng } from '../rng';
 import { keep, scope, sync, Tensor, zeros } from '../tensor';
 import { Batch, BatchStream, toDevice } from './batches';
@@ -91,8 +91,16 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
     warmupSteps: warmupSteps(total, { steps: config.schedule.warmupSteps, ratio: config.schedule.warmupRatio }),
     totalSteps: total,
   };
-  const params = model.trainable();
-  const names = [...params.keys()];
+  const working = model.trainable();
+  const names = [...working.keys()];
+  // bf16/f16 weights train through f32 master copies (AdamW updates the masters; the model's copy
+  // is refreshed from them after each step), as mixed-precision training does.
+  const params = new Map<string, Tensor>();
+  for (const name of names) {
+    const w = working.get(name)!;
+    const saved = run.resume?.trainable.get(name);
+    params.set(name, w.dtype === 'bf16' || w.dtype === 'f16' ? keep(saved && saved.dtype === 'f32' ? saved : cast(w, 'f32')) : w);
+  }
   const m = new Map<string, Tensor>();
   const v = new Map<string, Tensor>();
   let state: TrainerState = { step: 0, data: train.state(), rng: run.rng.state(), tokens: 0, losses: [], devLosses: [], configHash: run.configHash };
@@ -185,6 +193,9 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
           gradNorm: config.maxGradNorm > 0 ? normT : undefined,
         },
       );
+      for (const name of names) {
+        if (params.get(name) !== working.get(name)) copyInto(working.get(name)!, params.get(name)!);
+      }
       await sync(model.device);
       return { loss: lossValue, norm: normValue };
     }).finally(() => {

@@ -2,6 +2,8 @@
 // randomUniform, sum. Each computes in f32 (f64 for f64 tensors) and stores in the output dtype.
 // On a CUDA device the same plans launch kernels/elementwise.cu, which rounds exactly as below.
 #include <algorithm>
+#include <cstring>
+#include <functional>
 
 #include "native/ops/op_util.h"
 #include "native/runtime/philox.h"
@@ -126,29 +128,47 @@ OpPlan buildAddInplace(const OpCall& call) {
 }
 
 // cast(a, {dtype}) -> a in another dtype (round to nearest even for bf16/f16).
+// Converts src into dst (same element count) on the device thread.
+std::function<void()> castTask(const OpCall& call, TensorPtr src, TensorPtr dst) {
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    cudaStream_t stream = streamOf(call.device);
+    return [src, dst, stream] { gpu::cast(dst->raw(), dst->dtype(), src->raw(), src->dtype(), dst->numel(), stream); };
+  }
+#endif
+  return [src, dst] {
+    if (src->dtype() == DType::F64 || dst->dtype() == DType::F64) {
+      HostIn<double> a(*src);
+      convertTo<double>(dst->dtype(), a.data(), dst->raw(), dst->numel());
+    } else if (src->dtype() == DType::I32 && dst->dtype() == DType::I32) {
+      std::memmove(dst->raw(), src->raw(), src->nbytes());
+    } else {
+      HostIn<float> a(*src);
+      convertTo<float>(dst->dtype(), a.data(), dst->raw(), dst->numel());
+    }
+  };
+}
+
+// cast(a, {dtype}) -> a in another dtype (round to nearest even for bf16/f16).
 OpPlan buildCast(const OpCall& call) {
   const TensorPtr& x = input(call, 0, "a");
   DType to;
   std::string name = call.attrs.text("dtype", "");
   if (!parseDtype(name, &to)) fail(code::kDtype, call.op, ": unknown target dtype '", name, "'");
   TensorPtr out = Tensor::empty(call.device, x->shape(), to);
-#ifdef SEQTUNE_CUDA
-  if (call.device->isCuda()) {
-    cudaStream_t stream = streamOf(call.device);
-    return {{out}, {}, [x, out, to, stream] { gpu::cast(out->raw(), to, x->raw(), x->dtype(), out->numel(), stream); }};
+  return {{out}, {}, castTask(call, x, out)};
+}
+
+// copyInto(dst, src): dst = src converted to dst's dtype, in place (e.g. f32 master weights into
+// the bf16 copy the model computes with).
+OpPlan buildCopyInto(const OpCall& call) {
+  const TensorPtr& dst = input(call, 0, "dst");
+  const TensorPtr& src = input(call, 1, "src");
+  expectSameShape(call, *dst, "dst", *src, "src");
+  if (isFloating(dst->dtype()) != isFloating(src->dtype())) {
+    fail(code::kDtype, call.op, ": cannot copy ", src->describe(), " into ", dst->describe());
   }
-#endif
-  return {{out}, {}, [x, out, to] {
-            if (x->dtype() == DType::F64 || to == DType::F64) {
-              HostIn<double> a(*x);
-              convertTo<double>(to, a.data(), out->raw(), out->numel());
-            } else if (x->dtype() == DType::I32 && to == DType::I32) {
-              std::memcpy(out->raw(), x->raw(), x->nbytes());
-            } else {
-              HostIn<float> a(*x);
-              convertTo<float>(to, a.data(), out->raw(), out->numel());
-            }
-          }};
+  return {{}, {dst}, castTask(call, src, dst)};
 }
 
 Shape shapeAttr(const OpCall& call) {
@@ -262,6 +282,7 @@ REGISTER_OP_CUDA("mul", buildMul);
 REGISTER_OP_CUDA("scale", buildScale);
 REGISTER_OP_CUDA("addInplace", buildAddInplace);
 REGISTER_OP_CUDA("cast", buildCast);
+REGISTER_OP_CUDA("copyInto", buildCopyInto);
 REGISTER_OP_CUDA("fill", buildFill);
 REGISTER_OP_CUDA("randomNormal", buildRandomNormal);
 REGISTER_OP_CUDA("randomUniform", buildRandomUniform);

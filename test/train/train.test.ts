@@ -116,3 +116,17 @@ t.test('a non-finite loss stops before the update and keeps the last good checkp
     break;
   }
 });
+
+t.test('bf16 weights train through f32 masters (full fine-tuning, CPU)', async (t) => {
+  const model = await tinyModelDir(seed + 4);
+  const data = dataFile(sampleRecords);
+  const out = tempOut();
+  const outcome = await train(
+    smallConfig(model, data, out, { mode: 'full', maxSteps: 12, weightsDtype: 'bf16', optimizer: { lr: 3e-3 }, schedule: { kind: 'constant' }, batchSize: 6, saveEvery: 12 }),
+    quiet,
+  );
+  t.ok(outcome.losses.every((l) => Number.isFinite(l.loss)));
+  t.ok(outcome.losses[11].loss < outcome.losses[0].loss, `loss fell: ${outcome.losses[0].loss.toFixed(3)} -> ${outcome.losses[11].loss.toFixed(3)}`);
+  const saved = await loadCheckpoint(out, 'cpu');
+  t.ok([...saved.trainable.values()].every((x) => x.dtype === 'f32'), 'the checkpoint holds f32 masters');
+});
