@@ -1,0 +1,237 @@
+/**
+ * GPU attention benchmark: `node dist/bench/attention.js [cuda:N]` (after `npm run build`).
+ *
+ * TFLOP/s of seqtune's `attention` (forward) and `attentionBackward` on a GPU, bf16, at the
+ * FlashAttention-3 paper's shapes: sequence lengths 512 to 16k with batch = 16k / length (one
+ * document per sequence, packed), hidden 2048 (32 heads of 64 or 16 heads of 128), causal and not.
+ * In the same run, bench/peer/torch_attention.py times torch's scaled_dot_product_attention with
+ * its FLASH_ATTENTION and CUDNN_ATTENTION backends on the same shapes; `<what>_ratio` = ours / the
+ * faster of the two (higher is better). FLOPs: 4·len²·D·H·batch forward (halved when causal), 2.5×
+ * that backward (Dao-AILab's convention). Prints a table and writes
+ * bench/results/<YYYY-MM-DD>-attention.json. Without a usable GPU it says so and exits 0.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { devices } from '../lib/device';
+import { packageRoot } from '../lib/native';
+import { attention, attentionBackward } from '../lib/ops';
+import { Rng } from '../lib/rng';
+import { randn, scope, sync, tensor } from '../lib/tensor';
+
+const TOTAL_TOKENS = 16384;
+const HIDDEN = 2048;
+const LENGTHS = [512, 1024, 2048, 4096, 8192, 16384];
+const HEAD_DIMS = [64, 128];
+
+interface Shape {
+  length: number;
+  batch: number;
+  heads: number;
+  headDim: number;
+  causal: boolean;
+}
+
+const shapes: Shape[] = HEAD_DIMS.flatMap((headDim) =>
+  [false, true].flatMap((causal) =>
+    LENGTHS.map((length) => ({ length, batch: TOTAL_TOKENS / length, heads: HIDDEN / headDim, headDim, causal })),
+  ),
+);
+
+function forwardFlops(s: Shape): number {
+  return (4 * s.length * s.length * s.headDim * s.heads * s.batch) / (s.causal ? 2 : 1);
+}
+
+/**
+ * Median seconds per call: each sample runs `fn` `calls` times back to back and then waits for the
+ * device once, so the wait's fixed cost is spread over the calls; 2 warm-up samples.
+ */
+async function medianSeconds(device: string, fn: () => void, calls: number, samples = 9): Promise<number> {
+  const times: number[] = [];
+  for (let rep = -2; rep < samples; rep++) {
+    const t0 = performance.now();
+    await scope(async () => {
+      for (let i = 0; i < calls; i++) fn();
+      await sync(device);
+    });
+    if (rep >= 0) times.push((performance.now() - t0) / 1000 / calls);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+interface OursResult {
+  fwd_ms: number | null;
+  bwd_ms: number | null;
+  error: string | null;
+}
+
+async function oursOn(device: string, s: Shape, rng: Rng): Promise<OursResult> {
+  try {
+    return await scope(async () => {
+      const T = s.length * s.batch;
+      const opts = { rng, device, dtype: 'bf16' as const };
+      const q = randn([T, s.heads, s.headDim], opts);
+      const k = randn([T, s.heads, s.headDim], opts);
+      const v = randn([T, s.heads, s.headDim], opts);
+      const dout = randn([T, s.heads, s.headDim], opts);
+      const cu = Int32Array.from({ length: s.batch + 1 }, (_, b) => b * s.length);
+      const options = { cuSeqlens: tensor(cu, [s.batch + 1], { device }), causal: s.causal };
+      const forward = attention(q, k, v, options);
+      await sync(device);
+      // About 50 ms of work per sample whatever the shape.
+      const calls = Math.max(2, Math.round(0.05 / (forwardFlops(s) / 300e12)));
+      const fwd = await medianSeconds(device, () => attention(q, k, v, options), calls);
+      const backward = () => attentionBackward(dout, q, k, v, forward, options);
+      const bwd = await medianSeconds(device, backward, Math.ceil(calls / 3));
+      return { fwd_ms: fwd * 1e3, bwd_ms: bwd * 1e3, error: null };
+    });
+  } catch (error) {
+    return { fwd_ms: null, bwd_ms: null, error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+interface PeerRow {
+  length: number;
+  head_dim: number;
+  causal: boolean;
+  flash_fwd_ms: number | null;
+  flash_bwd_ms: number | null;
+  cudnn_fwd_ms: number | null;
+  cudnn_bwd_ms: number | null;
+  errors: string[];
+}
+
+interface PeerReport {
+  torch?: string;
+  device?: string;
+  rows?: PeerRow[];
+  error?: string;
+}
+
+/** One python process for every shape, so torch is imported once. */
+function runPeer(deviceIndex: number): PeerReport {
+  const script = path.join(packageRoot, 'bench', 'peer', 'torch_attention.py');
+  const spec = shapes.map((s) => ({ length: s.length, batch: s.batch, heads: s.heads, head_dim: s.headDim, causal: s.causal }));
+  const run = spawnSync('python3', [script, '--device', String(deviceIndex)], {
+    input: JSON.stringify(spec),
+    encoding: 'utf8',
+    timeout: 30 * 60_000,
+    maxBuffer: 16 << 20,
+  });
+  if (run.error) return { error: `python3 not runnable: ${run.error.message}` };
+  const last = run.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(last) as PeerReport;
+  } catch {
+    return { error: `peer failed (exit ${run.status}): ${run.stderr.trim().split('\n').slice(-3).join(' | ')}` };
+  }
+}
+
+const tflops = (flops: number, ms: number | null) => (ms ? flops / (ms / 1e3) / 1e12 : null);
+const round = (x: number | null) => (x === null ? null : Math.round(x * 100) / 100);
+const best = (...xs: Array<number | null>) => {
+  const ok = xs.filter((x): x is number => x !== null);
+  return ok.length ? Math.max(...ok) : null;
+};
+
+function table(header: string[], rows: Array<Array<string | number | null>>): void {
+  const cells = [header, ...rows.map((r) => r.map((c) => (c === null ? '-' : String(c))))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  for (const [n, r] of cells.entries()) {
+    console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
+    if (n === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  }
+}
+
+async function main(): Promise<void> {
+  const report = devices();
+  const requested = process.argv[2];
+  const gpu = report.gpus.find((g) => g.usable && (!requested || `cuda:${g.index}` === requested));
+  if (!gpu) {
+    const why = report.cuda.unusableReason ?? (report.gpus.map((g) => `cuda:${g.index}: ${g.reason}`).join('; ') || 'no GPU found');
+    console.log(`attention benchmark: no usable GPU${requested ? ` matching ${requested}` : ''} (${why}); nothing measured`);
+    return;
+  }
+  const device = `cuda:${gpu.index}`;
+  console.log(`attention benchmark on ${device} (${gpu.name}), bf16, ${TOTAL_TOKENS} tokens per batch`);
+  const rng = new Rng(2026);
+  const ours: OursResult[] = [];
+  for (const s of shapes) {
+    ours.push(await oursOn(device, s, rng));
+    if (ours.at(-1)?.error && ours.length === 1) console.log(`seqtune attention failed: ${ours[0].error}`);
+  }
+  const peer = runPeer(gpu.index);
+  if (peer.error) console.log(`torch peer skipped: ${peer.error}`);
+
+  const rows = shapes.map((s, i) => {
+    const o = ours[i];
+    const p = peer.rows?.find((r) => r.length === s.length && r.head_dim === s.headDim && r.causal === s.causal);
+    const fwd = forwardFlops(s);
+    const bwd = 2.5 * fwd;
+    const ourFwd = tflops(fwd, o.fwd_ms), ourBwd = tflops(bwd, o.bwd_ms);
+    const peerFwd = best(tflops(fwd, p?.flash_fwd_ms ?? null), tflops(fwd, p?.cudnn_fwd_ms ?? null));
+    const peerBwd = best(tflops(bwd, p?.flash_bwd_ms ?? null), tflops(bwd, p?.cudnn_bwd_ms ?? null));
+    return {
+      length: s.length,
+      batch: s.batch,
+      heads: s.heads,
+      head_dim: s.headDim,
+      causal: s.causal,
+      fwd_tflops: round(ourFwd),
+      bwd_tflops: round(ourBwd),
+      ours_error: o.error,
+      torch_flash_fwd_tflops: round(tflops(fwd, p?.flash_fwd_ms ?? null)),
+      torch_flash_bwd_tflops: round(tflops(bwd, p?.flash_bwd_ms ?? null)),
+      torch_cudnn_fwd_tflops: round(tflops(fwd, p?.cudnn_fwd_ms ?? null)),
+      torch_cudnn_bwd_tflops: round(tflops(bwd, p?.cudnn_bwd_ms ?? null)),
+      torch_errors: p?.errors ?? [],
+      attention_fwd_ratio: round(ourFwd !== null && peerFwd !== null ? ourFwd / peerFwd : null),
+      attention_bwd_ratio: round(ourBwd !== null && peerBwd !== null ? ourBwd / peerBwd : null),
+    };
+  });
+  console.log('\nTFLOP/s (ratio: seqtune / the faster torch backend)');
+  table(
+    ['D', 'mask', 'len', 'batch', 'fwd', 'flash', 'cudnn', 'ratio', 'bwd', 'flash', 'cudnn', 'ratio'],
+    rows.map((r) => [
+      r.head_dim,
+      r.causal ? 'causal' : 'full',
+      r.length,
+      r.batch,
+      r.fwd_tflops,
+      r.torch_flash_fwd_tflops,
+      r.torch_cudnn_fwd_tflops,
+      r.attention_fwd_ratio,
+      r.bwd_tflops,
+      r.torch_flash_bwd_tflops,
+      r.torch_cudnn_bwd_tflops,
+      r.attention_bwd_ratio,
+    ]),
+  );
+  const out = {
+    date: new Date().toISOString(),
+    command: [path.basename(process.argv0), ...process.argv.slice(1).map((a) => path.relative(process.cwd(), a) || a)].join(' '),
+    device: {
+      name: gpu.name,
+      index: gpu.index,
+      compute_capability: gpu.computeCapability,
+      cuda_runtime: report.cuda.runtimeVersion,
+      driver: report.cuda.driverVersion,
+    },
+    dtype: 'bf16',
+    total_tokens: TOTAL_TOKENS,
+    flops: 'fwd 4·len²·D·H·batch (/2 causal), bwd 2.5× fwd',
+    peer: peer.error ? null : { torch: peer.torch, device: peer.device },
+    peer_skipped: peer.error ?? null,
+    rows,
+  };
+  const file = path.join(packageRoot, 'bench', 'results', `${out.date.slice(0, 10)}-attention.json`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+  console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
