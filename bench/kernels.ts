@@ -1,0 +1,317 @@
+/**
+ * GPU kernel benchmark: `node dist/bench/kernels.js` (after `npm run build`) on a machine with a
+ * CUDA GPU. Measures seqtune's matmul (bf16, tensor cores) on every GEMM of a Llama-3-8B layer and
+ * its LM head (hidden 4096, kv 1024, MLP 14336, vocab 128256) at 2048, 8192 and 16384 tokens:
+ * the forward x·Wᵀ and both backward products (dx = dy·W, dW = dyᵀ·x); loraLinear forward and
+ * backward (r = 16) on the q projection; linearCrossEntropy forward and backward over the full
+ * vocabulary. PyTorch (cuBLAS) runs the same cases in the same run through a child process
+ * (bench/peer/torch_kernels.py, `pip install torch`; a benchmark-only peer, never a dependency).
+ * Prints TFLOP/s and ours/torch throughput ratios, and writes bench/results/<YYYY-MM-DD>-kernels.json
+ * with the device, the command, every figure and `<what>_ratio` fields (geometric means; > 1: ours
+ * faster). Without a usable GPU it prints why and exits 0. An op whose CUDA kernel is not wired
+ * into its op builder yet is reported as "not wired" instead of timed.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { devices } from '../lib/device';
+import { isSeqtuneError } from '../lib/errors';
+import { packageRoot } from '../lib/native';
+import { linearCrossEntropy, linearCrossEntropyBackward, loraLinear, loraLinearBackward, matmul, opSupport } from '../lib/ops';
+import { HostRng, Rng } from '../lib/rng';
+import { randn, sync, tensor, type Tensor } from '../lib/tensor';
+
+const HIDDEN = 4096;
+const KV = 1024;
+const MLP = 14336;
+const VOCAB = 128256;
+const RANK = 16;
+const TOKENS = [2048, 8192, 16384];
+
+interface MatmulCase {
+  kind: 'matmul';
+  name: string;
+  M: number;
+  N: number;
+  K: number;
+  transA: boolean;
+  transB: boolean;
+}
+interface LoraCase {
+  kind: 'lora_fwd' | 'lora_bwd';
+  name: string;
+  T: number;
+  in: number;
+  out: number;
+  r: number;
+  scale: number;
+}
+interface LceCase {
+  kind: 'lce_fwd' | 'lce_bwd';
+  name: string;
+  T: number;
+  C: number;
+  V: number;
+}
+type Case = MatmulCase | LoraCase | LceCase;
+
+const isLora = (c: Case): c is LoraCase => c.kind === 'lora_fwd' || c.kind === 'lora_bwd';
+
+function cases(): Case[] {
+  const out: Case[] = [];
+  const layers: Array<[string, number, number]> = [
+    ['q/o', HIDDEN, HIDDEN],
+    ['k/v', HIDDEN, KV],
+    ['gate/up', HIDDEN, MLP],
+    ['down', MLP, HIDDEN],
+    ['lm_head', HIDDEN, VOCAB],
+  ];
+  for (const T of TOKENS) {
+    for (const [label, inF, outF] of layers) {
+      out.push({ kind: 'matmul', name: `${label} fwd T=${T}`, M: T, N: outF, K: inF, transA: false, transB: true });
+      out.push({ kind: 'matmul', name: `${label} dx T=${T}`, M: T, N: inF, K: outF, transA: false, transB: false });
+      out.push({ kind: 'matmul', name: `${label} dW T=${T}`, M: outF, N: inF, K: T, transA: true, transB: false });
+    }
+    const lora = { T, in: HIDDEN, out: HIDDEN, r: RANK, scale: 2 };
+    out.push({ kind: 'lora_fwd', name: `lora q fwd T=${T}`, ...lora });
+    out.push({ kind: 'lora_bwd', name: `lora q bwd T=${T}`, ...lora });
+    out.push({ kind: 'lce_fwd', name: `lm_head+CE fwd T=${T}`, T, C: HIDDEN, V: VOCAB });
+    out.push({ kind: 'lce_bwd', name: `lm_head+CE bwd T=${T}`, T, C: HIDDEN, V: VOCAB });
+  }
+  return out;
+}
+
+/** FLOPs counted for TFLOP/s (the same for both sides): the useful products only. */
+function flops(c: Case): number {
+  switch (c.kind) {
+    case 'matmul':
+      return 2 * c.M * c.N * c.K;
+    case 'lora_fwd':
+      return 2 * c.T * c.in * c.out + 2 * c.T * c.r * (c.in + c.out);
+    case 'lora_bwd':
+      return 2 * c.T * c.in * c.out + 4 * c.T * c.r * (c.in + c.out);
+    case 'lce_fwd':
+    case 'lce_bwd':
+      return (c.kind === 'lce_fwd' ? 2 : 4) * c.T * c.C * c.V;
+  }
+}
+
+/** One result row of the report. */
+interface Row {
+  name: string;
+  kind: Case['kind'];
+  shape: string;
+  flops: number;
+  ms: number | null;
+  tflops: number | null;
+  torch_ms: number | null;
+  torch_tflops: number | null;
+  ratio: number | null;
+  note: string | null;
+}
+
+function shapeOf(c: Case): string {
+  if (c.kind === 'matmul') return `${c.M}x${c.N}x${c.K}${c.transA ? ' Aᵀ' : ''}${c.transB ? ' Bᵀ' : ''}`;
+  if (isLora(c)) return `T${c.T} ${c.in}->${c.out} r${c.r}`;
+  return `T${c.T} C${c.C} V${c.V}`;
+}
+
+function opOf(c: Case): string {
+  return { matmul: 'matmul', lora_fwd: 'loraLinear', lora_bwd: 'loraLinearBackward', lce_fwd: 'linearCrossEntropy', lce_bwd: 'linearCrossEntropyBackward' }[c.kind];
+}
+
+// ---- timing ours --------------------------------------------------------------------------------
+
+/**
+ * Median ms per call of fn over 7 batches, after 3 warm-up calls; each batch queues enough calls
+ * for ~25 ms and ends with a device sync, so host launch overhead overlaps the GPU work.
+ */
+async function medianMs(device: string, fn: () => Tensor[]): Promise<number> {
+  const run = () => fn().forEach((t) => t.dispose());
+  for (let i = 0; i < 3; i++) run();
+  await sync(device);
+  let t0 = performance.now();
+  run();
+  await sync(device);
+  const batch = Math.max(1, Math.min(50, Math.floor(25 / Math.max(performance.now() - t0, 1e-3))));
+  const times: number[] = [];
+  for (let b = 0; b < 7; b++) {
+    t0 = performance.now();
+    for (let i = 0; i < batch; i++) run();
+    await sync(device);
+    times.push((performance.now() - t0) / batch);
+  }
+  times.sort((x, y) => x - y);
+  return times[Math.floor(times.length / 2)];
+}
+
+async function oursMs(c: Case, device: string, rng: Rng): Promise<number> {
+  const live: Tensor[] = [];
+  const rand = (shape: number[], std = 1) => {
+    const t = randn(shape, { rng, std, dtype: 'bf16', device });
+    live.push(t);
+    return t;
+  };
+  try {
+    if (c.kind === 'matmul') {
+      const a = rand(c.transA ? [c.K, c.M] : [c.M, c.K]);
+      const b = rand(c.transB ? [c.N, c.K] : [c.K, c.N]);
+      return await medianMs(device, () => [matmul(a, b, { transA: c.transA, transB: c.transB })]);
+    }
+    if (isLora(c)) {
+      const x = rand([c.T, c.in]);
+      const w = rand([c.out, c.in], 1 / Math.sqrt(c.in));
+      const a = rand([c.r, c.in], 1 / Math.sqrt(c.in));
+      const b = rand([c.out, c.r], 0.5);
+      const options = { scale: c.scale };
+      if (c.kind === 'lora_fwd') return await medianMs(device, () => Object.values(loraLinear(x, w, a, b, options)));
+      const { out, xa } = loraLinear(x, w, a, b, options);
+      live.push(out, xa);
+      const dy = rand([c.T, c.out]);
+      return await medianMs(device, () => Object.values(loraLinearBackward(dy, x, w, a, b, xa, { ...options, needInput: true })).filter((t): t is Tensor => !!t));
+    }
+    const h = rand([c.T, c.C]);
+    const w = rand([c.V, c.C], 1 / Math.sqrt(c.C));
+    const pick = new HostRng(c.T);
+    const ids = new Int32Array(c.T).map((_, i) => (i % 8 === 0 ? -100 : pick.int(c.V)));
+    const labels = tensor(ids, [c.T], { dtype: 'i32', device });
+    live.push(labels);
+    if (c.kind === 'lce_fwd') return await medianMs(device, () => Object.values(linearCrossEntropy(h, w, labels)));
+    const fwd = linearCrossEntropy(h, w, labels);
+    live.push(fwd.loss, fwd.lse, fwd.count);
+    return await medianMs(device, () => Object.values(linearCrossEntropyBackward(h, w, labels, fwd)).filter((t): t is Tensor => !!t));
+  } finally {
+    live.forEach((t) => t.dispose());
+  }
+}
+
+// ---- the PyTorch peer ---------------------------------------------------------------------------
+
+interface PeerReport {
+  torch: string;
+  cuda: string;
+  device: string;
+  cases: Array<{ name: string; ms?: number; error?: string }>;
+}
+
+function runPeer(all: Case[], device: string): { report?: PeerReport; reason?: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'seqtune-kernels-'));
+  const spec = path.join(dir, 'spec.json');
+  const out = path.join(dir, 'out.json');
+  fs.writeFileSync(spec, JSON.stringify({ device, cases: all }));
+  const script = path.join(packageRoot, 'bench', 'peer', 'torch_kernels.py');
+  const run = spawnSync('python3', [script, spec, out], { encoding: 'utf8', stdio: ['ignore', 'inherit', 'pipe'], timeout: 3_600_000 });
+  if (run.error) return { reason: `python3 not runnable: ${run.error.message}` };
+  if (run.status !== 0) return { reason: `torch peer failed (is torch installed with CUDA?): ${run.stderr.trim().split('\n').slice(-3).join(' | ')}` };
+  return { report: JSON.parse(fs.readFileSync(out, 'utf8')) as PeerReport };
+}
+
+// ---- report -------------------------------------------------------------------------------------
+
+function table(header: string[], rows: Array<Array<string | number>>): void {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  for (const [n, r] of cells.entries()) {
+    console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
+    if (n === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  }
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+const geomean = (xs: number[]) => (xs.length ? round3(Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length)) : null);
+
+async function main(): Promise<void> {
+  const report = devices();
+  const gpu = report.gpus.find((g) => g.usable);
+  if (!gpu) {
+    const why = report.cuda.unusableReason ?? (report.cuda.compiled ? 'no usable GPU found' : 'the addon was built without CUDA');
+    console.log(`No GPU present (${why}): nothing to benchmark.`);
+    return;
+  }
+  const device = `cuda:${gpu.index}`;
+  const all = cases();
+  const support = opSupport();
+  console.log(`${gpu.name} (${device}), CUDA runtime ${report.cuda.runtimeVersion}, driver ${report.cuda.driverVersion}`);
+  console.log('PyTorch peer...');
+  const peer = runPeer(all, device);
+  if (peer.reason) console.log(`PyTorch peer skipped: ${peer.reason}`);
+
+  const rng = new Rng(1);
+  const rows: Row[] = [];
+  for (const c of all) {
+    const op = opOf(c);
+    const other = peer.report?.cases.find((p) => p.name === c.name);
+    const torchMs = other?.ms ?? null;
+    let ms: number | null = null;
+    let note: string | null = null;
+    if (!support.get(op)?.cuda) {
+      note = `not wired: op '${op}' has no CUDA implementation in this build (kernels/ launchers exist; see bench/NOTES.md)`;
+    } else {
+      try {
+        ms = await oursMs(c, device, rng);
+      } catch (error) {
+        if (!isSeqtuneError(error)) throw error;
+        note = error.code === 'ERR_NOT_IMPLEMENTED' ? `not wired: ${error.message}` : `${error.code}: ${error.message}`;
+      }
+    }
+    const tflops = (t: number | null) => (t ? round3(flops(c) / (t * 1e-3) / 1e12) : null);
+    const row: Row = {
+      name: c.name,
+      kind: c.kind,
+      shape: shapeOf(c),
+      flops: flops(c),
+      ms: ms && round3(ms),
+      tflops: tflops(ms),
+      torch_ms: torchMs && round3(torchMs),
+      torch_tflops: tflops(torchMs),
+      ratio: ms && torchMs ? round3(torchMs / ms) : null,
+      note: note ?? other?.error ?? null,
+    };
+    rows.push(row);
+    console.log(`${c.name}: ${row.tflops ?? '-'} TFLOP/s, torch ${row.torch_tflops ?? '-'}${row.note ? ` (${row.note})` : ''}`);
+  }
+
+  console.log(`\n${gpu.name}: TFLOP/s (bf16), ratio = ours / torch throughput`);
+  table(
+    ['case', 'shape', 'seqtune', 'torch', 'ratio'],
+    rows.map((r) => [
+      r.name,
+      r.shape,
+      r.tflops ?? (r.note?.startsWith('not wired') ? 'not wired' : '-'),
+      r.torch_tflops ?? '-',
+      r.ratio ?? '-',
+    ]),
+  );
+  const ratios = (kinds: string[]) => geomean(rows.filter((r) => kinds.includes(r.kind) && r.ratio).map((r) => r.ratio as number));
+  const result = {
+    date: new Date().toISOString(),
+    command: [path.basename(process.argv0), ...process.argv.slice(1).map((a) => path.relative(process.cwd(), a) || a)].join(' '),
+    device: {
+      gpu: gpu.name,
+      compute_capability: gpu.computeCapability,
+      memory_bytes: gpu.totalMemory,
+      cuda_runtime: report.cuda.runtimeVersion,
+      driver: report.cuda.driverVersion,
+      architectures: report.cuda.architectures,
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      node: process.version,
+    },
+    peer: peer.report ? { torch: peer.report.torch, cuda: peer.report.cuda, device: peer.report.device } : null,
+    peer_skipped: peer.reason ?? null,
+    cases: rows,
+    gemm_ratio: ratios(['matmul']),
+    lora_ratio: ratios(['lora_fwd', 'lora_bwd']),
+    linear_ce_ratio: ratios(['lce_fwd', 'lce_bwd']),
+  };
+  const file = path.join(packageRoot, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-kernels.json`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`\ngemm_ratio ${result.gemm_ratio ?? '-'}, lora_ratio ${result.lora_ratio ?? '-'}, linear_ce_ratio ${result.linear_ce_ratio ?? '-'}`);
+  console.log(`wrote ${path.relative(process.cwd(), file)}`);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
