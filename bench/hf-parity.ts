@@ -66,9 +66,9 @@ async function main(work: string): Promise<number> {
     const loraLogits = await scope(async () => adapted.logits(batch, rows).toArray());
     const grads = new Map<string, Float32Array>();
     const loss = await scope(async () => {
-      const result = adapted.forward(batch);
+      const result = await adapted.forward(batch);
       const pending: Array<Promise<void>> = [];
-      adapted.backward(result, 1 / count, (name, g) => pending.push(g.toArray().then((a) => void grads.set(peftKey(name), a as Float32Array))));
+      await adapted.backward(result, 1 / count, (name, g) => pending.push(g.toArray().then((a) => void grads.set(peftKey(name), a as Float32Array))));
       await Promise.all(pending);
       return (await result.loss.loss.item()) / count;
     });

@@ -46,10 +46,6 @@ import {
   writeConfigDir,
 } from './train-shapes';
 
-/** Why the seqtune side of an activation-checkpointing row is not measured (yet). */
-const OURS_NO_AC =
-  'seqtune has no activation checkpointing: TrainConfig.activationCheckpointing only changes planMemory, LlamaModel.forward keeps every block cache';
-
 interface OursSpec {
   preset: string;
   layers: number;
@@ -61,6 +57,7 @@ interface OursSpec {
   loraR: number;
   device: string;
   seed: number;
+  activationCheckpointing: boolean;
 }
 
 /** What each side reports (snake_case: the Python peer reports the same fields). */
@@ -83,11 +80,16 @@ async function measureOurs(spec: OursSpec): Promise<SideResult> {
   const config = benchConfig(spec.preset, spec.layers);
   const arch = llamaArch(config);
   const rng = new Rng(spec.seed);
-  // lib/ops adamw updates f32 parameters only, so full fine-tuning keeps f32 weights; the frozen
-  // LoRA base is bf16 with f32 adapters, as peft keeps it.
-  const dtype = spec.mode === 'full' ? 'f32' : 'bf16';
+  // bf16 weights as the torch side; full fine-tuning trains them through f32 masters (runTraining),
+  // and the frozen LoRA base is bf16 with f32 adapters, as peft keeps it.
+  const dtype = 'bf16';
   const lora = spec.mode === 'lora' ? { r: spec.loraR, alpha: 2 * spec.loraR, dropout: 0, targets: ALL_TARGETS, useRslora: false } : undefined;
-  const model = new LlamaModel(arch, randomWeights(config, spec.device, dtype, rng), { device: spec.device, lora, rng });
+  const model = new LlamaModel(arch, randomWeights(config, spec.device, dtype, rng), {
+    device: spec.device,
+    lora,
+    rng,
+    activationCheckpointing: spec.activationCheckpointing,
+  });
   const trainable = [...model.trainable().values()].reduce((s, t) => s + t.numel, 0);
   const hostRng = new HostRng(spec.seed);
   const tokens = spec.seq * spec.microBatch;
@@ -126,7 +128,7 @@ async function measureOurs(spec: OursSpec): Promise<SideResult> {
     loraR: spec.loraR,
     loraTargets: ALL_TARGETS,
     microBatchTokens: tokens,
-    activationCheckpointing: false,
+    activationCheckpointing: spec.activationCheckpointing,
   });
   const step = median(stepS.slice(spec.warmup));
   return {
@@ -207,13 +209,11 @@ async function main(): Promise<void> {
     const label = `${row.preset}${config.numLayers < fullLayers ? `/${config.numLayers}L` : ''} ${row.mode}${row.ac ? ' +AC' : ''}`;
     console.error(`-- ${label}: micro-batch ${microBatch} x ${seq}`);
 
-    const ours = row.ac
-      ? { error: OURS_NO_AC }
-      : runWorker<SideResult>(
-          __filename,
-          { preset: row.preset, layers: config.numLayers, mode: row.mode, seq, microBatch, steps, warmup, loraR, device: device.device, seed: 1 } satisfies OursSpec,
-          timeout(),
-        );
+    const ours = runWorker<SideResult>(
+      __filename,
+      { preset: row.preset, layers: config.numLayers, mode: row.mode, seq, microBatch, steps, warmup, loraR, device: device.device, seed: 1, activationCheckpointing: row.ac } satisfies OursSpec,
+      timeout(),
+    );
     const torch = values['no-peer']
       ? { error: 'skipped (--no-peer)' }
       : runChild<SideResult>(

@@ -23,7 +23,7 @@ import {
   RopeOptions,
 } from '../ops';
 import { Rng } from '../rng';
-import { rand, scope, Tensor, tensor, zeros } from '../tensor';
+import { rand, scope, sync, Tensor, tensor, zeros } from '../tensor';
 import { BlockCache, blockBackward, BlockDims, blockForward, BlockParams, CacheContext, GradSink, LinearName, linearNames, PackedContext } from './block';
 import { DrawSource, LinearParams } from './linear';
 
@@ -221,53 +221,61 @@ export class LlamaModel {
     return new Map([...this.weights, ...this.adapters]);
   }
 
-  /** Token ids -> final hidden states; fills `saved` with what the backward needs. */
-  private trunk(
-    batch: PackedContext & { inputIds: Tensor },
-    draws: DrawSource,
-    saved: BlockSaved[] | null,
-    kv?: CacheContext[],
-  ): RmsnormResult {
+  /** Token ids -> final hidden states, keeping each block's cache in `caches` when given. */
+  private trunk(batch: PackedContext & { inputIds: Tensor }, draws: DrawSource, caches: BlockSaved[] | null, kv?: CacheContext[]): RmsnormResult {
     let x = embedding(batch.inputIds, this.embed);
     let residual: Tensor | undefined;
     this.blocks.forEach((block, l) => {
-      if (saved && this.activationCheckpointing) {
-        const recorded: Array<DropoutOptions | undefined> = [];
-        const recording: DrawSource = (p) => {
-          const draw = draws(p);
-          recorded.push(draw);
-          return draw;
-        };
-        saved.push({ x, residual, draws: recorded });
-        // Everything the block computes except its two outputs is freed at once.
-        ({ delta: x, sum: residual } = scope(() => {
-          const out = blockForward(block, this.dims, x, residual, batch, recording);
-          return { delta: out.delta, sum: out.sum };
-        }));
-        return;
-      }
       const { delta, sum, cache } = blockForward(block, this.dims, x, residual, batch, draws, kv?.[l]);
-      saved?.push({ cache });
+      caches?.push({ cache });
       x = delta;
       residual = sum;
     });
     return rmsnormResidual(x, this.norm, { eps: this.arch.rmsNormEps, residual });
   }
 
+  /**
+   * The checkpointed trunk: each block keeps only its inputs and dropout draws, and the queue is
+   * drained after each block so its temporaries are freed before the next is queued (tensors are
+   * allocated when queued and freed when their last queued use has run).
+   */
+  private async checkpointedTrunk(batch: DeviceBatch, draws: DrawSource, saved: BlockSaved[]): Promise<RmsnormResult> {
+    let x = embedding(batch.inputIds, this.embed);
+    let residual: Tensor | undefined;
+    for (const block of this.blocks) {
+      const recorded: Array<DropoutOptions | undefined> = [];
+      saved.push({ x, residual, draws: recorded });
+      const recording: DrawSource = (p) => {
+        const draw = draws(p);
+        recorded.push(draw);
+        return draw;
+      };
+      const input = { x, residual };
+      ({ delta: x, sum: residual } = scope(() => {
+        const out = blockForward(block, this.dims, input.x, input.residual, batch, recording);
+        return { delta: out.delta, sum: out.sum };
+      }));
+      await sync(this.device);
+    }
+    return rmsnormResidual(x, this.norm, { eps: this.arch.rmsNormEps, residual });
+  }
+
   /** Training forward: summed loss over the batch's label tokens, and the cache for backward. */
-  forward(batch: DeviceBatch, rng?: Rng): ForwardResult {
+  async forward(batch: DeviceBatch, rng?: Rng): Promise<ForwardResult> {
     const draws: DrawSource = (p) => (p > 0 && rng ? ({ p, ...rng.next() } as DropoutOptions) : undefined);
     const blocks: BlockSaved[] = [];
-    const final = this.trunk(batch, draws, blocks);
+    const final = this.activationCheckpointing ? await this.checkpointedTrunk(batch, draws, blocks) : this.trunk(batch, draws, blocks);
     const loss = linearCrossEntropy(final.out, this.lmHead, batch.labels, { reduction: 'sum' });
     return { loss, cache: { batch, blocks, final } };
   }
 
   /**
    * Backward of forward(): gradScale multiplies the loss (1 / the optimizer step's label tokens).
-   * Each trainable tensor's gradient goes to sink(name, grad).
+   * Each trainable tensor's gradient goes to sink(name, grad). With activation checkpointing it
+   * waits for each recomputed block to finish before the next, so memory stays bounded (tensors are
+   * allocated when queued and freed when their last queued use has run).
    */
-  backward(result: ForwardResult, gradScale: number, sink: GradSink): void {
+  async backward(result: ForwardResult, gradScale: number, sink: GradSink): Promise<void> {
     const { batch, blocks, final } = result.cache;
     const full = !this.lora;
     const head = linearCrossEntropyBackward(final.out, this.lmHead, batch.labels, result.loss, {
@@ -295,6 +303,7 @@ export class LlamaModel {
         const { cache } = blockForward(this.blocks[l], this.dims, saved.x, saved.residual, batch, () => saved.draws[next++]);
         return blockBackward(this.blocks[l], this.dims, cache, dy, batch, prefix, sink);
       });
+      await sync(this.device);
     }
     if (full) {
       const dEmbed = embeddingBackward(G, batch.inputIds, this.arch.vocabSize);

@@ -75,7 +75,7 @@ export async function evaluateLoss(model: LlamaModel, batches: Batch[]): Promise
   let sum = 0;
   let tokens = 0;
   for (const batch of batches) {
-    sum += await scope(async () => model.forward(toDevice(batch, model.device)).loss.loss.item());
+    sum += await scope(async () => (await model.forward(toDevice(batch, model.device))).loss.loss.item());
     tokens += batch.numLabelTokens;
   }
   return tokens > 0 ? sum / tokens : NaN;
@@ -151,9 +151,9 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
     const { loss, norm } = await scope(async () => {
       let lossSum = 0;
       for (const batch of micro) {
-        const inner = scope(() => {
-          const result = model.forward(toDevice(batch, model.device), run.rng);
-          model.backward(result, labelTokens > 0 ? 1 / labelTokens : 0, (name, g) => {
+        const inner = await scope(async () => {
+          const result = await model.forward(toDevice(batch, model.device), run.rng);
+          await model.backward(result, labelTokens > 0 ? 1 / labelTokens : 0, (name, g) => {
             const acc = grads.get(name);
             if (acc) {
               addInplace(acc, g);

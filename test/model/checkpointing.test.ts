@@ -20,15 +20,16 @@ async function run(model: LlamaModel, batch: ReturnType<typeof packedBatch>, dra
   const before = memoryStats('cpu', { resetPeak: true }).bytesInUse;
   let forwardPeak = 0;
   const loss = await scope(async () => {
-    const result = model.forward(deviceBatch(batch), new Rng(drawSeed));
+    const result = await model.forward(deviceBatch(batch), new Rng(drawSeed));
     await sync();
     forwardPeak = memoryStats('cpu').bytesInUse - before;
     const pending: Array<Promise<void>> = [];
-    model.backward(result, 1 / 7, (name, g) => pending.push(g.toBytes().then((b) => void grads.set(name, Buffer.from(b)))));
+    await model.backward(result, 1 / 7, (name, g) => pending.push(g.toBytes().then((b) => void grads.set(name, Buffer.from(b)))));
     await Promise.all(pending);
     return result.loss.loss.item();
   });
-  return { loss, grads, forwardPeak };
+  const stepPeak = memoryStats('cpu').peakBytes - before;
+  return { loss, grads, forwardPeak, stepPeak };
 }
 
 for (const mode of ['full', 'lora'] as const) {
@@ -51,5 +52,6 @@ for (const mode of ['full', 'lora'] as const) {
       checkpointed.forwardPeak < plain.forwardPeak * 0.6,
       `forward keeps ${checkpointed.forwardPeak} bytes instead of ${plain.forwardPeak}`,
     );
+    t.ok(checkpointed.stepPeak < plain.stepPeak * 0.8, `step peak ${checkpointed.stepPeak} bytes instead of ${plain.stepPeak}`);
   });
 }

@@ -14,15 +14,15 @@ t.comment(`seed ${seed}`);
 const rng = hostRng(seed);
 
 async function lossOf(model: LlamaModel, batch: ReturnType<typeof packedBatch>): Promise<number> {
-  return scope(async () => model.forward(deviceBatch(batch)).loss.loss.item());
+  return scope(async () => (await model.forward(deviceBatch(batch))).loss.loss.item());
 }
 
 async function analyticGrads(model: LlamaModel, batch: ReturnType<typeof packedBatch>): Promise<Map<string, Float64Array>> {
   const grads = new Map<string, Float64Array>();
   const pending: Array<Promise<void>> = [];
-  scope(() => {
-    const result = model.forward(deviceBatch(batch));
-    model.backward(result, 1, (name, g) => {
+  await scope(async () => {
+    const result = await model.forward(deviceBatch(batch));
+    await model.backward(result, 1, (name, g) => {
       pending.push(g.toArray().then((a) => void grads.set(name, Float64Array.from(a))));
     });
   });

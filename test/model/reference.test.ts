@@ -74,9 +74,9 @@ for (const [name, ref] of Object.entries(fixture.cases)) {
       assertClose(t, logits, ref.logits, tol, 'logits');
       const grads = new Map<string, Float64Array>();
       const loss = await scope(async () => {
-        const result = model.forward(deviceBatch(batch));
+        const result = await model.forward(deviceBatch(batch));
         const pending: Array<Promise<void>> = [];
-        model.backward(result, 1, (n, g) => pending.push(g.toArray().then((a) => void grads.set(n, Float64Array.from(a)))));
+        await model.backward(result, 1, (n, g) => pending.push(g.toArray().then((a) => void grads.set(n, Float64Array.from(a)))));
         await Promise.all(pending);
         return result.loss.loss.item();
       });
