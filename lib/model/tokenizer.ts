@@ -5,7 +5,9 @@
  * special_tokens_map.json for older exports; the chat template from ./chat-template.ts.
  *
  * encode() never lets the tokenizer's post-processor add tokens: BOS is added only on request, so
- * the data pipeline controls exactly where special tokens go.
+ * the data pipeline controls exactly where special tokens go. It runs through a PieceEncoder
+ * (./tokenizer-cache.ts: the library's ids, each distinct word encoded once) where the tokenizer
+ * allows one, and the library's own encode for everything else.
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -13,6 +15,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { SeqtuneError } from '../errors';
 import type { TextTokenizer } from '../text-tokenizer';
 import { ChatMessage, ChatTemplate, loadChatTemplate, RenderOptions } from './chat-template';
+import { PieceEncoder } from './tokenizer-cache';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
@@ -70,6 +73,9 @@ export class HfTokenizer implements TextTokenizer {
   readonly padId: number | null;
   /** bos_token, eos_token, pad_token, unk_token as text, for chat templates */
   readonly specialTokens: Readonly<Record<string, string>>;
+  /** the cached fast path, or null with the reason in fastPathOff */
+  readonly pieceEncoder: PieceEncoder | null;
+  readonly fastPathOff: string | null;
   private readonly tokenizer: Tokenizer;
 
   /**
@@ -92,6 +98,8 @@ export class HfTokenizer implements TextTokenizer {
     for (const id of this.tokenizer.get_vocab(true).values()) maxId = Math.max(maxId, id);
     if (maxId < 0) throw new SeqtuneError(`${source}: the tokenizer has an empty vocabulary`, 'ERR_CONFIG');
     this.vocabSize = maxId + 1;
+    const fast = PieceEncoder.create(this.tokenizer, tokenizerJson, config);
+    [this.pieceEncoder, this.fastPathOff] = typeof fast === 'string' ? [null, fast] : [fast, null];
 
     const special = specialTokensOf(config, overrides);
     this.specialTokens = special;
@@ -124,7 +132,7 @@ export class HfTokenizer implements TextTokenizer {
   }
 
   encode(text: string, options: { addBos?: boolean } = {}): number[] {
-    const ids = this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+    const ids = this.pieceEncoder?.encode(text) ?? this.tokenizer.encode(text, { add_special_tokens: false }).ids;
     return options.addBos && this.bosId !== null ? [this.bosId, ...ids] : ids;
   }
 
