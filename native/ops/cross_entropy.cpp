@@ -1,7 +1,13 @@
 // crossEntropy and crossEntropyBackward over materialised logits [T, V]. Rows are independent, so
 // threads split rows; the loss is then summed over rows in row order (thread-count independent).
+// On a CUDA device the same plans launch kernels/cross_entropy.cu, which flags bad labels; the op
+// then fails with the CPU's error.
 #include "native/ops/loss_common.h"
 #include "native/runtime/thread_pool.h"
+#ifdef SEQTUNE_CUDA
+#include "kernels/cross_entropy.h"
+#include "native/ops/cuda_dispatch.h"
+#endif
 
 namespace seqtune {
 
@@ -13,6 +19,24 @@ void expectLogits(const OpCall& call, const Tensor& logits) {
   if (logits.dim(1) < 1) failShape(call, "logits " + logits.describe() + " needs a non-empty vocabulary");
 }
 
+// The CUDA backward reads lse and count in the forward's statistics dtype only; the CPU converts any
+// floating dtype.
+void expectCudaStats(const OpCall& call, DType logits, const Tensor& lse, const Tensor& count) {
+  const DType stats = loss::statsDtype(logits);
+  if (!call.device->isCuda() || (lse.dtype() == stats && count.dtype() == stats)) return;
+  fail(code::kNotImplemented, call.op, ": on cuda (", call.device->name(), ") lse and count must be ", dtypeName(stats),
+       " as crossEntropy returns them for ", dtypeName(logits), " logits, got ", lse.describe(), " and ",
+       count.describe());
+}
+
+#ifdef SEQTUNE_CUDA
+// Device thread, after a launch: fails with the CPU's message when the kernel flagged a label.
+void verifyLabels(const char* op, const IndexCheck& check, cudaStream_t stream, int64_t rows, int64_t vocab,
+                  const loss::Options& o) {
+  check.verify(stream, [&](const int32_t* labels) { loss::checkLabels(op, labels, rows, vocab, o.ignoreIndex); });
+}
+#endif
+
 // crossEntropy([logits, labels], {ignoreIndex, reduction}) -> [loss, lse, count]
 OpPlan buildCrossEntropy(const OpCall& call) {
   const TensorPtr& logits = input(call, 0, "logits");
@@ -20,12 +44,26 @@ OpPlan buildCrossEntropy(const OpCall& call) {
   expectLogits(call, *logits);
   loss::expectLabels(call, *labels, logits->dim(0));
   loss::Options o = loss::options(call);
-  expectCpu(call);
   DType stats = loss::statsDtype(logits->dtype());
   TensorPtr lossOut = Tensor::empty(call.device, {1}, stats);
   TensorPtr lse = Tensor::empty(call.device, {logits->dim(0)}, stats);
   TensorPtr count = Tensor::empty(call.device, {1}, stats);
   const char* op = call.op;
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    IndexCheck check(call, labels, "labels");
+    // One f64 loss per row, summed in row order by the launcher's second kernel.
+    TensorPtr workspace = scratchBytes(call.device, gpu::crossEntropyWorkspaceBytes(logits->dim(0)));
+    cudaStream_t stream = streamOf(call.device);
+    return {{lossOut, lse, count}, {}, [=] {
+              const int64_t rows = logits->dim(0), vocab = logits->dim(1);
+              gpu::crossEntropyForward(lossOut->raw(), lse->raw(), count->raw(), logits->raw(), labels->data<int32_t>(),
+                                       logits->dtype(), rows, vocab, o.ignoreIndex, o.mean, workspace->raw(),
+                                       check.flag(), stream);
+              verifyLabels(op, check, stream, rows, vocab, o);
+            }};
+  }
+#endif
   return {{lossOut, lse, count}, {}, [=] {
             const int64_t rows = logits->dim(0), vocab = logits->dim(1);
             const int32_t* label = labels->data<int32_t>();
@@ -63,9 +101,22 @@ OpPlan buildCrossEntropyBackward(const OpCall& call) {
   loss::expectStats(call, *lse, *count, logits->dim(0));
   loss::Options o = loss::options(call);
   double scale = loss::gradScale(call);
-  expectCpu(call);
+  expectCudaStats(call, logits->dtype(), *lse, *count);
   TensorPtr dlogits = Tensor::empty(call.device, logits->shape(), logits->dtype());
   const char* op = call.op;
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    IndexCheck check(call, labels, "labels");
+    cudaStream_t stream = streamOf(call.device);
+    return {{dlogits}, {}, [=] {
+              const int64_t rows = logits->dim(0), vocab = logits->dim(1);
+              gpu::crossEntropyBackward(dlogits->raw(), logits->raw(), labels->data<int32_t>(), lse->raw(),
+                                        count->raw(), logits->dtype(), rows, vocab, o.ignoreIndex, o.mean, scale,
+                                        check.flag(), stream);
+              verifyLabels(op, check, stream, rows, vocab, o);
+            }};
+  }
+#endif
   return {{dlogits}, {}, [=] {
             const int64_t rows = logits->dim(0), vocab = logits->dim(1);
             const int32_t* label = labels->data<int32_t>();
@@ -93,7 +144,7 @@ OpPlan buildCrossEntropyBackward(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP("crossEntropy", buildCrossEntropy);
-REGISTER_OP("crossEntropyBackward", buildCrossEntropyBackward);
+REGISTER_OP_CUDA("crossEntropy", buildCrossEntropy);
+REGISTER_OP_CUDA("crossEntropyBackward", buildCrossEntropyBackward);
 
 }  // namespace seqtune

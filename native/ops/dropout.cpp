@@ -1,12 +1,15 @@
 // Inverted dropout. The mask is never stored: element i's keep decision is dropoutKeep(seed,
 // offset, i, p), so the backward (this same op applied to dy) regenerates it exactly, on any
-// device and thread count.
+// device and thread count. On a CUDA device kernels/dropout.cu draws the same mask.
 #include <cmath>
 #include <cstring>
 
 #include "native/ops/op_util.h"
 #include "native/runtime/philox.h"
 #include "native/runtime/thread_pool.h"
+#ifdef SEQTUNE_CUDA
+#include "kernels/dropout.h"
+#endif
 
 namespace seqtune {
 
@@ -27,8 +30,16 @@ OpPlan buildDropout(const OpCall& call) {
   if (!(p >= 0 && p < 1)) fail(code::kArgument, call.op, ": p must be in [0, 1), got ", p);
   const uint64_t seed = counterAttr(call, "seed");
   const uint64_t offset = counterAttr(call, "offset");
-  expectCpu(call);
   TensorPtr out = Tensor::empty(call.device, x->shape(), x->dtype());
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    // p = 0 is a device-to-device copy inside the launcher.
+    cudaStream_t stream = streamOf(call.device);
+    return {{out}, {}, [x, out, p, seed, offset, stream] {
+              gpu::dropout(out->raw(), x->raw(), x->dtype(), out->numel(), p, seed, offset, stream);
+            }};
+  }
+#endif
   if (p == 0) {
     return {{out}, {}, [x, out] { std::memcpy(out->raw(), x->raw(), x->nbytes()); }};
   }
@@ -51,6 +62,6 @@ OpPlan buildDropout(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP("dropout", buildDropout);
+REGISTER_OP_CUDA("dropout", buildDropout);
 
 }  // namespace seqtune

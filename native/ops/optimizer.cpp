@@ -1,13 +1,19 @@
 // The optimizer step and gradient clipping: adamw (torch.optim.AdamW semantics over many tensors in
 // one call), gradNorm (global L2 norm) and clipByNorm. Elementwise work is split freely across
 // threads; the norm is summed over fixed-size blocks in a fixed order, so it does not depend on
-// the thread count.
+// the thread count. On a CUDA device each op is one launch over a device table of its tensors
+// (kernels/adamw.cu, kernels/grad_norm.cu), built here on the host and uploaded by the launch.
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "native/ops/op_util.h"
 #include "native/runtime/thread_pool.h"
+#ifdef SEQTUNE_CUDA
+#include "kernels/adamw.h"
+#include "kernels/grad_norm.h"
+#include "native/ops/cuda_dispatch.h"
+#endif
 
 namespace seqtune {
 
@@ -71,6 +77,35 @@ void adamwTensor(const AdamwHyper& hp, double clip, const Tensor& param, const T
   v.commit();
 }
 
+#ifdef SEQTUNE_CUDA
+// The adamw launch: the table of (param, m, v, grad) and the step's constants, computed on the GPU
+// in each parameter's precision; m and v must have their parameter's dtype there (the CPU converts).
+OpPlan planAdamwCuda(const OpCall& call, const AdamwHyper& hp, const TensorPtr& norm,
+                     const std::vector<TensorPtr>& params, const std::vector<TensorPtr>& grads,
+                     const std::vector<TensorPtr>& ms, const std::vector<TensorPtr>& vs,
+                     std::vector<TensorPtr> updated) {
+  std::vector<gpu::AdamwTensor> entries;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const DType p = params[i]->dtype();
+    if (ms[i]->dtype() != p || vs[i]->dtype() != p) {
+      fail(code::kNotImplemented, call.op, ": on cuda (", call.device->name(), ") m[", i, "] and v[", i,
+           "] must have the dtype of params[", i, "] (", dtypeName(p), "), got ", dtypeName(ms[i]->dtype()), " and ",
+           dtypeName(vs[i]->dtype()));
+    }
+    entries.push_back({params[i]->raw(), ms[i]->raw(), vs[i]->raw(), grads[i]->raw(), params[i]->numel(), p,
+                       grads[i]->dtype(), 0, false});
+  }
+  const int64_t chunks = gpu::adamwPrepare(entries.data(), static_cast<int>(entries.size()));
+  DeviceTable<gpu::AdamwTensor> table(call.device, std::move(entries));
+  const gpu::AdamwHyper h{hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weightDecay, hp.step, hp.maxGradNorm};
+  cudaStream_t stream = streamOf(call.device);
+  return {{}, std::move(updated), [table, chunks, h, norm, stream] {
+            gpu::adamw(table.upload(), table.count(), chunks, h, norm ? norm->raw() : nullptr,
+                       norm ? norm->dtype() : DType::F32, stream);
+          }};
+}
+#endif
+
 // adamw([gradNorm?, params..., grads..., m..., v...],
 //   {count, lr, beta1, beta2, eps, weightDecay, step, maxGradNorm}) -> [] (params, m, v in place)
 OpPlan buildAdamw(const OpCall& call) {
@@ -110,10 +145,12 @@ OpPlan buildAdamw(const OpCall& call) {
     ms.push_back(m);
     vs.push_back(v);
   }
-  expectCpu(call);
   std::vector<TensorPtr> updated(params);
   updated.insert(updated.end(), ms.begin(), ms.end());
   updated.insert(updated.end(), vs.begin(), vs.end());
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) return planAdamwCuda(call, hp, norm, params, grads, ms, vs, std::move(updated));
+#endif
   return {{}, updated, [=] {
             const double clip = hp.maxGradNorm > 0 ? clipFactor(*norm, hp.maxGradNorm) : 1.0;
             for (size_t i = 0; i < params.size(); ++i) {
@@ -143,6 +180,21 @@ double sumSquares(const Tensor& t, int64_t begin, int64_t end) {
   return s;
 }
 
+#ifdef SEQTUNE_CUDA
+// gradNorm's and clipByNorm's device table of `tensors` and its chunk count.
+struct NormTable {
+  DeviceTable<gpu::NormTensor> table;
+  int64_t chunks;
+};
+
+NormTable normTable(Device* device, const std::vector<TensorPtr>& tensors) {
+  std::vector<gpu::NormTensor> entries;
+  for (const TensorPtr& t : tensors) entries.push_back({t->raw(), t->numel(), t->dtype(), 0, false});
+  const int64_t chunks = gpu::normPrepare(entries.data(), static_cast<int>(entries.size()));
+  return {DeviceTable<gpu::NormTensor>(device, std::move(entries)), chunks};
+}
+#endif
+
 // gradNorm([tensors...]) -> f32 [1]
 OpPlan buildGradNorm(const OpCall& call) {
   std::vector<TensorPtr> tensors;
@@ -152,8 +204,18 @@ OpPlan buildGradNorm(const OpCall& call) {
     expectFloat(call, *t, name.c_str());
     tensors.push_back(t);
   }
-  expectCpu(call);
   TensorPtr out = Tensor::empty(call.device, {1}, DType::F32);
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    NormTable t = normTable(call.device, tensors);
+    // One f64 partial per chunk, added in chunk order by the second kernel.
+    TensorPtr workspace = scratchBytes(call.device, gpu::gradNormWorkspaceBytes(t.chunks));
+    cudaStream_t stream = streamOf(call.device);
+    return {{out}, {}, [t, workspace, out, stream] {
+              gpu::gradNorm(out->data<float>(), t.table.upload(), t.table.count(), t.chunks, workspace->raw(), stream);
+            }};
+  }
+#endif
   return {{out}, {}, [tensors, out] {
             struct Block {
               size_t tensor;
@@ -189,7 +251,15 @@ OpPlan buildClipByNorm(const OpCall& call) {
     expectFloat(call, *t, name.c_str());
     tensors.push_back(t);
   }
-  expectCpu(call);
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    NormTable t = normTable(call.device, tensors);
+    cudaStream_t stream = streamOf(call.device);
+    return {{}, tensors, [t, norm, maxNorm, stream] {
+              gpu::clipByNorm(t.table.upload(), t.table.count(), t.chunks, norm->raw(), norm->dtype(), maxNorm, stream);
+            }};
+  }
+#endif
   return {{}, tensors, [norm, tensors, maxNorm] {
             const double factor = clipFactor(*norm, maxNorm);
             if (factor == 1.0) return;
@@ -209,8 +279,8 @@ OpPlan buildClipByNorm(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP("adamw", buildAdamw);
-REGISTER_OP("gradNorm", buildGradNorm);
-REGISTER_OP("clipByNorm", buildClipByNorm);
+REGISTER_OP_CUDA("adamw", buildAdamw);
+REGISTER_OP_CUDA("gradNorm", buildGradNorm);
+REGISTER_OP_CUDA("clipByNorm", buildClipByNorm);
 
 }  // namespace seqtune

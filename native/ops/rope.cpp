@@ -1,10 +1,15 @@
 // Rotary position embedding (Hugging Face rotate_half layout: element i pairs with i + D/2) with
 // the rope_scaling variants LLaMA checkpoints use. The backward is the same rotation by the
-// negative angle (`inverse`), since a rotation's transpose is its inverse.
+// negative angle (`inverse`), since a rotation's transpose is its inverse. On a CUDA device the
+// same inv_freq (made here on the host) is uploaded and kernels/rope.cu rotates.
 #include <cmath>
 
 #include "native/ops/op_util.h"
 #include "native/runtime/thread_pool.h"
+#ifdef SEQTUNE_CUDA
+#include "kernels/rope.h"
+#include "native/ops/cuda_dispatch.h"
+#endif
 
 namespace seqtune {
 
@@ -106,8 +111,17 @@ OpPlan buildRope(const OpCall& call) {
   expectDtype(call, *positions, "positionIds", {DType::I32});
   expectShape(call, *positions, "positionIds", {x->dim(0)});
   RopeParams params = ropeParams(call, x->dim(2));
-  expectCpu(call);
   TensorPtr out = Tensor::empty(call.device, x->shape(), x->dtype());
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    DeviceTable<double> invFreq(call.device, std::move(params.invFreq));
+    cudaStream_t stream = streamOf(call.device);
+    return {{out}, {}, [x, positions, out, invFreq, scale = params.positionScale, inverse = params.inverse, stream] {
+              gpu::rope(out->raw(), x->raw(), positions->data<int32_t>(), invFreq.upload(), scale, x->dtype(),
+                        x->dim(0), x->dim(1), x->dim(2), inverse, stream);
+            }};
+  }
+#endif
   return {{out}, {}, [x, positions, params = std::move(params), out] {
             withComputeType(x->dtype(), [&](auto zero) { rotate<decltype(zero)>(*x, *positions, params, *out); });
           }};
@@ -115,6 +129,6 @@ OpPlan buildRope(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP("rope", buildRope);
+REGISTER_OP_CUDA("rope", buildRope);
 
 }  // namespace seqtune

@@ -1,8 +1,12 @@
-// SwiGLU, LLaMA's MLP activation: silu(gate) · up, and its backward.
+// SwiGLU, LLaMA's MLP activation: silu(gate) · up, and its backward. On a CUDA device the same
+// plans launch kernels/swiglu.cu.
 #include <cmath>
 
 #include "native/ops/op_util.h"
 #include "native/runtime/thread_pool.h"
+#ifdef SEQTUNE_CUDA
+#include "kernels/swiglu.h"
+#endif
 
 namespace seqtune {
 
@@ -26,8 +30,15 @@ OpPlan buildForward(const OpCall& call) {
   const TensorPtr& up = input(call, 1, "up");
   expectFloat(call, *gate, "gate");
   expectPair(call, *gate, "gate", *up, "up");
-  expectCpu(call);
   TensorPtr out = Tensor::empty(call.device, gate->shape(), gate->dtype());
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    cudaStream_t stream = streamOf(call.device);
+    return {{out}, {}, [gate, up, out, stream] {
+              gpu::swigluForward(out->raw(), gate->raw(), up->raw(), gate->dtype(), out->numel(), stream);
+            }};
+  }
+#endif
   return {{out}, {}, [gate, up, out] {
             withComputeType(gate->dtype(), [&](auto zero) {
               using T = decltype(zero);
@@ -49,9 +60,17 @@ OpPlan buildBackward(const OpCall& call) {
   expectFloat(call, *dout, "dout");
   expectPair(call, *dout, "dout", *gate, "gate");
   expectPair(call, *dout, "dout", *up, "up");
-  expectCpu(call);
   TensorPtr dgate = Tensor::empty(call.device, gate->shape(), gate->dtype());
   TensorPtr dup = Tensor::empty(call.device, gate->shape(), gate->dtype());
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    cudaStream_t stream = streamOf(call.device);
+    return {{dgate, dup}, {}, [dout, gate, up, dgate, dup, stream] {
+              gpu::swigluBackward(dgate->raw(), dup->raw(), dout->raw(), gate->raw(), up->raw(), gate->dtype(),
+                                  dgate->numel(), stream);
+            }};
+  }
+#endif
   return {{dgate, dup}, {}, [dout, gate, up, dgate, dup] {
             withComputeType(gate->dtype(), [&](auto zero) {
               using T = decltype(zero);
@@ -72,7 +91,7 @@ OpPlan buildBackward(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP("swiglu", buildForward);
-REGISTER_OP("swigluBackward", buildBackward);
+REGISTER_OP_CUDA("swiglu", buildForward);
+REGISTER_OP_CUDA("swigluBackward", buildBackward);
 
 }  // namespace seqtune

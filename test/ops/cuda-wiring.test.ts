@@ -1,0 +1,101 @@
+/**
+ * The CUDA wiring of the transformer-block, loss and optimizer ops: each is registered with a CUDA
+ * kernel exactly when the addon was compiled with CUDA; on a usable GPU, what the kernels do not
+ * support is refused before anything is queued, and a bad index fails with the CPU's own message.
+ * Numerical agreement with the CPU is test/parity.test.ts's job.
+ */
+import t from 'tap';
+import { devices } from '../../lib/device';
+import {
+  adamw,
+  crossEntropy,
+  crossEntropyBackward,
+  embedding,
+  embeddingBackward,
+  opSupport,
+  rmsnormResidual,
+  rmsnormResidualBackward,
+} from '../../lib/ops';
+import { sync, tensor, Tensor } from '../../lib/tensor';
+
+const wired = [
+  'rmsnormResidual',
+  'rmsnormResidualBackward',
+  'rope',
+  'swiglu',
+  'swigluBackward',
+  'dropout',
+  'embedding',
+  'embeddingBackward',
+  'crossEntropy',
+  'crossEntropyBackward',
+  'adamw',
+  'gradNorm',
+  'clipByNorm',
+];
+
+const report = devices();
+const gpu = report.gpus.find((g) => g.usable);
+const noGpu = gpu ? false : `no usable GPU: ${report.cuda.unusableReason ?? 'none found'}`;
+const cuda = gpu ? `cuda:${gpu.index}` : 'cuda';
+
+t.test('the ops have a CUDA kernel exactly when CUDA is compiled in', async (t) => {
+  const support = opSupport();
+  for (const op of wired) t.equal(support.get(op)?.cuda, report.cuda.compiled, `${op}: cuda ${report.cuda.compiled}`);
+});
+
+t.test('what the CUDA kernels do not support is refused before anything is queued', { skip: noGpu }, async (t) => {
+  const f64 = (n: number, shape: number[]) => tensor(new Float64Array(n).fill(0.5), shape, { device: cuda });
+  const f32 = (n: number, shape: number[]) => tensor(new Float64Array(n).fill(0.5), shape, { dtype: 'f32', device: cuda });
+  const notImplemented = (fn: () => unknown, message: RegExp) => t.throws(fn, { code: 'ERR_NOT_IMPLEMENTED', message });
+
+  notImplemented(() => rmsnormResidual(f64(6, [2, 3]), f64(3, [3]), { eps: 1e-5 }), /^rmsnormResidual: f64 is not implemented on cuda/);
+  const sum = f32(6, [2, 3]);
+  const forward = { out: sum, sum, rstd: f64(2, [2]) };
+  notImplemented(() => rmsnormResidualBackward(f32(6, [2, 3]), forward, f32(3, [3])), /^rmsnormResidualBackward: rstd must be f32 on cuda/);
+
+  const logits = f32(6, [2, 3]);
+  const labels = tensor(Int32Array.from([0, 2]), [2], { device: cuda });
+  const stats = { loss: f64(1, [1]), lse: f64(2, [2]), count: f64(1, [1]) };
+  notImplemented(() => crossEntropyBackward(logits, labels, stats), /^crossEntropyBackward: on cuda .* lse and count must be f32/);
+
+  const hyper = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1 };
+  notImplemented(() => adamw([f64(4, [4])], [f32(4, [4])], [f32(4, [4])], [f32(4, [4])], hyper), /^adamw: on cuda .* m\[0\] and v\[0\] must have the dtype of params\[0\] \(f64\)/);
+  await sync(cuda);
+});
+
+// The rejection message of the first output's read-back.
+async function failure(outputs: Tensor[]): Promise<{ code?: string; message: string }> {
+  try {
+    await outputs[0].toArray();
+  } catch (e) {
+    const err = e as { code?: string; message: string };
+    return { code: err.code, message: err.message };
+  } finally {
+    await sync(outputs[0].device).catch(() => undefined);
+  }
+  return { message: 'no error' };
+}
+
+t.test('a bad index fails on cuda with the CPU error', { skip: noGpu }, async (t) => {
+  const runs: Array<[string, (device: string) => Tensor[]]> = [
+    ['embedding', (d) => [embedding(tensor(Int32Array.from([0, 4, 7, -1]), [4], { device: d }), tensor(new Float64Array(15).fill(1), [5, 3], { dtype: 'f32', device: d }))]],
+    ['embeddingBackward', (d) => [embeddingBackward(tensor(new Float64Array(12).fill(1), [4, 3], { dtype: 'bf16', device: d }), tensor(Int32Array.from([0, -3, 9, 1]), [4], { device: d }), 5)]],
+    ['crossEntropy', (d) => {
+      const f = crossEntropy(tensor(new Float64Array(15).fill(0.25), [3, 5], { dtype: 'f32', device: d }), tensor(Int32Array.from([-100, 5, -2]), [3], { device: d }));
+      return [f.loss, f.lse, f.count];
+    }],
+    ['crossEntropyBackward', (d) => {
+      const logits = tensor(new Float64Array(15).fill(0.25), [3, 5], { dtype: 'f32', device: d });
+      const good = crossEntropy(logits, tensor(Int32Array.from([0, 1, 2]), [3], { device: d }));
+      return [crossEntropyBackward(logits, tensor(Int32Array.from([0, 1 << 30, 7]), [3], { device: d }), good)];
+    }],
+  ];
+  for (const [op, run] of runs) {
+    const cpu = await failure(run('cpu'));
+    t.equal(cpu.code, 'ERR_INDEX', `${op} on cpu: ${cpu.message}`);
+    t.same(await failure(run(cuda)), cpu, `${op} on ${cuda}: the same error`);
+  }
+  const ok = embedding(tensor(Int32Array.from([4, 0]), [2], { device: cuda }), tensor(new Float64Array(15).fill(2), [5, 3], { dtype: 'f32', device: cuda }));
+  t.same(Array.from(await ok.toArray()), new Array(6).fill(2), 'later ops still run');
+});
