@@ -25,6 +25,7 @@ import { BatchLoader } from '../lib/data/loader';
 import { readRecords } from '../lib/data/read';
 import { tuluFormat } from '../lib/data/templates';
 import { tokenizeRecords } from '../lib/data/tokenize';
+import { HfTokenizer } from '../lib/model/tokenizer';
 import { TextTokenizer } from '../lib/text-tokenizer';
 
 const root = path.join(__dirname, '..', '..');
@@ -32,30 +33,10 @@ const shared = path.join(root, '..', 'shared', 'data');
 const alpacaPath = path.join(shared, 'alpaca', 'alpaca_small_2000.json');
 const tokenizerDir = path.join(shared, 'tokenizers', 'llama2');
 
-interface HfTokenizer {
-  encode(text: string, options: { add_special_tokens: boolean }): { ids: number[] };
-  decode(ids: number[]): string;
-}
-
-/** @huggingface/tokenizers over the Llama-2 tokenizer.json, or the reason it is unavailable. */
+/** The real Llama-2 tokenizer through seqtune's HfTokenizer (what training uses), or why it is unavailable. */
 async function loadLlama2(): Promise<TextTokenizer | string> {
-  let mod: { Tokenizer: new (json: object, config: object) => HfTokenizer };
-  try {
-    mod = await import('@huggingface/tokenizers' as string);
-  } catch (error) {
-    return `@huggingface/tokenizers not installed (${(error as Error).message.split('\n')[0]})`;
-  }
-  const json = JSON.parse(fs.readFileSync(path.join(tokenizerDir, 'tokenizer.json'), 'utf8'));
-  const config = JSON.parse(fs.readFileSync(path.join(tokenizerDir, 'tokenizer_config.json'), 'utf8'));
-  const tok = new mod.Tokenizer(json, config);
-  return {
-    vocabSize: 32000,
-    bosId: 1,
-    eosId: 2,
-    padId: null,
-    encode: (text, options) => (options?.addBos ? [1] : []).concat(tok.encode(text, { add_special_tokens: false }).ids),
-    decode: (ids) => tok.decode([...ids]),
-  };
+  if (!fs.existsSync(path.join(tokenizerDir, 'tokenizer.json'))) return `no tokenizer.json in ${tokenizerDir}`;
+  return HfTokenizer.fromDir(tokenizerDir);
 }
 
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;

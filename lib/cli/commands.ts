@@ -1,6 +1,7 @@
 /** Every CLI command, in the order `seqtune --help` lists them. */
 import { augmentCommand } from './augment';
 import { Command } from './command';
+import { demoCommand } from './demo';
 import { evalCommand } from './eval';
 import { generateCommand } from './generate';
 import { infoCommand } from './info';
@@ -8,4 +9,4 @@ import { initModelCommand } from './init-model';
 import { mergeCommand } from './merge';
 import { trainCommand } from './train';
 
-export const commands: Command[] = [infoCommand, initModelCommand, augmentCommand, trainCommand, generateCommand, mergeCommand, evalCommand];
+export const commands: Command[] = [demoCommand, infoCommand, initModelCommand, augmentCommand, trainCommand, generateCommand, mergeCommand, evalCommand];
