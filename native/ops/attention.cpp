@@ -1,10 +1,20 @@
 // Ops attention, attentionBackward and kvCacheWrite (lib/ops.ts). The builders check shapes,
 // dtypes and attributes here on the JS thread; the contents of cuSeqlens, qOffset, kvLens and
-// offsets live on the device, so native/cpu/attention checks those before using them.
+// offsets live on the device, so native/cpu/attention checks those before using them. On a CUDA
+// device the plans launch kernels/flash_attention.h and attention_decode.h (bf16/f16, head dims 64
+// and 128); their kernels flag bad index tensors, and the op then fails with the CPU's message.
 #include <cmath>
+#include <vector>
 
 #include "native/cpu/attention.h"
 #include "native/ops/op_util.h"
+#ifdef SEQTUNE_CUDA
+#include "kernels/attention_decode.h"
+#include "kernels/cuda_device.h"
+#include "kernels/flash_attention.h"
+#include "kernels/index_check.h"
+#include "native/ops/cuda_dispatch.h"
+#endif
 
 namespace seqtune {
 
@@ -44,6 +54,51 @@ double scaleAttr(const OpCall& call, int64_t headDim) {
   return scale;
 }
 
+#ifdef SEQTUNE_CUDA
+// What the CUDA attention kernels run: bf16/f16 q, k, v with head dim 64 or 128.
+void expectCudaAttention(const OpCall& call, const Tensor& q) {
+  const DType dt = q.dtype();
+  if (dt != DType::BF16 && dt != DType::F16) {
+    fail(code::kNotImplemented, call.op, ": on cuda (", call.device->name(),
+         ") attention supports bf16 and f16 q, k, v only, got ", q.describe(),
+         "; run f32/f64 attention on the cpu device");
+  }
+  const int64_t D = q.dim(2);
+  if (D != 64 && D != 128) {
+    fail(code::kNotImplemented, call.op, ": on cuda (", call.device->name(),
+         ") attention supports head dims 64 and 128, got ", D, " (q ", q.describe(), ")");
+  }
+}
+
+gpu::AttentionShape attentionShape(const cpu::AttentionDims& d) {
+  return {d.tokens, d.heads, d.kvHeads, d.headDim, d.batch, d.maxTokens, d.causal, d.scale};
+}
+
+// An int32 [n] device tensor on the host (device thread).
+std::vector<int32_t> hostInts(const Tensor& t) {
+  std::vector<int32_t> host(static_cast<size_t>(t.numel()));
+  t.device()->copyToHost(host.data(), t.raw(), t.nbytes());
+  return host;
+}
+
+// Device thread, after attentionCheckIndices: when it flagged a sequence, the CPU backend's own
+// checks on the host copies throw its ERR_INDEX message.
+void verifyAttentionIndices(const IndexCheck& check, cudaStream_t stream, const cpu::AttentionDims& d, const char* op,
+                            const TensorPtr& qOffset, const TensorPtr& kvLens) {
+  check.verify(stream, [&](const int32_t* cu) {
+    cpu::checkSeqlens(op, cu, d.batch, d.tokens);
+    if (d.maxTokens == 0) return;
+    const std::vector<int32_t> qo = hostInts(*qOffset), kl = hostInts(*kvLens);
+    for (int64_t b = 0; b < d.batch; ++b) {
+      if (qo[b] < 0) fail(code::kIndex, op, ": qOffset[", b, "] = ", qo[b], " is negative");
+      if (kl[b] < 0 || kl[b] > d.maxTokens) {
+        fail(code::kIndex, op, ": kvLens[", b, "] = ", kl[b], " is outside [0, ", d.maxTokens, "]");
+      }
+    }
+  });
+}
+#endif  // SEQTUNE_CUDA
+
 // attention(q, k, v, cuSeqlens, qOffset?, kvLens?, {causal, scale}) -> out [T, H, D], lse f32 [H, T] (f64 for f64 q)
 OpPlan buildAttention(const OpCall& call) {
   const TensorPtr& q = input(call, 0, "q");
@@ -73,6 +128,26 @@ OpPlan buildAttention(const OpCall& call) {
   } else if (k->dim(0) != T) {
     failShape(call, str("packed k (", k->describe(), ") must have T = ", T, " rows like q"));
   }
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    expectCudaAttention(call, *q);
+    IndexCheck check(call, cu, "cuSeqlens");
+    const gpu::AttentionShape shape = attentionShape(dims);
+    // A function of the shape alone (no device query), so sized here on the JS thread.
+    TensorPtr workspace = scratchBytes(call.device, gpu::attentionForwardWorkspaceBytes(shape));
+    TensorPtr out = Tensor::empty(call.device, q->shape(), q->dtype());
+    TensorPtr lse = Tensor::empty(call.device, {H, T}, DType::F32);
+    cudaStream_t stream = streamOf(call.device);
+    return {{out, lse}, {}, [=, op = call.op] {
+              const int32_t* qo = qOffset ? qOffset->data<int32_t>() : nullptr;
+              const int32_t* kl = kvLens ? kvLens->data<int32_t>() : nullptr;
+              gpu::attentionCheckIndices(shape, cu->data<int32_t>(), qo, kl, check.flag(), stream);
+              verifyAttentionIndices(check, stream, dims, op, qOffset, kvLens);
+              gpu::attentionForward(shape, q->dtype(), q->raw(), k->raw(), v->raw(), cu->data<int32_t>(), qo, kl,
+                                    out->raw(), lse->data<float>(), workspace->raw(), stream);
+            }};
+  }
+#endif
   expectCpu(call);
   TensorPtr out = Tensor::empty(call.device, q->shape(), q->dtype());
   // lse in the compute type: f32, or f64 for f64 inputs so float64 gradient checks stay exact.
@@ -110,8 +185,27 @@ OpPlan buildAttentionBackward(const OpCall& call) {
   if (k->dim(0) != T) failShape(call, str("packed k (", k->describe(), ") must have T = ", T, " rows like q"));
   expectDtype(call, *lse, "lse", {q->dtype() == DType::F64 ? DType::F64 : DType::F32});
   expectShape(call, *lse, "lse", {H, T});
-  expectCpu(call);
   cpu::AttentionDims dims{T, H, k->dim(1), D, batch, 0, call.attrs.flag("causal", true), scaleAttr(call, D)};
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    expectCudaAttention(call, *q);
+    // Bit-identical dq between runs unless the caller opts out.
+    const bool deterministic = call.attrs.flag("deterministic", true);
+    const gpu::AttentionShape shape = attentionShape(dims);
+    // A function of the shape alone (no device query), so sized here on the JS thread.
+    TensorPtr workspace = scratchBytes(call.device, gpu::attentionBackwardWorkspaceBytes(shape, deterministic));
+    TensorPtr dq = Tensor::empty(call.device, q->shape(), q->dtype());
+    TensorPtr dk = Tensor::empty(call.device, k->shape(), k->dtype());
+    TensorPtr dv = Tensor::empty(call.device, v->shape(), v->dtype());
+    cudaStream_t stream = streamOf(call.device);
+    return {{dq, dk, dv}, {}, [=] {
+              gpu::attentionBackward(shape, q->dtype(), dout->raw(), q->raw(), k->raw(), v->raw(), out->raw(),
+                                     lse->data<float>(), cu->data<int32_t>(), dq->raw(), dk->raw(), dv->raw(),
+                                     deterministic, workspace->raw(), stream);
+            }};
+  }
+#endif
+  expectCpu(call);
   TensorPtr dq = Tensor::empty(call.device, q->shape(), q->dtype());
   TensorPtr dk = Tensor::empty(call.device, k->shape(), k->dtype());
   TensorPtr dv = Tensor::empty(call.device, v->shape(), v->dtype());
@@ -145,8 +239,37 @@ OpPlan buildKvCacheWrite(const OpCall& call) {
   }
   expectDtype(call, *offsets, "offsets", {DType::I32});
   expectShape(call, *offsets, "offsets", {batch});
-  expectCpu(call);
   cpu::AttentionDims dims{values->dim(0), 0, values->dim(1), values->dim(2), batch, cache->dim(2), false, 0};
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    // The CUDA copy reads values while it writes the cache: they must not overlap.
+    if (values->storage() == cache->storage() && values->byteOffset() < cache->byteOffset() + cache->nbytes() &&
+        cache->byteOffset() < values->byteOffset() + values->nbytes()) {
+      fail(code::kNotImplemented, call.op, ": on cuda (", call.device->name(), ") values (", values->describe(),
+           ") must not overlap the cache (", cache->describe(), "); pass a copy");
+    }
+    IndexCheck check(call, offsets, "offsets");
+    cudaStream_t stream = streamOf(call.device);
+    return {{}, {cache}, [=, op = call.op] {
+              gpu::kvCacheWrite(cache->raw(), values->raw(), dtypeSize(values->dtype()), dims.tokens, dims.kvHeads,
+                                dims.headDim, dims.batch, dims.maxTokens, cu->data<int32_t>(), offsets->data<int32_t>(),
+                                check.flag(), stream);
+              // A flagged sequence: the CPU backend's checks on host copies throw its message.
+              check.verify(stream, [&](const int32_t* offs) {
+                const std::vector<int32_t> cuHost = hostInts(*cu);
+                cpu::checkSeqlens(op, cuHost.data(), dims.batch, dims.tokens);
+                for (int64_t b = 0; b < dims.batch; ++b) {
+                  const int64_t len = cuHost[b + 1] - cuHost[b];
+                  if (offs[b] < 0 || offs[b] + len > dims.maxTokens) {
+                    fail(code::kIndex, op, ": sequence ", b, " writes positions [", offs[b], ", ", offs[b] + len,
+                         ") outside the cache's ", dims.maxTokens);
+                  }
+                }
+              });
+            }};
+  }
+#endif
+  expectCpu(call);
   return {{}, {cache}, [cache, values, cu, offsets, dims, op = call.op] {
             cpu::kvCacheWrite(dims, op, cache->raw(), values->raw(), dtypeSize(values->dtype()),
                               cu->data<int32_t>(), offsets->data<int32_t>());
@@ -155,8 +278,8 @@ OpPlan buildKvCacheWrite(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP("attention", buildAttention);
-REGISTER_OP("attentionBackward", buildAttentionBackward);
-REGISTER_OP("kvCacheWrite", buildKvCacheWrite);
+REGISTER_OP_CUDA("attention", buildAttention);
+REGISTER_OP_CUDA("attentionBackward", buildAttentionBackward);
+REGISTER_OP_CUDA("kvCacheWrite", buildKvCacheWrite);
 
 }  // namespace seqtune

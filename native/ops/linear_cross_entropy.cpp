@@ -4,10 +4,18 @@
 // dlogits in the same buffer. Every row's reduction runs chunk by chunk in vocabulary order, and
 // GEMM splits only its output, so results do not depend on the thread count.
 // h and the weight may have different floating dtypes: the math runs in f32 (f64 when h is f64),
-// dh takes h's dtype and dW the weight's.
+// dh takes h's dtype and dW the weight's. On a CUDA device the plans launch kernels/linear_ce.h
+// (bf16/f16 h with a head of that dtype or f32, or f32/f32, or f64/f64), which flags bad labels; the
+// op then fails with the CPU's error.
 #include "native/cpu/gemm.h"
 #include "native/ops/loss_common.h"
 #include "native/runtime/thread_pool.h"
+#ifdef SEQTUNE_CUDA
+#include "kernels/cuda_device.h"
+#include "kernels/index_check.h"
+#include "kernels/linear_ce.h"
+#include "native/ops/cuda_dispatch.h"
+#endif
 
 namespace seqtune {
 
@@ -134,6 +142,59 @@ void backward(const Dims& d, int64_t chunk, const loss::Options& o, double scale
   dh.commit();
 }
 
+#ifdef SEQTUNE_CUDA
+// The mixes kernels/linear_ce.h runs, and (backward) lse and count in the forward's stats dtype.
+void expectCudaInputs(const OpCall& call, const Tensor& h, const Tensor& w, const Tensor* lse, const Tensor* count) {
+  const DType hd = h.dtype(), wd = w.dtype();
+  const bool half = (hd == DType::BF16 || hd == DType::F16) && (wd == hd || wd == DType::F32);
+  const bool full = (hd == DType::F32 || hd == DType::F64) && wd == hd;
+  if (!half && !full) {
+    fail(code::kNotImplemented, call.op, ": on cuda (", call.device->name(), ") h and weight must be bf16 or f16 h with ",
+         "a weight of that dtype or f32, f32 with f32, or f64 with f64; got h ", h.describe(), " and weight ",
+         w.describe());
+  }
+  const DType stats = loss::statsDtype(hd);
+  if (lse && count && (lse->dtype() != stats || count->dtype() != stats)) {
+    fail(code::kNotImplemented, call.op, ": on cuda (", call.device->name(), ") lse and count must be ",
+         dtypeName(stats), " as linearCrossEntropy returns them for ", dtypeName(hd), " h, got ", lse->describe(),
+         " and ", count->describe());
+  }
+}
+
+// The launch arguments but the workspace (sized on the device thread: it reads the SM count).
+gpu::LinearCeArgs ceArgs(const Dims& d, const Tensor& h, const Tensor& w, const Tensor& labels, const loss::Options& o,
+                         int64_t chunk, const IndexCheck& check) {
+  gpu::LinearCeArgs args;
+  args.rows = d.rows;
+  args.features = d.features;
+  args.vocab = d.vocab;
+  args.hDtype = h.dtype();
+  args.weightDtype = w.dtype();
+  args.h = h.raw();
+  args.weight = w.raw();
+  args.labels = labels.data<int32_t>();
+  args.ignoreIndex = o.ignoreIndex;
+  args.mean = o.mean;
+  args.chunk = chunk;
+  args.errorFlag = check.flag();
+  return args;
+}
+
+// Device thread: scratch for the launch; held until the launch has been queued.
+TensorPtr attachWorkspace(Device* device, gpu::LinearCeArgs& args, bool backward) {
+  args.workspaceBytes = gpu::linearCrossEntropyWorkspaceBytes(args, backward);
+  if (args.workspaceBytes == 0) return nullptr;
+  TensorPtr workspace = scratchBytes(device, args.workspaceBytes);
+  args.workspace = workspace->raw();
+  return workspace;
+}
+
+// Device thread, after a launch: fails with the CPU's message when the kernel flagged a label.
+void verifyLabels(const char* op, const IndexCheck& check, cudaStream_t stream, const Dims& d, const loss::Options& o) {
+  check.verify(stream, [&](const int32_t* labels) { loss::checkLabels(op, labels, d.rows, d.vocab, o.ignoreIndex); });
+}
+#endif  // SEQTUNE_CUDA
+
 // linearCrossEntropy([h, weight, labels], {ignoreIndex, reduction, chunkSize}) -> [loss, lse, count]
 OpPlan buildLinearCrossEntropy(const OpCall& call) {
   const TensorPtr& h = input(call, 0, "h");
@@ -142,12 +203,29 @@ OpPlan buildLinearCrossEntropy(const OpCall& call) {
   Dims d = checkHead(call, *h, *w, *labels);
   loss::Options o = loss::options(call);
   int64_t chunk = loss::chunkSize(call);
-  expectCpu(call);
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) expectCudaInputs(call, *h, *w, nullptr, nullptr);
+#endif
   DType stats = loss::statsDtype(h->dtype());
   TensorPtr lossOut = Tensor::empty(call.device, {1}, stats);
   TensorPtr lse = Tensor::empty(call.device, {d.rows}, stats);
   TensorPtr count = Tensor::empty(call.device, {1}, stats);
   const char* op = call.op;
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    IndexCheck check(call, labels, "labels");
+    Device* device = call.device;
+    cudaStream_t stream = streamOf(device);
+    return {{lossOut, lse, count}, {}, [=] {
+              gpu::LinearCeArgs args = ceArgs(d, *h, *w, *labels, o, chunk, check);
+              TensorPtr workspace = attachWorkspace(device, args, false);
+              gpu::resetIndexFlag(check.flag(), stream);
+              gpu::linearCrossEntropyForward(args, lossOut->raw(), lse->raw(), count->raw(), stream);
+              verifyLabels(op, check, stream, d, o);
+            }};
+  }
+#endif
+  expectCpu(call);
   return {{lossOut, lse, count}, {}, [=] {
             const int32_t* label = labels->data<int32_t>();
             loss::checkLabels(op, label, d.rows, d.vocab, o.ignoreIndex);
@@ -171,12 +249,30 @@ OpPlan buildLinearCrossEntropyBackward(const OpCall& call) {
   double scale = loss::gradScale(call);
   int64_t chunk = loss::chunkSize(call);
   bool needWeight = call.attrs.flag("needWeight", true);
-  expectCpu(call);
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) expectCudaInputs(call, *h, *w, lse.get(), count.get());
+#endif
   TensorPtr dh = Tensor::empty(call.device, h->shape(), h->dtype());
   TensorPtr dw = needWeight ? Tensor::empty(call.device, w->shape(), w->dtype()) : nullptr;
   std::vector<TensorPtr> outputs{dh};
   if (dw) outputs.push_back(dw);
   const char* op = call.op;
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    IndexCheck check(call, labels, "labels");
+    Device* device = call.device;
+    cudaStream_t stream = streamOf(device);
+    return {outputs, {}, [=] {
+              gpu::LinearCeArgs args = ceArgs(d, *h, *w, *labels, o, chunk, check);
+              TensorPtr workspace = attachWorkspace(device, args, true);
+              gpu::resetIndexFlag(check.flag(), stream);
+              gpu::linearCrossEntropyBackward(args, lse->raw(), count->raw(), scale, dh->raw(),
+                                              dw ? dw->raw() : nullptr, stream);
+              verifyLabels(op, check, stream, d, o);
+            }};
+  }
+#endif
+  expectCpu(call);
   return {outputs, {}, [=] {
             const int32_t* label = labels->data<int32_t>();
             loss::checkLabels(op, label, d.rows, d.vocab, o.ignoreIndex);
@@ -193,7 +289,7 @@ OpPlan buildLinearCrossEntropyBackward(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP("linearCrossEntropy", buildLinearCrossEntropy);
-REGISTER_OP("linearCrossEntropyBackward", buildLinearCrossEntropyBackward);
+REGISTER_OP_CUDA("linearCrossEntropy", buildLinearCrossEntropy);
+REGISTER_OP_CUDA("linearCrossEntropyBackward", buildLinearCrossEntropyBackward);
 
 }  // namespace seqtune

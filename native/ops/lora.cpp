@@ -3,7 +3,8 @@
 // instead of storing it, and never forms dW (the base weight is frozen).
 // Inputs may mix floating dtypes (a bf16 base model with f32 adapters, as PEFT trains them): the
 // math runs in f32 (f64 when x is f64); out and dx take x's dtype, xa the adapter's (A's), and dA,
-// dB their parameter's.
+// dB their parameter's. On a CUDA device the plans launch kernels/lora.h, which takes fewer mixes:
+// see expectCudaDtypes.
 #include <cmath>
 #include <cstring>
 
@@ -11,6 +12,11 @@
 #include "native/ops/op_util.h"
 #include "native/runtime/philox.h"
 #include "native/runtime/thread_pool.h"
+#ifdef SEQTUNE_CUDA
+#include "kernels/cuda_device.h"
+#include "kernels/lora.h"
+#include "native/ops/cuda_dispatch.h"
+#endif
 
 namespace seqtune {
 
@@ -78,6 +84,34 @@ const T* dropped(const LoraAttrs& at, int64_t n, const T* x, std::vector<T>& buf
   return buffer.data();
 }
 
+#ifdef SEQTUNE_CUDA
+// The dtype mixes kernels/lora.h runs: weight (and dy) in x's dtype, b (and xa) in a's; then
+// bf16/f16 x with adapters and bias of that dtype or f32, or everything f32, or everything f64.
+void expectCudaDtypes(const OpCall& call, const Tensor& x, const Tensor& w, const Tensor& a, const Tensor& b,
+                      const Tensor* bias, const Tensor* dy, const Tensor* xa) {
+  const DType xd = x.dtype(), ad = a.dtype();
+  const bool half = xd == DType::BF16 || xd == DType::F16;
+  bool ok = w.dtype() == xd && b.dtype() == ad && (!dy || dy->dtype() == xd) && (!xa || xa->dtype() == ad);
+  if (half) {
+    ok = ok && (ad == xd || ad == DType::F32) && (!bias || bias->dtype() == xd || bias->dtype() == DType::F32);
+  } else {
+    ok = ok && ad == xd && (!bias || bias->dtype() == xd);
+  }
+  if (ok) return;
+  std::string got = "x " + x.describe() + ", weight " + w.describe() + ", a " + a.describe() + ", b " + b.describe();
+  if (bias) got += ", bias " + bias->describe();
+  if (dy) got += ", dy " + dy->describe();
+  if (xa) got += ", xa " + xa->describe();
+  fail(code::kNotImplemented, call.op, ": on cuda (", call.device->name(),
+       ") weight and dy must have x's dtype and b and xa a's dtype, with bf16/f16 x and adapters (and bias) of "
+       "that dtype or f32, or all f32, or all f64; got ",
+       got);
+}
+
+gpu::LoraShape loraShape(const Dims& d) { return {d.tokens, d.in, d.out, d.rank}; }
+gpu::LoraDropout loraDropout(const LoraAttrs& at) { return {at.p, at.seed, at.offset}; }
+#endif  // SEQTUNE_CUDA
+
 // loraLinear([x, weight, a, b, bias?], {scale, dropoutP, seed, offset}) -> [out, xa]
 OpPlan buildLoraLinear(const OpCall& call) {
   const TensorPtr& x = input(call, 0, "x");
@@ -91,6 +125,34 @@ OpPlan buildLoraLinear(const OpCall& call) {
     expectShape(call, *bias, "bias", {d.out});
   }
   LoraAttrs at = loraAttrs(call);
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    expectCudaDtypes(call, *x, *w, *a, *b, bias.get(), nullptr, nullptr);
+    TensorPtr y = Tensor::empty(call.device, {d.tokens, d.out}, x->dtype());
+    TensorPtr xaOut = Tensor::empty(call.device, {d.tokens, d.rank}, a->dtype());
+    Device* device = call.device;
+    cudaStream_t stream = streamOf(device);
+    return {{y, xaOut}, {}, [=] {
+              gpu::LoraForwardArgs args;
+              args.shape = loraShape(d);
+              args.dtypes = {x->dtype(), a->dtype(), bias ? bias->dtype() : x->dtype()};
+              args.x = x->raw();
+              args.weight = w->raw();
+              args.a = a->raw();
+              args.b = b->raw();
+              args.bias = bias ? bias->raw() : nullptr;
+              args.scale = at.scale;
+              args.dropout = loraDropout(at);
+              args.y = y->raw();
+              args.xa = xaOut->raw();
+              // Device thread: the size depends on the current device's SM count.
+              args.workspaceBytes = gpu::loraForwardWorkspaceBytes(args);
+              TensorPtr workspace = args.workspaceBytes > 0 ? scratchBytes(device, args.workspaceBytes) : nullptr;
+              if (workspace) args.workspace = workspace->raw();
+              gpu::loraForward(args, stream);
+            }};
+  }
+#endif
   expectCpu(call);
   TensorPtr y = Tensor::empty(call.device, {d.tokens, d.out}, x->dtype());
   TensorPtr xaOut = Tensor::empty(call.device, {d.tokens, d.rank}, a->dtype());
@@ -133,7 +195,9 @@ OpPlan buildLoraLinearBackward(const OpCall& call) {
   expectShape(call, *xaIn, "xa", {d.tokens, d.rank});
   LoraAttrs at = loraAttrs(call);
   bool needInput = call.attrs.flag("needInput", true);
-  expectCpu(call);
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) expectCudaDtypes(call, *x, *w, *a, *b, nullptr, dy.get(), xaIn.get());
+#endif
   TensorPtr dx = needInput ? Tensor::empty(call.device, x->shape(), x->dtype()) : nullptr;
   TensorPtr da = Tensor::empty(call.device, a->shape(), a->dtype());
   TensorPtr db = Tensor::empty(call.device, b->shape(), b->dtype());
@@ -141,6 +205,34 @@ OpPlan buildLoraLinearBackward(const OpCall& call) {
   if (dx) outputs.push_back(dx);
   outputs.push_back(da);
   outputs.push_back(db);
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    Device* device = call.device;
+    cudaStream_t stream = streamOf(device);
+    return {outputs, {}, [=] {
+              gpu::LoraBackwardArgs args;
+              args.shape = loraShape(d);
+              args.dtypes = {x->dtype(), a->dtype(), x->dtype()};
+              args.dy = dy->raw();
+              args.x = x->raw();
+              args.weight = w->raw();
+              args.a = a->raw();
+              args.b = b->raw();
+              args.xa = xaIn->raw();
+              args.scale = at.scale;
+              args.dropout = loraDropout(at);
+              args.dx = dx ? dx->raw() : nullptr;
+              args.da = da->raw();
+              args.db = db->raw();
+              // Device thread: the size depends on the current device's SM count.
+              args.workspaceBytes = gpu::loraBackwardWorkspaceBytes(args);
+              TensorPtr workspace = args.workspaceBytes > 0 ? scratchBytes(device, args.workspaceBytes) : nullptr;
+              if (workspace) args.workspace = workspace->raw();
+              gpu::loraBackward(args, stream);
+            }};
+  }
+#endif
+  expectCpu(call);
   return {outputs, {}, [=] {
             if (d.tokens == 0) {
               // No tokens: the adapter gradients are empty sums.
@@ -182,7 +274,7 @@ OpPlan buildLoraLinearBackward(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP("loraLinear", buildLoraLinear);
-REGISTER_OP("loraLinearBackward", buildLoraLinearBackward);
+REGISTER_OP_CUDA("loraLinear", buildLoraLinear);
+REGISTER_OP_CUDA("loraLinearBackward", buildLoraLinearBackward);
 
 }  // namespace seqtune

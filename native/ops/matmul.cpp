@@ -1,11 +1,17 @@
 // matmul and matmulBackward (lib/ops.ts): batched products over the blocked GEMM (native/cpu/gemm.h),
-// computed in f32 (f64 for f64 tensors) and stored in the input dtype.
+// computed in f32 (f64 for f64 tensors) and stored in the input dtype. On a CUDA device the same
+// products run on kernels/gemm.h (bf16/f16 on the tensor cores with f32 accumulation, f32/f64 SIMT).
 #include <algorithm>
 #include <optional>
 
 #include "native/cpu/gemm.h"
 #include "native/ops/op_util.h"
 #include "native/runtime/thread_pool.h"
+#ifdef SEQTUNE_CUDA
+#include "kernels/cuda_device.h"
+#include "kernels/gemm.h"
+#include "native/ops/cuda_dispatch.h"
+#endif
 
 namespace seqtune {
 
@@ -131,6 +137,137 @@ void gradBias(const Geometry& g, const T* dc, T* dbias) {
   });
 }
 
+#ifdef SEQTUNE_CUDA
+// One (possibly batched) product C = alpha · op(A) · op(B) on the device; strides in elements.
+struct DeviceProduct {
+  bool transA, transB;
+  int64_t M, N, K, batch;
+  const void* a;
+  int64_t lda, strideA;
+  const void* b;
+  int64_t ldb, strideB;
+  void* c;
+  int64_t ldc, strideC;
+};
+
+gpu::GemmArgs gemmArgs(DType dtype, const DeviceProduct& p, double alpha) {
+  gpu::GemmArgs args;
+  args.dtype = args.outDtype = dtype;
+  args.transA = p.transA;
+  args.transB = p.transB;
+  args.M = p.M;
+  args.N = p.N;
+  args.K = p.K;
+  args.batch = p.batch;
+  args.a = p.a;
+  args.lda = p.lda;
+  args.strideA = p.strideA;
+  args.b = p.b;
+  args.ldb = p.ldb;
+  args.strideB = p.strideB;
+  args.c = p.c;
+  args.ldc = p.ldc;
+  args.strideC = p.strideC;
+  args.alpha = alpha;
+  return args;
+}
+
+// Runs the products in order on the stream, with split-K workspace sized for the largest. Device
+// thread only: the workspace queries read the current device's SM count, so the scratch is taken
+// here rather than in the builder; it returns to the cache after the launches, for later work on
+// the same in-order stream.
+void runProducts(Device* device, std::vector<gpu::GemmArgs> products, cudaStream_t stream) {
+  size_t bytes = 0;
+  for (const gpu::GemmArgs& p : products) bytes = std::max(bytes, gpu::gemmWorkspaceBytes(p));
+  TensorPtr workspace = bytes > 0 ? scratchBytes(device, bytes) : nullptr;
+  for (gpu::GemmArgs& p : products) {
+    if (workspace) {
+      p.workspace = workspace->raw();
+      p.workspaceBytes = bytes;
+    }
+    gpu::gemm(p, stream);
+  }
+}
+
+// Element `elements` of a device tensor (pointer arithmetic only).
+void* at(const Tensor& t, int64_t elements) {
+  return static_cast<char*>(t.raw()) + elements * static_cast<int64_t>(dtypeSize(t.dtype()));
+}
+
+// forward(): c = alpha · op(a) · op(b) + bias.
+gpu::GemmArgs forwardProduct(const Geometry& g, const Tensor& a, const Tensor& b, const Tensor* bias, double alpha,
+                             Tensor& c) {
+  DeviceProduct p{g.transA, g.transB, g.M, g.N, g.K, g.batch, a.raw(), g.lda(), g.aStride(), b.raw(), g.ldb(),
+                  g.bStride(), c.raw(), g.N, g.cStride()};
+  if (g.sharedB && !g.transA) {  // a's rows are contiguous across batches: one taller product
+    p.M = g.batch * g.M;
+    p.batch = 1;
+    p.strideA = p.strideB = p.strideC = 0;
+  }
+  gpu::GemmArgs args = gemmArgs(a.dtype(), p, alpha);
+  if (bias) {
+    args.bias = bias->raw();
+    args.biasDtype = bias->dtype();
+  }
+  return args;
+}
+
+// gradA(): the same operand mapping as the CPU.
+gpu::GemmArgs gradAProduct(const Geometry& g, const Tensor& dc, const Tensor& b, double alpha, Tensor& da) {
+  DeviceProduct p;
+  if (g.transA) {  // a is [K, M]: da = alpha · op(b) · dcᵀ
+    p = {g.transB, true, g.K, g.M, g.N, g.batch, b.raw(), g.ldb(), g.bStride(), dc.raw(), g.N, g.cStride(),
+         da.raw(), g.M, g.aStride()};
+  } else if (g.sharedB) {
+    p = {false, !g.transB, g.batch * g.M, g.K, g.N, 1, dc.raw(), g.N, 0, b.raw(), g.ldb(), 0, da.raw(), g.K, 0};
+  } else {
+    p = {false, !g.transB, g.M, g.K, g.N, g.batch, dc.raw(), g.N, g.cStride(), b.raw(), g.ldb(), g.bStride(),
+         da.raw(), g.K, g.aStride()};
+  }
+  return gemmArgs(dc.dtype(), p, alpha);
+}
+
+// gradB()'s product over `m` rows: A stride sa, dc stride sc, db stride sd (elements).
+DeviceProduct gradBProduct(const Geometry& g, int64_t m, bool transA, const void* a, int64_t lda, int64_t sa,
+                           const void* dc, int64_t sc, void* db, int64_t sd, int64_t batch) {
+  if (g.transB) {  // b is [N, K]: db = alpha · dcᵀ · op(a)
+    return {true, transA, g.N, g.K, m, batch, dc, g.N, sc, a, lda, sa, db, g.K, sd};
+  }
+  return {!transA, false, g.K, g.N, m, batch, a, lda, sa, dc, g.N, sc, db, g.N, sd};
+}
+
+// gradB(): a shared b sums over the batches, in batch order (beta = 1 after the first).
+std::vector<gpu::GemmArgs> gradBProducts(const Geometry& g, const Tensor& dc, const Tensor& a, double alpha,
+                                         Tensor& db) {
+  const DType dtype = a.dtype();
+  if (g.sharedB && !g.transA) {  // batches folded into the reduction
+    return {gemmArgs(dtype, gradBProduct(g, g.batch * g.M, false, a.raw(), g.K, 0, dc.raw(), 0, db.raw(), 0, 1),
+                     alpha)};
+  }
+  if (!g.sharedB) {
+    return {gemmArgs(dtype,
+                     gradBProduct(g, g.M, g.transA, a.raw(), g.lda(), g.aStride(), dc.raw(), g.cStride(), db.raw(),
+                                  g.bStride(), g.batch),
+                     alpha)};
+  }
+  std::vector<gpu::GemmArgs> products;
+  // No batches: one empty reduction (K = 0), which writes db's zeros.
+  for (int64_t i = 0; i < std::max<int64_t>(g.batch, 1); ++i) {
+    const int64_t m = g.batch > 0 ? g.M : 0;
+    gpu::GemmArgs p = gemmArgs(
+        dtype, gradBProduct(g, m, true, at(a, i * g.aStride()), g.lda(), 0, at(dc, i * g.cStride()), 0, db.raw(), 0, 1),
+        alpha);
+    if (i > 0) {
+      p.beta = 1;
+      p.cin = db.raw();
+      p.ldcin = p.ldc;
+    }
+    products.push_back(p);
+  }
+  return products;
+}
+#endif  // SEQTUNE_CUDA
+
 // matmul(a, b, bias?) {transA, transB, alpha} -> c
 OpPlan buildMatmul(const OpCall& call) {
   const TensorPtr& a = input(call, 0, "a");
@@ -142,6 +279,16 @@ OpPlan buildMatmul(const OpCall& call) {
     expectShape(call, *bias, "bias", {g.N});
   }
   const double alpha = call.attrs.number("alpha", 1.0);
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    TensorPtr out = Tensor::empty(call.device, g.out, a->dtype());
+    Device* device = call.device;
+    cudaStream_t stream = streamOf(device);
+    return {{out}, {}, [a, b, bias, out, g, alpha, device, stream] {
+              runProducts(device, {forwardProduct(g, *a, *b, bias.get(), alpha, *out)}, stream);
+            }};
+  }
+#endif
   expectCpu(call);
   TensorPtr out = Tensor::empty(call.device, g.out, a->dtype());
   return {{out}, {}, [a, b, bias, out, g, alpha] {
@@ -157,6 +304,24 @@ OpPlan buildMatmul(const OpCall& call) {
           }};
 }
 
+// The gradients asked for, and the op's outputs in order.
+struct Grads {
+  TensorPtr da, db, dbias;
+  std::vector<TensorPtr> outputs;
+};
+
+Grads allocateGrads(const OpCall& call, const Tensor& a, const Tensor& b, const Geometry& g, bool needA, bool needB,
+                    bool needBias) {
+  Grads r;
+  if (needA) r.da = Tensor::empty(call.device, a.shape(), a.dtype());
+  if (needB) r.db = Tensor::empty(call.device, b.shape(), b.dtype());
+  if (needBias) r.dbias = Tensor::empty(call.device, {g.N}, a.dtype());
+  for (const TensorPtr& t : {r.da, r.db, r.dbias}) {
+    if (t) r.outputs.push_back(t);
+  }
+  return r;
+}
+
 // matmulBackward(dc, a, b) {transA, transB, alpha, needA, needB, needBias} -> [da?, db?, dbias?]
 OpPlan buildMatmulBackward(const OpCall& call) {
   const TensorPtr& dc = input(call, 0, "dc");
@@ -169,15 +334,31 @@ OpPlan buildMatmulBackward(const OpCall& call) {
   const bool needA = call.attrs.flag("needA", true);
   const bool needB = call.attrs.flag("needB", true);
   const bool needBias = call.attrs.flag("needBias", false);
-  expectCpu(call);
-  TensorPtr da = needA ? Tensor::empty(call.device, a->shape(), a->dtype()) : nullptr;
-  TensorPtr db = needB ? Tensor::empty(call.device, b->shape(), b->dtype()) : nullptr;
-  TensorPtr dbias = needBias ? Tensor::empty(call.device, {g.N}, a->dtype()) : nullptr;
-  std::vector<TensorPtr> outputs;
-  for (const TensorPtr& t : {da, db, dbias}) {
-    if (t) outputs.push_back(t);
+#ifdef SEQTUNE_CUDA
+  if (call.device->isCuda()) {
+    const Grads r = allocateGrads(call, *a, *b, g, needA, needB, needBias);
+    Device* device = call.device;
+    cudaStream_t stream = streamOf(device);
+    return {r.outputs, {}, [dc, a, b, da = r.da, db = r.db, dbias = r.dbias, g, alpha, device, stream] {
+              std::vector<gpu::GemmArgs> products;
+              if (da) products.push_back(gradAProduct(g, *dc, *b, alpha, *da));
+              if (db) {
+                for (const gpu::GemmArgs& p : gradBProducts(g, *dc, *a, alpha, *db)) products.push_back(p);
+              }
+              runProducts(device, std::move(products), stream);
+              if (dbias) {
+                const int64_t rows = g.batch * g.M;
+                const size_t bytes = gpu::gemmBiasGradWorkspaceBytes(rows, g.N);
+                TensorPtr workspace = bytes > 0 ? scratchBytes(device, bytes) : nullptr;
+                gpu::gemmBiasGrad(dbias->raw(), dc->raw(), dc->dtype(), rows, g.N, g.N,
+                                  workspace ? workspace->raw() : nullptr, stream);
+              }
+            }};
   }
-  return {outputs, {}, [dc, a, b, da, db, dbias, g, alpha] {
+#endif
+  expectCpu(call);
+  const Grads r = allocateGrads(call, *a, *b, g, needA, needB, needBias);
+  return {r.outputs, {}, [dc, a, b, da = r.da, db = r.db, dbias = r.dbias, g, alpha] {
             withComputeType(a->dtype(), [&](auto zero) {
               using T = decltype(zero);
               HostIn<T> hdc(*dc);
@@ -204,7 +385,7 @@ OpPlan buildMatmulBackward(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP("matmul", buildMatmul);
-REGISTER_OP("matmulBackward", buildMatmulBackward);
+REGISTER_OP_CUDA("matmul", buildMatmul);
+REGISTER_OP_CUDA("matmulBackward", buildMatmulBackward);
 
 }  // namespace seqtune
