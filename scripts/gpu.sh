@@ -2,9 +2,10 @@
 # The one script for GPU work, in commands of a few minutes each (device time is 30 minutes a
 # session, 10 a command). Prepare here, then run each job on the device machine:
 #
-#   scripts/gpu.sh prepare            here: CUDA build (build/Release), TypeScript (dist/), a slim
-#                                     production node_modules and the node binary in .gpu/
-#   device run, carry [".gpu", "build/Release", "dist"]:
+#   scripts/gpu.sh prepare            here: CUDA build, TypeScript (dist/), and in .gpu/ the addon
+#                                     (xz: the sm_80 + sm_90a fatbins make it ~40 MB raw), a slim
+#                                     production node_modules and the node binary
+#   device run, carry [".gpu", "dist"]:
 #     source .gpu/on-device.sh && scripts/gpu.sh parity      every op on the GPU vs the CPU
 #     source .gpu/on-device.sh && scripts/gpu.sh sanitize    the parity run under compute-sanitizer
 #     source .gpu/on-device.sh && scripts/gpu.sh kernels     bench/kernels vs torch
@@ -29,7 +30,11 @@ mkdir -p "$out"
 
 on_device_env() {
   export NODE_PATH="$root/.gpu/prod/node_modules"
-  export SEQTUNE_ADDON="$root/build/Release/seqtune.node"
+  export SEQTUNE_ADDON=/tmp/seqtune-gpu/seqtune.node
+  if [ ! -s "$SEQTUNE_ADDON" ]; then
+    mkdir -p /tmp/seqtune-gpu
+    python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('.gpu/seqtune.node.xz'), open('$SEQTUNE_ADDON','wb'))"
+  fi
   node -e "const d = require('./dist/lib/device').devices(); console.log(JSON.stringify(d.gpus), d.cuda.unusableReason || '')"
 }
 
@@ -42,7 +47,9 @@ case "$job" in
     cp package.json package-lock.json .gpu/prod/
     (cd .gpu/prod && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null)
     ../shared/gpu/pack
-    echo "carry: .gpu ($(du -sh .gpu | cut -f1)), build/Release ($(du -sh build/Release | cut -f1)), dist ($(du -sh dist | cut -f1))"
+    strip --strip-unneeded -o .gpu/seqtune.node build/Release/seqtune.node
+    xz -T0 -6 -f .gpu/seqtune.node
+    echo "carry: .gpu ($(du -sh .gpu | cut -f1)), dist ($(du -sh dist | cut -f1)); the tree: $(git ls-files -z | du -ch --files0-from=- | tail -1 | cut -f1)"
     ;;
   parity)
     on_device_env
