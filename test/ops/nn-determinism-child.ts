@@ -4,10 +4,9 @@
  * compare the SHA-256 of every output's bytes. Sizes are chosen so each reduction is split across
  * two threads.
  */
-import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { embeddingBackward, rmsnormResidual, rmsnormResidualBackward } from '../../lib/ops';
 import { tensor, Tensor } from '../../lib/tensor';
+import { digestsInChild, runDigestChild } from '../helpers/determinism';
 import { hostRng, randomArray, randomInts } from '../helpers/random';
 
 export type DeterminismGroup = 'rmsnorm' | 'embedding';
@@ -36,27 +35,7 @@ function outputsFor(group: DeterminismGroup, seed: number): Record<string, Tenso
 
 /** Runs this file in a child with `threads` CPU threads; returns output name → SHA-256. */
 export function digestsWithThreads(threads: number, group: DeterminismGroup, seed: number): Record<string, string> {
-  const loaders = process.execArgv.filter((arg) => !arg.includes('processinfo'));
-  const stdout = execFileSync(process.execPath, [...loaders, __filename, group, String(seed)], {
-    env: { ...process.env, SEQTUNE_NUM_THREADS: String(threads) },
-    encoding: 'utf8',
-  });
-  return JSON.parse(stdout.trim().split('\n').pop() as string) as Record<string, string>;
+  return digestsInChild(__filename, threads, [group, String(seed)]);
 }
 
-async function main(): Promise<void> {
-  const [group, seed] = process.argv.slice(2);
-  const outputs = outputsFor(group as DeterminismGroup, Number(seed));
-  const digests: Record<string, string> = {};
-  for (const [name, t] of Object.entries(outputs)) {
-    digests[name] = createHash('sha256').update(Buffer.from(await t.toBytes())).digest('hex');
-  }
-  process.stdout.write(`${JSON.stringify(digests)}\n`);
-}
-
-if (require.main === module) {
-  main().catch((error) => {
-    process.stderr.write(`${error}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) runDigestChild((group, seed) => outputsFor(group as DeterminismGroup, seed));
