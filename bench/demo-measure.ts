@@ -16,14 +16,15 @@ import { devices, packageVersion } from '../lib/device';
 import { packageRoot } from '../lib/native';
 
 const CANDIDATES: Array<{ name: string; preset: Omit<DemoPreset, 'tokenBudget' | 'lr'> }> = [
-  { name: 'C64-L2', preset: { hiddenSize: 64, numLayers: 2, numHeads: 4, intermediateSize: 176, batchTokens: 2048 } },
-  { name: 'C96-L3', preset: { hiddenSize: 96, numLayers: 3, numHeads: 4, intermediateSize: 256, batchTokens: 2048 } },
-  { name: 'C128-L4', preset: { hiddenSize: 128, numLayers: 4, numHeads: 4, intermediateSize: 352, batchTokens: 2048 } },
-  { name: 'C192-L4', preset: { hiddenSize: 192, numLayers: 4, numHeads: 6, intermediateSize: 512, batchTokens: 2048 } },
+  { name: 'C64-L2/512', preset: { hiddenSize: 64, numLayers: 2, numHeads: 4, intermediateSize: 176, batchTokens: 512 } },
+  { name: 'C96-L3/512', preset: { hiddenSize: 96, numLayers: 3, numHeads: 4, intermediateSize: 256, batchTokens: 512 } },
+  { name: 'C96-L3/2048', preset: { hiddenSize: 96, numLayers: 3, numHeads: 4, intermediateSize: 256, batchTokens: 2048 } },
+  { name: 'C128-L4/512', preset: { hiddenSize: 128, numLayers: 4, numHeads: 8, intermediateSize: 352, batchTokens: 512 } },
+  { name: 'C192-L4/512', preset: { hiddenSize: 192, numLayers: 4, numHeads: 6, intermediateSize: 512, batchTokens: 512 } },
 ];
 
 async function main(): Promise<void> {
-  const steps = Number(process.argv[2] ?? 12);
+  const steps = Number(process.argv[2] ?? 40);
   const tokenizer = demoTokenizer();
   const data = buildDemoData({ seed: 0, words: [2, 4], evalWords: [2, 4], trainSteps: 3, seqFraction: 0.5, heldoutPhrasings: false, unseenTasks: [], heldoutPairCount: 5, items: 1 });
   const rows = [];
@@ -47,7 +48,7 @@ async function main(): Promise<void> {
     const cpu = (last.cpu.user - w.cpu.user + last.cpu.system - w.cpu.system) / 1e6;
     const row = { name, ...shape, params: demoParams(config), tokens, tokensPerSec: tokens / wall, tokensPerCpuSec: tokens / cpu, cpuPerWall: cpu / wall };
     rows.push(row);
-    console.log(`${name.padEnd(8)} ${(row.params / 1e6).toFixed(2)}M params  ${row.tokensPerSec.toFixed(0).padStart(6)} tokens/s  ${row.tokensPerCpuSec.toFixed(0).padStart(6)} tokens/CPU-s  (CPU/wall ${row.cpuPerWall.toFixed(2)})`);
+    console.log(`${name.padEnd(12)} ${(row.params / 1e6).toFixed(2)}M params  ${row.tokensPerSec.toFixed(0).padStart(6)} tokens/s  ${row.tokensPerCpuSec.toFixed(0).padStart(6)} tokens/CPU-s  (CPU/wall ${row.cpuPerWall.toFixed(2)})`);
   }
   const report = {
     date: new Date().toISOString(),

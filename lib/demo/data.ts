@@ -7,7 +7,7 @@
  *
  * - IT: single-step instructions only (the seven tasks, and decoding the cipher on its own).
  * - SIT: the same mixture plus, for `seqFraction` of the examples, sequential instructions:
- *   repeat-then-task, decode-then-task and chains of 2 (and 3) tasks.
+ *   repeat-then-task, decode-then-task and chains of 2 (and 3) tasks (all but count, see Task).
  * Held out from all training: the eval inputs, a few task pairs (never together in one training
  * instruction), optionally whole tasks from sequential training (the unseen-task analysis) and
  * some phrasings and frames (the verbalisation analysis).
@@ -118,7 +118,7 @@ function decodeRecord(task: Task, input: string, p: Phrasings, rng: HostRng): Bu
 
 const pairKey = (a: TaskName, b: TaskName) => [a, b].sort().join('+');
 
-/** Chains of `length` distinct tasks (a terminal task only last), in a fixed order. */
+/** Chains of `length` distinct tasks, in a fixed order. */
 function allChains(length: number, allowed: readonly Task[]): Task[][] {
   const out: Task[][] = [];
   const grow = (chain: Task[]) => {
@@ -127,7 +127,7 @@ function allChains(length: number, allowed: readonly Task[]): Task[][] {
       return;
     }
     for (const t of allowed) {
-      if (chain.includes(t) || (t.terminal && chain.length < length - 1)) continue;
+      if (chain.includes(t)) continue;
       grow([...chain, t]);
     }
   };
@@ -140,7 +140,7 @@ function allChains(length: number, allowed: readonly Task[]): Task[][] {
  * least two training partners (so each is still seen first and last in some training chain).
  */
 export function chooseHeldoutPairs(seed: number, count: number, exclude: readonly TaskName[] = []): Array<[TaskName, TaskName]> {
-  const tasks = TASKS.filter((t) => !exclude.includes(t.name));
+  const tasks = TASKS.filter((t) => t.sequential && !exclude.includes(t.name));
   const candidates = allChains(2, tasks)
     .map(([a, b]) => [a.name, b.name].sort() as [TaskName, TaskName])
     .filter(([a, b], i, all) => all.findIndex(([x, y]) => x === a && y === b) === i);
@@ -184,7 +184,7 @@ export function buildDemoData(options: DemoDataOptions): DemoData {
   const unseen = new Set(options.unseenTasks);
   const heldoutPairs = chooseHeldoutPairs(seed, options.heldoutPairCount, options.unseenTasks);
   const heldout = new Set(heldoutPairs.map(([a, b]) => pairKey(a, b)));
-  const seqTasks = TASKS.filter((t) => !unseen.has(t.name));
+  const seqTasks = TASKS.filter((t) => t.sequential && !unseen.has(t.name));
   const trainChains = (n: number) => allChains(n, seqTasks).filter((c) => !hasPair(c, heldout));
   const chains2 = trainChains(2);
   const chains3 = trainChains(3);
@@ -204,7 +204,7 @@ export function buildDemoData(options: DemoDataOptions): DemoData {
     }
     return { name, description, items };
   };
-  const heldoutChains = allChains(2, TASKS).filter(([a, b]) => heldout.has(pairKey(a.name, b.name)));
+  const heldoutChains = allChains(2, seqTasks).filter(([a, b]) => heldout.has(pairKey(a.name, b.name)));
   const evalChains3 = allChains(3, seqTasks).filter((c) => !hasPair(c, heldout));
   const splits: EvalSplit[] = [
     split('single', 'one task on a plain input', (input) => {
@@ -216,7 +216,7 @@ export function buildDemoData(options: DemoDataOptions): DemoData {
     split('decode', 'an encoded input: decode, then one task', (input) => decodeRecord(pick(seqTasks, evalRng), input, evalP, evalRng)),
   ];
   if (unseen.size > 0) {
-    const withUnseen = allChains(2, TASKS).filter((c) => c.some((t) => unseen.has(t.name)));
+    const withUnseen = allChains(2, TASKS.filter((t) => t.sequential)).filter((c) => c.some((t) => unseen.has(t.name)));
     splits.push(split('unseen-task', '2-task chains with a task never in sequential training', (input) => chainRecord(pick(withUnseen, evalRng), input, evalP, evalRng)));
   }
 

@@ -5,30 +5,28 @@
  * plus sequential ones (SIT); both are evaluated on held-out splits through the eval pipeline
  * (runEval with the `synthetic` bench, compareRuns for the paired bootstrap).
  *
+ * On a CPU with two cores or more the two arms run at once in two single-threaded worker
+ * processes (lib/demo/worker.ts): twice the throughput of one process, since models this small do
+ * not keep two op threads busy.
+ *
  * Writes into `out`: report.json, demo.svg, and per split <split>/items.jsonl (the bench's data),
  * <split>/it/ and <split>/sit/ (eval run folders: results.jsonl per item, summary.json).
- * Deterministic on the CPU: a seed gives the same data, weights, outputs and table.
+ * Deterministic on the CPU: a seed gives the same data, weights, outputs and table, whether the
+ * arms run in workers or in turn (the ops reduce in a fixed order whatever the thread count).
  */
+import { ChildProcess, fork } from 'node:child_process';
 import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { packageVersion, resolveDevice } from '../device';
 import { SeqtuneError } from '../errors';
 import { compareRuns, MetricComparison } from '../eval/compare';
-import { runEval } from '../eval/run';
 import { buildDemoData, DemoData, DemoDataOptions, EvalSplit } from './data';
-import {
-  budgetedDataset,
-  demoGenerator,
-  demoModelConfig,
-  demoParams,
-  demoPreset,
-  demoTokenizeOptions,
-  demoTokenizer,
-  initDemoModel,
-  trainDemoModel,
-} from './model';
+import { demoModelConfig, demoParams, demoPreset, demoTokenizer } from './model';
 import { DemoReport, ModelSummary, reportSvg, SplitReport } from './report';
-import { TaskName, taskByName } from './tasks';
+import { DemoSettings, itemsFile, ModelKind, trainAndEvaluate } from './run-model';
+import { taskByName, TaskName } from './tasks';
+import type { WorkerMessage, WorkerRequest } from './worker';
 
 export type { DemoReport, SplitReport } from './report';
 export { formatTable } from './report';
@@ -56,15 +54,18 @@ export interface DemoOptions {
   words?: [number, number];
   evalWords?: [number, number];
   seqFraction?: number;
+  /**
+   * 2: train and evaluate IT and SIT at once in two single-threaded worker processes (the default
+   * on a CPU with two or more cores); 1: one after the other in this process (the default on a GPU)
+   */
+  jobs?: number;
   /** recorded in the report (the CLI passes its command line) */
   command?: string;
   /** progress lines (default: none) */
   log?: (line: string) => void;
 }
 
-const MODELS = ['it', 'sit'] as const;
-
-const percent = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
+const MODELS: readonly ModelKind[] = ['it', 'sit'];
 
 function splitReport(split: EvalSplit, cmp: MetricComparison[]): SplitReport {
   const metric = (name: MetricComparison['metric']) => {
@@ -91,10 +92,35 @@ async function clearOutputs(out: string, data: DemoData): Promise<void> {
   }
 }
 
-/** The most new tokens an answer to the split needs, with room for a model that rambles a bit. */
-function answerBudget(split: EvalSplit): number {
-  const longest = Math.max(...split.items.map((item) => item.steps.reduce((n, s) => n + s.label.length + s.text.length + 8, item.gold.length + 10)));
-  return longest + 16;
+/** Both arms at once, each in a worker process; progress lines are forwarded to `log`. */
+async function inWorkers(settings: DemoSettings, log: (line: string) => void): Promise<ModelSummary[]> {
+  const children: ChildProcess[] = [];
+  const arm = (kind: ModelKind) =>
+    new Promise<ModelSummary>((resolve, reject) => {
+      // the same loader flags (e.g. a TypeScript hook under tap); one op thread per process
+      const child = fork(require.resolve('./worker'), [], { execArgv: process.execArgv, env: { ...process.env, SEQTUNE_NUM_THREADS: '1' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      children.push(child);
+      let outcome: ModelSummary | SeqtuneError | undefined;
+      child.on('message', (message: WorkerMessage) => {
+        if ('log' in message) log(message.log);
+        else if ('summary' in message) outcome = message.summary;
+        else outcome = new SeqtuneError(message.error.message, message.error.code);
+      });
+      child.on('error', reject);
+      child.on('exit', (code, signal) => {
+        if (outcome instanceof SeqtuneError) reject(outcome);
+        else if (outcome) resolve(outcome);
+        else reject(new SeqtuneError(`the ${kind} worker stopped (${signal ?? `exit code ${code}`}) without a result`, 'ERR_INTERNAL'));
+      });
+      child.send({ kind, settings } satisfies WorkerRequest);
+    });
+  try {
+    return await Promise.all(MODELS.map(arm));
+  } catch (error) {
+    // one arm failed: the other's result is of no use
+    for (const child of children) if (child.exitCode === null) child.kill();
+    throw error;
+  }
 }
 
 export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
@@ -112,13 +138,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const unseenTasks = (options.unseenTasks ?? []).map((n) => taskByName(n).name as TaskName);
   const dataOptions: DemoDataOptions = {
     seed,
-    words: options.words ?? [2, 4],
-    evalWords: options.evalWords ?? options.words ?? [2, 4],
+    words: options.words ?? [2, 3],
+    evalWords: options.evalWords ?? options.words ?? [2, 3],
     trainSteps: options.trainSteps ?? 3,
     seqFraction: options.seqFraction ?? 0.5,
     heldoutPhrasings: options.heldoutPhrasings ?? false,
     unseenTasks,
-    heldoutPairCount: 5,
+    heldoutPairCount: 4,
     items: options.items ?? (options.quick ? 24 : 200),
   };
   if (!(Number.isInteger(dataOptions.items) && dataOptions.items > 0)) throw new SeqtuneError(`items must be a positive integer, got ${dataOptions.items}`, 'ERR_ARGUMENT');
@@ -127,42 +153,19 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   await clearOutputs(out, data);
   for (const split of data.splits) {
     await fs.mkdir(path.join(out, split.name), { recursive: true });
-    await fs.writeFile(path.join(out, split.name, 'items.jsonl'), split.items.map((item) => `${JSON.stringify(item)}\n`).join(''));
+    await fs.writeFile(itemsFile(out, split.name), split.items.map((item) => `${JSON.stringify(item)}\n`).join(''));
   }
   log(`held-out task pairs: ${data.heldoutPairs.map((p) => p.join('+')).join(', ')}`);
 
-  const tokenizer = demoTokenizer();
-  const config = demoModelConfig(preset, tokenizer);
-  const params = demoParams(config);
-  log(`model: ${presetName}, ${(params / 1e6).toFixed(2)}M parameters on ${device}; ${tokenBudget} training tokens per model`);
-  const models = {} as Record<(typeof MODELS)[number], ModelSummary>;
-  for (const kind of MODELS) {
-    const dataset = budgetedDataset(data.trainRecords(kind), demoTokenizeOptions(tokenizer), tokenBudget);
-    const model = initDemoModel(config, seed, device);
-    try {
-      const trained = await trainDemoModel(model, dataset, preset, seed, (m) => {
-        if (m.step % 25 === 0) log(`${kind}: step ${m.step}, loss ${m.loss.toFixed(3)}, ${Math.round(m.tokensPerSec)} tokens/s`);
-      });
-      log(`${kind}: trained on ${trained.trainTokens} tokens in ${trained.steps} steps (${trained.seconds.toFixed(0)} s), final loss ${trained.finalLoss.toFixed(3)}`);
-      models[kind] = { trainTokens: trained.trainTokens, finalLoss: trained.finalLoss };
-      const generator = demoGenerator(model, tokenizer);
-      for (const split of data.splits) {
-        const evalStart = Date.now();
-        const result = await runEval({
-          bench: 'synthetic',
-          dataFile: path.join(out, split.name, 'items.jsonl'),
-          generator,
-          outDir: path.join(out, split.name, kind),
-          batchSize: split.items.length,
-          maxNewTokens: answerBudget(split),
-        });
-        const { accuracy, followRate } = result.summary.overall;
-        log(`${kind} ${split.name}: exact match ${percent(accuracy)}, following ${percent(followRate)} (${((Date.now() - evalStart) / 1000).toFixed(0)} s)`);
-      }
-    } finally {
-      for (const t of model.tensors().values()) t.dispose();
-    }
-  }
+  const params = demoParams(demoModelConfig(preset, demoTokenizer()));
+  const jobs = options.jobs ?? (device === 'cpu' && os.availableParallelism() >= 2 ? 2 : 1);
+  if (jobs !== 1 && jobs !== 2) throw new SeqtuneError(`jobs must be 1 or 2, got ${jobs}`, 'ERR_ARGUMENT');
+  log(`model: ${presetName}, ${(params / 1e6).toFixed(2)}M parameters on ${device}; ${tokenBudget} training tokens per model; ${jobs === 2 ? 'IT and SIT at once' : 'IT, then SIT'}`);
+  const settings: DemoSettings = { seed, preset: presetName, tokenBudget, device, out, data: dataOptions };
+  let summaries: ModelSummary[] = [];
+  if (jobs === 2) summaries = await inWorkers(settings, log);
+  else for (const kind of MODELS) summaries.push(await trainAndEvaluate(kind, settings, log));
+  const models = { it: summaries[0], sit: summaries[1] };
 
   const splits: SplitReport[] = [];
   for (const split of data.splits) {

@@ -43,7 +43,7 @@ export interface DemoPreset {
  */
 export const DEMO_PRESETS: Readonly<Record<string, DemoPreset>> = {
   quick: { hiddenSize: 32, numLayers: 1, numHeads: 2, intermediateSize: 96, batchTokens: 1024, lr: 3e-3, tokenBudget: 24_000 },
-  cpu: { hiddenSize: 96, numLayers: 3, numHeads: 4, intermediateSize: 256, batchTokens: 2048, lr: 2e-3, tokenBudget: 1_000_000 },
+  cpu: { hiddenSize: 96, numLayers: 3, numHeads: 4, intermediateSize: 256, batchTokens: 512, lr: 3e-3, tokenBudget: 2_500_000 },
   gpu: { hiddenSize: 384, numLayers: 6, numHeads: 6, intermediateSize: 1024, batchTokens: 16384, lr: 1e-3, tokenBudget: 50_000_000 },
 };
 

@@ -77,6 +77,7 @@ export function reportSvg(report: DemoReport): string {
     `<rect x="${pad.left}" y="30" width="10" height="10" fill="${COLORS.it}"/><text x="${pad.left + 14}" y="39">IT</text>`,
     `<rect x="${pad.left + 44}" y="30" width="10" height="10" fill="${COLORS.sit}"/><text x="${pad.left + 58}" y="39">SIT</text>`,
   ];
+  out.push(`<text x="12" y="${pad.top + plotH / 2}" transform="rotate(-90 12 ${pad.top + plotH / 2})" text-anchor="middle">% of items</text>`);
   for (const v of [0, 0.25, 0.5, 0.75, 1]) {
     out.push(`<line x1="${pad.left}" y1="${y(v)}" x2="${width - pad.right}" y2="${y(v)}" stroke="#eee"/>`);
     out.push(`<text x="${pad.left - 6}" y="${y(v) + 4}" text-anchor="end">${pct(v)}</text>`);

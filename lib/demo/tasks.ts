@@ -42,11 +42,14 @@ export interface Task {
   name: TaskName;
   /** the step label in a sequential answer, e.g. `1. Sort:` */
   label: string;
-  /** imperative phrasings (lower case, no final punctuation): the verbalisation bank */
+  /** short imperative phrasings (lower case, no final punctuation): the verbalisation bank */
   phrases: readonly string[];
   apply(text: string): string;
-  /** its answer is not text the other tasks can work on, so it may only be the last step */
-  terminal: boolean;
+  /**
+   * may be a step of a sequential instruction; count may not: every other task keeps the number
+   * of words, so a chain ending in count could be answered right with every earlier step wrong
+   */
+  sequential: boolean;
 }
 
 const words = (text: string) => text.split(' ');
@@ -63,52 +66,52 @@ export const TASKS: readonly Task[] = [
   {
     name: 'reverse',
     label: 'Reverse',
-    phrases: ['reverse the word order', 'put the words in reverse order', 'write the words from last to first', 'list the words backwards'],
+    phrases: ['reverse the word order', 'list the words backwards', 'put the words in reverse order', 'flip the word order'],
     apply: (text) => words(text).reverse().join(' '),
-    terminal: false,
+    sequential: true,
   },
   {
     name: 'uppercase',
     label: 'Uppercase',
-    phrases: ['uppercase the text', 'write the text in capital letters', 'convert every letter to upper case', 'capitalise all the letters'],
+    phrases: ['uppercase the text', 'use capital letters', 'write it in capitals', 'capitalise every letter'],
     apply: (text) => text.toUpperCase(),
-    terminal: false,
+    sequential: true,
   },
   {
     name: 'sort',
     label: 'Sort',
-    phrases: ['sort the words', 'put the words in alphabetical order', 'order the words from a to z', 'arrange the words alphabetically'],
+    phrases: ['sort the words', 'sort the words alphabetically', 'put the words in abc order', 'order the words a to z'],
     // code-point order: the texts are all one case, so this is alphabetical and locale-free
     apply: (text) => words(text).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).join(' '),
-    terminal: false,
+    sequential: true,
   },
   {
     name: 'dropvowels',
     label: 'Drop vowels',
-    phrases: ['drop the vowels', 'remove every vowel', 'delete all vowels from the text', 'strip out the vowels'],
+    phrases: ['drop the vowels', 'remove every vowel', 'delete the vowels', 'strip the vowels'],
     apply: (text) => [...text].filter((c) => !isVowel(c)).join(''),
-    terminal: false,
+    sequential: true,
   },
   {
     name: 'shift',
     label: 'Shift',
-    phrases: ['shift each letter by one', 'replace every letter with the next one', 'move each letter one step forward', 'advance every letter by one'],
+    phrases: ['shift each letter by one', 'shift every letter forward', 'advance each letter', 'move each letter up one'],
     apply: (text) => [...text].map(shiftLetter).join(''),
-    terminal: false,
+    sequential: true,
   },
   {
     name: 'mirror',
     label: 'Mirror',
-    phrases: ['spell each word backwards', 'reverse the letters of every word', 'mirror each word', 'write every word back to front'],
+    phrases: ['mirror each word', 'spell each word backwards', 'reverse each word', 'write each word back to front'],
     apply: (text) => words(text).map((w) => [...w].reverse().join('')).join(' '),
-    terminal: false,
+    sequential: true,
   },
   {
     name: 'count',
     label: 'Count',
-    phrases: ['count the words', 'say how many words there are', 'give the number of words', 'tell how many words the text has'],
+    phrases: ['count the words', 'say how many words', 'give the word count', 'tell the number of words'],
     apply: (text) => String(words(text).length),
-    terminal: true,
+    sequential: false,
   },
 ];
 

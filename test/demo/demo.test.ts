@@ -76,12 +76,13 @@ t.test('--quick runs end to end quickly and writes the report, per-item results 
   for (const s of report.splits) t.ok(svg.includes(`${s.name} (n=24)`));
 });
 
-t.test('the same seed gives the same table and outputs; a rerun replaces the old outputs', async (t) => {
+t.test('the same seed gives the same table and outputs, in workers or not; a rerun replaces the old outputs', async (t) => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'seqtune-demo-'));
   t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
-  const run = (out: string, seed: number) => runDemo({ quick: true, items: 12, out: path.join(dir, out), seed });
+  const run = (out: string, seed: number, jobs = 2) => runDemo({ quick: true, items: 12, out: path.join(dir, out), seed, jobs });
   const a = await run('a', 11);
-  const b = await run('b', 11);
+  // in turn in this process, with the default op threads: the same numbers
+  const b = await run('b', 11, 1);
   t.equal(formatTable(b), formatTable(a));
   t.same(b.splits, a.splits);
   t.same(b.models, a.models);
@@ -101,6 +102,7 @@ t.test('bad options are one clear error', async (t) => {
   await t.rejects(runDemo({ out, quick: true, unseenTasks: ['fly'] }), /unknown demo task 'fly'/);
   await t.rejects(runDemo({ out, quick: true, seqFraction: 2 }), /seqFraction must be in/);
   await t.rejects(runDemo({ out, quick: true, items: 0 }), /items must be a positive integer/);
+  await t.rejects(runDemo({ out, quick: true, jobs: 3 }), /jobs must be 1 or 2/);
   await t.rejects(runDemo({ out, quick: true, tokenBudget: 10 }), /holds no training example/);
   const { values } = parseCommandArgs(demoCommand, ['--words', '2-x']);
   await t.rejects(demoCommand.run(values, []), /--words must be N or MIN-MAX/);

@@ -20,13 +20,13 @@ t.test('each task on hand-worked examples', async (t) => {
   t.throws(() => taskByName('translate'), /unknown demo task 'translate'/);
 });
 
-t.test('at least six tasks, each with several distinct phrasings; only count is terminal', async (t) => {
+t.test('at least six tasks, each with several distinct phrasings; all but count can be chained', async (t) => {
   t.ok(TASKS.length >= 6);
   for (const x of TASKS) {
     t.ok(x.phrases.length >= 3, x.name);
     t.equal(new Set(x.phrases).size, x.phrases.length, `${x.name}: distinct phrasings`);
   }
-  t.same(TASKS.filter((x) => x.terminal).map((x) => x.name), ['count']);
+  t.same(TASKS.filter((x) => !x.sequential).map((x) => x.name), ['count']);
   // phrases are how the data tests recognise a task inside an instruction
   const all = TASKS.flatMap((x) => x.phrases.map((p) => ({ p, name: x.name })));
   for (const a of all) for (const b of all) if (a.name !== b.name) t.notOk(b.p.includes(a.p), `'${a.p}' is not inside '${b.p}'`);
