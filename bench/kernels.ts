@@ -10,24 +10,28 @@
  * with the device, the command, every figure and `<what>_ratio` fields (geometric means; > 1: ours
  * faster). Without a usable GPU it prints why and exits 0. An op whose CUDA kernel is not wired
  * into its op builder yet is reported as "not wired" instead of timed.
+ *
+ *   node dist/bench/kernels.js [--device cuda:N|cpu] [--preset 8b] [--tokens 2048,8192,16384]
+ *
+ * --preset takes another model preset's shapes (hidden, kv = kv heads × head dim, MLP, vocab) and
+ * --tokens other token counts: `--device cpu --preset tiny --tokens 64` checks the script and the
+ * peer's plumbing on a machine without a GPU in seconds (CPU figures, never GPU ones). Writes
+ * $OUT/kernels.json on the device machine.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { parseArgs } from 'node:util';
 import { devices } from '../lib/device';
 import { isSeqtuneError } from '../lib/errors';
 import { packageRoot } from '../lib/native';
+import { isPresetName, presetConfig } from '../lib/model/presets';
 import { linearCrossEntropy, linearCrossEntropyBackward, loraLinear, loraLinearBackward, matmul, opSupport } from '../lib/ops';
 import { HostRng, Rng } from '../lib/rng';
 import { randn, sync, tensor, type Tensor } from '../lib/tensor';
 
-const HIDDEN = 4096;
-const KV = 1024;
-const MLP = 14336;
-const VOCAB = 128256;
 const RANK = 16;
-const TOKENS = [2048, 8192, 16384];
 
 interface MatmulCase {
   kind: 'matmul';
@@ -58,7 +62,15 @@ type Case = MatmulCase | LoraCase | LceCase;
 
 const isLora = (c: Case): c is LoraCase => c.kind === 'lora_fwd' || c.kind === 'lora_bwd';
 
-function cases(): Case[] {
+/** The GEMM shapes of a preset's layer and LM head: Llama-3-8B's (4096, 1024, 14336, 128256) for 8b. */
+function presetShapes(preset: string) {
+  if (!isPresetName(preset)) throw new Error(`unknown --preset ${preset}`);
+  const c = presetConfig(preset, { bosTokenId: null, eosTokenId: 0 });
+  return { HIDDEN: c.hiddenSize, KV: c.numKvHeads * c.headDim, MLP: c.intermediateSize, VOCAB: c.vocabSize };
+}
+
+function cases(preset: string, TOKENS: number[]): Case[] {
+  const { HIDDEN, KV, MLP, VOCAB } = presetShapes(preset);
   const out: Case[] = [];
   const layers: Array<[string, number, number]> = [
     ['q/o', HIDDEN, HIDDEN],
@@ -222,17 +234,27 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
 const geomean = (xs: number[]) => (xs.length ? round3(Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length)) : null);
 
 async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      device: { type: 'string' },
+      preset: { type: 'string', default: '8b' },
+      tokens: { type: 'string', default: '2048,8192,16384' },
+    },
+  });
   const report = devices();
-  const gpu = report.gpus.find((g) => g.usable);
+  const cpu = values.device === 'cpu';
+  const gpu = cpu
+    ? { index: -1, name: `cpu (${report.cpuThreads} threads)`, computeCapability: null, totalMemory: null }
+    : report.gpus.find((g) => g.usable && (!values.device || `cuda:${g.index}` === values.device));
   if (!gpu) {
-    const why = report.cuda.unusableReason ?? (report.cuda.compiled ? 'no usable GPU found' : 'the addon was built without CUDA');
-    console.log(`No GPU present (${why}): nothing to benchmark.`);
+    const why = report.cuda.unusableReason ?? (report.cuda.compiled ? `no usable GPU${values.device ? ` ${values.device}` : ''} found` : 'the addon was built without CUDA');
+    console.log(`No GPU present (${why}): nothing to benchmark (--device cpu --preset tiny --tokens 64 checks the script on the CPU).`);
     return;
   }
-  const device = `cuda:${gpu.index}`;
-  const all = cases();
+  const device = cpu ? 'cpu' : `cuda:${gpu.index}`;
+  const all = cases(values.preset, values.tokens.split(',').map(Number));
   const support = opSupport();
-  console.log(`${gpu.name} (${device}), CUDA runtime ${report.cuda.runtimeVersion}, driver ${report.cuda.driverVersion}`);
+  console.log(cpu ? `${gpu.name}: CPU figures, not GPU ones` : `${gpu.name} (${device}), CUDA runtime ${report.cuda.runtimeVersion}, driver ${report.cuda.driverVersion}`);
   console.log('PyTorch peer...');
   const peer = runPeer(all, device);
   if (peer.reason) console.log(`PyTorch peer skipped: ${peer.reason}`);
@@ -245,7 +267,7 @@ async function main(): Promise<void> {
     const torchMs = other?.ms ?? null;
     let ms: number | null = null;
     let note: string | null = null;
-    if (!support.get(op)?.cuda) {
+    if (!cpu && !support.get(op)?.cuda) {
       note = `not wired: op '${op}' has no CUDA implementation in this build (kernels/ launchers exist; see bench/NOTES.md)`;
     } else {
       try {
@@ -291,20 +313,23 @@ async function main(): Promise<void> {
       gpu: gpu.name,
       compute_capability: gpu.computeCapability,
       memory_bytes: gpu.totalMemory,
-      cuda_runtime: report.cuda.runtimeVersion,
-      driver: report.cuda.driverVersion,
+      cuda_runtime: cpu ? null : report.cuda.runtimeVersion,
+      driver: cpu ? null : report.cuda.driverVersion,
       architectures: report.cuda.architectures,
       cpu: os.cpus()[0]?.model ?? 'unknown',
       node: process.version,
     },
     peer: peer.report ? { torch: peer.report.torch, cuda: peer.report.cuda, device: peer.report.device } : null,
     peer_skipped: peer.reason ?? null,
+    shapes: { preset: values.preset, ...presetShapes(values.preset), lora_rank: RANK },
     cases: rows,
     gemm_ratio: ratios(['matmul']),
     lora_ratio: ratios(['lora_fwd', 'lora_bwd']),
     linear_ce_ratio: ratios(['lce_fwd', 'lce_bwd']),
   };
-  const file = path.join(packageRoot, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-kernels.json`);
+  const file = process.env.OUT
+    ? path.join(process.env.OUT, 'kernels.json')
+    : path.join(packageRoot, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-kernels.json`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`\ngemm_ratio ${result.gemm_ratio ?? '-'}, lora_ratio ${result.lora_ratio ?? '-'}, linear_ce_ratio ${result.linear_ce_ratio ?? '-'}`);

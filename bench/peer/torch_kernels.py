@@ -9,39 +9,64 @@ SPEC: {"device": "cuda:0", "cases": [...]} with cases
   {"kind": "lce_fwd" | "lce_bwd", "name", "T", "C", "V"}               linear + cross_entropy
 OUT: {"torch": version, "cuda": version, "device": name, "cases": [{"name", "ms"} | {"name", "error"}]}
 The inputs are random normal (never zeros: they time differently); FLOP counts are the caller's.
+"device": "cpu" times with perf_counter instead of CUDA events (a plumbing check, not a benchmark).
 """
 import json
 import statistics
 import sys
+import time
 
-import torch
-import torch.nn.functional as F
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError as error:
+    sys.exit(f"torch_kernels.py: torch is not installed ({error}); pip install torch")
 
 WARMUP = 3
 BATCHES = 7
 MIN_BATCH_MS = 25.0
 
 
-def time_ms(fn) -> float:
+class Timer:
+    """CUDA events on a GPU; on the CPU, perf_counter (the work is synchronous there)."""
+
+    def __init__(self, device):
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            self.start_event, self.end_event = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def start(self):
+        if self.cuda:
+            self.start_event.record()
+        else:
+            self.t0 = time.perf_counter()
+
+    def stop(self) -> float:
+        """Milliseconds since start(), once the queued work has finished."""
+        if not self.cuda:
+            return (time.perf_counter() - self.t0) * 1e3
+        self.end_event.record()
+        self.end_event.synchronize()
+        return self.start_event.elapsed_time(self.end_event)
+
+
+def time_ms(fn, device) -> float:
     """Median milliseconds of fn over BATCHES event-timed batches (batch size calibrated to ~25 ms)."""
     for _ in range(WARMUP):
         fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    timer = Timer(device)
+    timer.start()
     fn()
-    end.record()
-    end.synchronize()
-    per_call = max(start.elapsed_time(end), 1e-3)
+    per_call = max(timer.stop(), 1e-3)
     batch = max(1, min(50, int(MIN_BATCH_MS / per_call)))
     times = []
     for _ in range(BATCHES):
-        start.record()
+        timer.start()
         for _ in range(batch):
             fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / batch)
+        times.append(timer.stop() / batch)
     return statistics.median(times)
 
 
@@ -91,17 +116,16 @@ def lce_case(c, device):
     # Backward alone: the forward (and its stored logits) happen outside the timed region.
     for _ in range(WARMUP):
         loss().backward()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    timer = Timer(device)
     times = []
     for _ in range(BATCHES):
         h.grad = w.grad = None
         l = loss()
-        start.record()
+        timer.start()
         l.backward()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
+        times.append(timer.stop())
     return statistics.median(times)
 
 
@@ -110,28 +134,32 @@ def main() -> None:
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
     device = torch.device(spec["device"])
-    torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = True
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"torch_kernels.py: {device} requested but torch {torch.__version__} sees no CUDA device")
+    if device.type == "cuda":  # a cuBLAS setting (and an unknown attribute to torch 1.x)
+        torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = True
     results = []
     for c in spec["cases"]:
         try:
             with torch.no_grad() if c["kind"] != "lce_bwd" else torch.enable_grad():
                 if c["kind"] == "matmul":
-                    ms = time_ms(matmul_case(c, device))
+                    ms = time_ms(matmul_case(c, device), device)
                 elif c["kind"].startswith("lora"):
-                    ms = time_ms(lora_case(c, device))
+                    ms = time_ms(lora_case(c, device), device)
                 elif c["kind"] == "lce_fwd":
-                    ms = time_ms(lce_case(c, device))
+                    ms = time_ms(lce_case(c, device), device)
                 else:
                     ms = lce_case(c, device)
             results.append({"name": c["name"], "ms": ms})
         except torch.cuda.OutOfMemoryError as e:
             results.append({"name": c["name"], "error": f"out of memory: {str(e).splitlines()[0]}"})
-        torch.cuda.empty_cache()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
         print(f"{c['name']}: {results[-1]}", file=sys.stderr, flush=True)
     out = {
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "device": torch.cuda.get_device_name(device),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "cases": results,
     }
     with open(out_path, "w", encoding="utf-8") as f:
