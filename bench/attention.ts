@@ -1,5 +1,6 @@
 /**
- * GPU attention benchmark: `node dist/bench/attention.js [cuda:N]` (after `npm run build`).
+ * GPU attention benchmark: `node dist/bench/attention.js [--device cuda:N|cpu] [--tokens 16384]
+ * [--lengths 512,...,16384] [--head-dims 64,128]` (after `npm run build`).
  *
  * TFLOP/s of seqtune's `attention` (forward) and `attentionBackward` on a GPU, bf16, at the
  * FlashAttention-3 paper's shapes: sequence lengths 512 to 16k with batch = 16k / length (one
@@ -8,21 +9,21 @@
  * its FLASH_ATTENTION and CUDNN_ATTENTION backends on the same shapes; `<what>_ratio` = ours / the
  * faster of the two (higher is better). FLOPs: 4·len²·D·H·batch forward (halved when causal), 2.5×
  * that backward (Dao-AILab's convention). Prints a table and writes
- * bench/results/<YYYY-MM-DD>-attention.json. Without a usable GPU it says so and exits 0.
+ * bench/results/<YYYY-MM-DD>-attention.json ($OUT/attention.json on the device machine). Without a
+ * usable GPU it says so and exits 0; `--device cpu --tokens 256 --lengths 64,128 --head-dims 64`
+ * checks the script on the CPU in seconds (CPU figures; the torch peer needs CUDA and says so).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parseArgs } from 'node:util';
 import { devices } from '../lib/device';
 import { packageRoot } from '../lib/native';
 import { attention, attentionBackward } from '../lib/ops';
 import { Rng } from '../lib/rng';
 import { randn, scope, sync, tensor } from '../lib/tensor';
 
-const TOTAL_TOKENS = 16384;
 const HIDDEN = 2048;
-const LENGTHS = [512, 1024, 2048, 4096, 8192, 16384];
-const HEAD_DIMS = [64, 128];
 
 interface Shape {
   length: number;
@@ -32,11 +33,13 @@ interface Shape {
   causal: boolean;
 }
 
-const shapes: Shape[] = HEAD_DIMS.flatMap((headDim) =>
-  [false, true].flatMap((causal) =>
-    LENGTHS.map((length) => ({ length, batch: TOTAL_TOKENS / length, heads: HIDDEN / headDim, headDim, causal })),
-  ),
-);
+function allShapes(totalTokens: number, lengths: number[], headDims: number[]): Shape[] {
+  return headDims.flatMap((headDim) =>
+    [false, true].flatMap((causal) =>
+      lengths.map((length) => ({ length, batch: Math.max(1, Math.floor(totalTokens / length)), heads: HIDDEN / headDim, headDim, causal })),
+    ),
+  );
+}
 
 function forwardFlops(s: Shape): number {
   return (4 * s.length * s.length * s.headDim * s.heads * s.batch) / (s.causal ? 2 : 1);
@@ -79,8 +82,8 @@ async function oursOn(device: string, s: Shape, rng: Rng): Promise<OursResult> {
       const options = { cuSeqlens: tensor(cu, [s.batch + 1], { device }), causal: s.causal };
       const forward = attention(q, k, v, options);
       await sync(device);
-      // About 50 ms of work per sample whatever the shape.
-      const calls = Math.max(2, Math.round(0.05 / (forwardFlops(s) / 300e12)));
+      // About 50 ms of work per sample whatever the shape (at an assumed 300 TFLOP/s, 20 GFLOP/s on a CPU).
+      const calls = Math.max(2, Math.round(0.05 / (forwardFlops(s) / (device === 'cpu' ? 20e9 : 300e12))));
       const fwd = await medianSeconds(device, () => attention(q, k, v, options), calls);
       const backward = () => attentionBackward(dout, q, k, v, forward, options);
       const bwd = await medianSeconds(device, backward, Math.ceil(calls / 3));
@@ -110,10 +113,10 @@ interface PeerReport {
 }
 
 /** One python process for every shape, so torch is imported once. */
-function runPeer(deviceIndex: number): PeerReport {
+function runPeer(device: string, shapes: Shape[]): PeerReport {
   const script = path.join(packageRoot, 'bench', 'peer', 'torch_attention.py');
   const spec = shapes.map((s) => ({ length: s.length, batch: s.batch, heads: s.heads, head_dim: s.headDim, causal: s.causal }));
-  const run = spawnSync('python3', [script, '--device', String(deviceIndex)], {
+  const run = spawnSync('python3', [script, '--device', device.replace(/^cuda:/, '')], {
     input: JSON.stringify(spec),
     encoding: 'utf8',
     timeout: 30 * 60_000,
@@ -145,15 +148,29 @@ function table(header: string[], rows: Array<Array<string | number | null>>): vo
 }
 
 async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      device: { type: 'string' },
+      tokens: { type: 'string', default: '16384' },
+      lengths: { type: 'string', default: '512,1024,2048,4096,8192,16384' },
+      'head-dims': { type: 'string', default: '64,128' },
+    },
+  });
+  const TOTAL_TOKENS = Number(values.tokens);
+  const shapes = allShapes(TOTAL_TOKENS, values.lengths.split(',').map(Number), values['head-dims'].split(',').map(Number));
   const report = devices();
-  const requested = process.argv[2];
-  const gpu = report.gpus.find((g) => g.usable && (!requested || `cuda:${g.index}` === requested));
+  const requested = values.device ?? positionals[0];
+  const gpu =
+    requested === 'cpu'
+      ? { index: -1, name: `cpu (${report.cpuThreads} threads)`, computeCapability: null }
+      : report.gpus.find((g) => g.usable && (!requested || `cuda:${g.index}` === requested));
   if (!gpu) {
     const why = report.cuda.unusableReason ?? (report.gpus.map((g) => `cuda:${g.index}: ${g.reason}`).join('; ') || 'no GPU found');
     console.log(`attention benchmark: no usable GPU${requested ? ` matching ${requested}` : ''} (${why}); nothing measured`);
     return;
   }
-  const device = `cuda:${gpu.index}`;
+  const device = gpu.index < 0 ? 'cpu' : `cuda:${gpu.index}`;
   console.log(`attention benchmark on ${device} (${gpu.name}), bf16, ${TOTAL_TOKENS} tokens per batch`);
   const rng = new Rng(2026);
   const ours: OursResult[] = [];
@@ -161,7 +178,7 @@ async function main(): Promise<void> {
     ours.push(await oursOn(device, s, rng));
     if (ours.at(-1)?.error && ours.length === 1) console.log(`seqtune attention failed: ${ours[0].error}`);
   }
-  const peer = runPeer(gpu.index);
+  const peer = runPeer(device, shapes);
   if (peer.error) console.log(`torch peer skipped: ${peer.error}`);
 
   const rows = shapes.map((s, i) => {
@@ -213,10 +230,10 @@ async function main(): Promise<void> {
     command: [path.basename(process.argv0), ...process.argv.slice(1).map((a) => path.relative(process.cwd(), a) || a)].join(' '),
     device: {
       name: gpu.name,
-      index: gpu.index,
+      device,
       compute_capability: gpu.computeCapability,
-      cuda_runtime: report.cuda.runtimeVersion,
-      driver: report.cuda.driverVersion,
+      cuda_runtime: device === 'cpu' ? null : report.cuda.runtimeVersion,
+      driver: device === 'cpu' ? null : report.cuda.driverVersion,
     },
     dtype: 'bf16',
     total_tokens: TOTAL_TOKENS,
@@ -225,7 +242,9 @@ async function main(): Promise<void> {
     peer_skipped: peer.error ?? null,
     rows,
   };
-  const file = path.join(packageRoot, 'bench', 'results', `${out.date.slice(0, 10)}-attention.json`);
+  const file = process.env.OUT
+    ? path.join(process.env.OUT, 'attention.json')
+    : path.join(packageRoot, 'bench', 'results', `${out.date.slice(0, 10)}-attention.json`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
   console.log(`\nwrote ${path.relative(process.cwd(), file)}`);

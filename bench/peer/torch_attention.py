@@ -55,7 +55,7 @@ def time_backend(torch, sdpa, backend, shape, device):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--device", type=int, default=0)
+    parser.add_argument("--device", default="0", help="CUDA device index (cpu: refused, the backends timed are CUDA-only)")
     args = parser.parse_args()
     shapes = json.load(sys.stdin)
     try:
@@ -65,10 +65,13 @@ def main():
     except ImportError as error:
         print(json.dumps({"error": f"torch with torch.nn.attention is not installed ({error})"}))
         return
+    if not args.device.isdigit():
+        print(json.dumps({"error": f"--device {args.device}: the flash and cuDNN SDPA backends need a CUDA device index"}))
+        return
     if not torch.cuda.is_available():
         print(json.dumps({"error": "torch sees no CUDA device"}))
         return
-    device = torch.device("cuda", args.device)
+    device = torch.device("cuda", int(args.device))
     torch.cuda.set_device(device)
     backends = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
     rows = []
