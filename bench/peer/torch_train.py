@@ -16,7 +16,12 @@ import sys
 import time
 import traceback
 
-import torch
+MISSING = "missing Python package: {} (this peer needs torch and transformers, and peft for LoRA rows)"
+try:
+    import torch
+except ImportError as error:  # one JSON line, so the caller reports what is missing
+    print(json.dumps({"error": MISSING.format(error.name)}))
+    sys.exit(0)
 
 
 def versions():
@@ -110,6 +115,8 @@ def main():
 if __name__ == "__main__":
     try:
         result = main()
+    except ImportError as error:  # transformers or peft: one line, no traceback
+        result = {"error": MISSING.format(error.name)}
     except Exception as error:  # one JSON line either way, so the caller records why
         traceback.print_exc()
         result = {"error": f"{type(error).__name__}: {str(error)[:400]}"}

@@ -19,8 +19,13 @@ import os
 import sys
 import traceback
 
-import numpy as np
-import torch
+MISSING = "missing Python package: {} (this peer needs numpy, torch, transformers and peft)"
+try:
+    import numpy as np
+    import torch
+except ImportError as error:  # one JSON line, so the caller reports what is missing
+    print(json.dumps({"error": MISSING.format(error.name)}))
+    sys.exit(0)
 
 
 def versions():
@@ -112,6 +117,8 @@ def main():
 if __name__ == "__main__":
     try:
         result = main()
+    except ImportError as error:  # transformers or peft: one line, no traceback
+        result = {"error": MISSING.format(error.name)}
     except Exception as error:  # one JSON line either way, so the caller records why
         traceback.print_exc()
         result = {"error": f"{type(error).__name__}: {str(error)[:400]}"}
