@@ -2,15 +2,18 @@
 # The one script for GPU work, in commands of a few minutes each (device time is 30 minutes a
 # session, 10 a command). Prepare here, then run each job on the device machine:
 #
-#   scripts/gpu.sh prepare            here: CUDA build, TypeScript (dist/), and in .gpu/ the addon
-#                                     (xz: the sm_80 + sm_90a fatbins make it ~40 MB raw), a slim
-#                                     production node_modules and the node binary
+#   scripts/gpu.sh prepare            here: CUDA build, TypeScript (dist/, with test/cases and the
+#                                     GPU-only tap tests), and in .gpu/ the addon (xz: the sm_80 +
+#                                     sm_90a fatbins make it ~40 MB raw), a slim production
+#                                     node_modules (+ scripts/gpu-tap.js as tap) and the node binary
 #   device run, carry [".gpu", "dist"]:
-#     source .gpu/on-device.sh && scripts/gpu.sh parity      every op on the GPU vs the CPU
+#     source .gpu/on-device.sh && scripts/gpu.sh tests       the GPU-only tap tests (cuda-wiring, device; < 1 min)
+#     source .gpu/on-device.sh && scripts/gpu.sh parity      every op on the GPU vs the CPU (test/parity's harness)
 #     source .gpu/on-device.sh && scripts/gpu.sh sanitize    the parity run under compute-sanitizer
 #     source .gpu/on-device.sh && scripts/gpu.sh kernels     bench/kernels vs torch
 #     source .gpu/on-device.sh && scripts/gpu.sh attention   bench/attention vs torch SDPA
 #     source .gpu/on-device.sh && scripts/gpu.sh hf-parity   model and LoRA parity with transformers + peft
+#                                     (f32 on the CPU: here only because the device has transformers + peft)
 #     source .gpu/on-device.sh && scripts/gpu.sh train [ROWS [LAYERS]]  training tokens/s, MFU, peak
 #                                     memory vs torch+peft; ROWS and LAYERS as bench/train.ts --rows, --layers;
 #                                     one command each (< 8 min): train 1b:lora,1b:full (about 5 min),
@@ -20,7 +23,8 @@
 #     source .gpu/on-device.sh && scripts/gpu.sh generate [PRESETS]  greedy generation tokens/s vs
 #                                     transformers' generate, batch 1 and 32 (1b,8b: about 4 min)
 #
-# Results land in $OUT (fetched back) and are printed; log each run in bench/NOTES.md.
+# Results land in $OUT (fetched back) and are printed; log each run in bench/NOTES.md. Each script
+# also runs here on the CPU with tiny settings (bench/NOTES.md, "CPU verification of the GPU scripts").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -43,13 +47,24 @@ case "$job" in
     [ -x "$(command -v nvcc)" ] || { echo "nvcc not found: the GPU build needs the CUDA toolkit here"; exit 1; }
     npx cmake-js compile --config Release
     npx tsc -p tsconfig.json
+    # The GPU-only tap tests into dist/test (emitted even if tsc reports type errors: tap runs them untyped).
+    npx tsc -p scripts/tsconfig.gpu-tests.json || echo "type errors above; the GPU tests were emitted anyway"
     rm -rf .gpu/prod && mkdir -p .gpu/prod
     cp package.json package-lock.json .gpu/prod/
     (cd .gpu/prod && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null)
+    mkdir -p .gpu/prod/node_modules/tap && cp scripts/gpu-tap.js .gpu/prod/node_modules/tap/index.js
     ../shared/gpu/pack
     strip --strip-unneeded -o .gpu/seqtune.node build/Release/seqtune.node
     xz -T0 -6 -f .gpu/seqtune.node
     echo "carry: .gpu ($(du -sh .gpu | cut -f1)), dist ($(du -sh dist | cut -f1)); the tree: $(git ls-files -z | du -ch --files0-from=- | tail -1 | cut -f1)"
+    ;;
+  tests)
+    on_device_env
+    status=0
+    for t in dist/test/ops/cuda-wiring.test.js dist/test/runtime/device.test.js; do
+      node "$t" | tee -a "$out/tests.tap" || status=1
+    done
+    exit $status
     ;;
   parity)
     on_device_env
@@ -72,8 +87,10 @@ case "$job" in
     work=/tmp/seqtune-hf-parity
     rm -rf "$work" && mkdir -p "$work"
     python3 bench/peer/hf_parity.py make "$work"
-    node dist/bench/hf-parity.js "$work" | tee "$out/hf-parity-seqtune.json"
+    status=0
+    node dist/bench/hf-parity.js "$work" || status=$?  # writes $OUT/hf-parity.json
     python3 bench/peer/hf_parity.py check "$work" | tee "$out/hf-parity-peft.json"
+    exit $status
     ;;
   train)
     on_device_env
@@ -88,7 +105,7 @@ case "$job" in
     node dist/bench/generate.js ${2:+--presets "$2"}
     ;;
   *)
-    sed -n '2,22p' "$0"
+    sed -n '2,27p' "$0"
     exit 2
     ;;
 esac
