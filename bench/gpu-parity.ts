@@ -34,7 +34,7 @@ async function main(): Promise<number> {
     const count = (s: string) => outcomes.filter((o) => o.status === s).length;
     console.log(`${device} ${gpu.name}: ${count('pass')} passed, ${count('fail')} failed, ${count('skip')} skipped`);
     failed += count('fail');
-    results.push({ device, name: gpu.name, outcomes });
+    results.push({ device, name: gpu.name, passed: count('pass'), failed: count('fail'), skipped: count('skip'), outcomes });
   }
   const file = process.env.OUT
     ? path.join(process.env.OUT, 'parity.json')
