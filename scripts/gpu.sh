@@ -2,7 +2,7 @@
 # The one script for GPU work, in commands of a few minutes each (device time is 30 minutes a
 # session, 10 a command). Prepare here, then run each job on the device machine:
 #
-#   scripts/gpu.sh prepare            here: CUDA build, TypeScript (dist/, with test/cases and the
+#   scripts/gpu.sh prepare            here: CUDA build (build-gpu/), TypeScript (dist/, with test/cases and the
 #                                     GPU-only tap tests), and in .gpu/ the addon (xz: the sm_80 +
 #                                     sm_90a fatbins make it ~40 MB raw), a slim production
 #                                     node_modules (+ scripts/gpu-tap.js as tap) and the node binary
@@ -45,16 +45,20 @@ on_device_env() {
 case "$job" in
   prepare)
     [ -x "$(command -v nvcc)" ] || { echo "nvcc not found: the GPU build needs the CUDA toolkit here"; exit 1; }
-    npx cmake-js compile --config Release
+    # Its own build folder with CUDA forced on: build/ may be configured CPU-only (SEQTUNE_CUDA=OFF
+    # in its cache), which would send the device an addon without kernels.
+    npx cmake-js compile --config Release --out build-gpu --CDSEQTUNE_CUDA=ON
     npx tsc -p tsconfig.json
+    SEQTUNE_ADDON="$root/build-gpu/Release/seqtune.node" node -e "const d = require('./dist/lib/device').devices(); if (!d.cuda.compiled) { console.error('build-gpu/Release/seqtune.node has no CUDA: ' + d.cuda.unusableReason); process.exit(1); } console.log('addon: CUDA ' + d.cuda.architectures.join(','))"
     # The GPU-only tap tests into dist/test (emitted even if tsc reports type errors: tap runs them untyped).
     npx tsc -p scripts/tsconfig.gpu-tests.json || echo "type errors above; the GPU tests were emitted anyway"
     rm -rf .gpu/prod && mkdir -p .gpu/prod
     cp package.json package-lock.json .gpu/prod/
     (cd .gpu/prod && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null)
     mkdir -p .gpu/prod/node_modules/tap && cp scripts/gpu-tap.js .gpu/prod/node_modules/tap/index.js
+    mkdir -p "$(git rev-parse --git-path info)"  # pack appends to .git/info/exclude, which a fresh clone may lack
     ../shared/gpu/pack
-    strip --strip-unneeded -o .gpu/seqtune.node build/Release/seqtune.node
+    strip --strip-unneeded -o .gpu/seqtune.node build-gpu/Release/seqtune.node
     xz -T0 -6 -f .gpu/seqtune.node
     echo "carry: .gpu ($(du -sh .gpu | cut -f1)), dist ($(du -sh dist | cut -f1)); the tree: $(git ls-files -z | du -ch --files0-from=- | tail -1 | cut -f1)"
     ;;
