@@ -16,7 +16,7 @@ export function progressLine(m: StepMetrics, totalSteps: number, width = 24): st
   const bar = '='.repeat(Math.floor(done * width)).padEnd(width, ' ');
   const eta = (m.elapsedSec / Math.max(1, m.step)) * (totalSteps - m.step);
   const dev = m.devLoss !== undefined ? ` dev ${m.devLoss.toFixed(4)}` : '';
-  return `step ${m.step}/${totalSteps} [${bar}] loss ${m.loss.toFixed(4)}${dev} lr ${m.lr.toExponential(2)} ${Math.round(m.tokensPerSec)} tok/s ETA ${duration(eta)}`;
+  return `step ${m.step}/${totalSteps} [${bar}] loss ${m.loss.toFixed(4)}${dev} lr ${m.lr.toExponential(2)} ${Math.round(m.tokensPerSec)} tok/s${m.mfu !== undefined ? ` MFU ${(100 * m.mfu).toFixed(1)}%` : ''} ETA ${duration(eta)}`;
 }
 
 export class RunReporter {

@@ -9,7 +9,7 @@
  * Checkpoints (atomic) every saveEvery steps, at the end and on interrupt; dev loss every evalEvery.
  */
 import { SeqtuneError } from '../errors';
-import { memoryStats } from '../device';
+import { devices, memoryStats } from '../device';
 import type { LlamaModel } from '../model/llama';
 import { adamw, addInplace, cast, copyInto, gradNorm } from '../ops';
 import { Rng } from '../rng';
@@ -17,6 +17,7 @@ import { keep, scope, sync, Tensor, zeros } from '../tensor';
 import { Batch, BatchStream, toDevice } from './batches';
 import { LoadedCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
 import type { TrainConfig } from './config';
+import { attentionSpan, flopsPerToken, modelFlopsUtilisation } from './flops';
 import { learningRate, Schedule, warmupSteps } from './schedule';
 
 export interface StepMetrics {
@@ -30,6 +31,8 @@ export interface StepMetrics {
   elapsedSec: number;
   memoryBytes: number;
   peakMemoryBytes: number;
+  /** model-FLOP utilisation over the same window as tokensPerSec (lib/train/flops.ts); on GPUs of known peak */
+  mfu?: number;
   devLoss?: number;
 }
 
@@ -79,6 +82,12 @@ export async function evaluateLoss(model: LlamaModel, batches: Batch[]): Promise
     tokens += batch.numLabelTokens;
   }
   return tokens > 0 ? sum / tokens : NaN;
+}
+
+/** The GPU's name for a cuda:N device (what its MFU is measured against), null on the CPU. */
+function deviceName(device: string): string | null {
+  const match = /^cuda:(\d+)$/.exec(device);
+  return match ? (devices().gpus.find((g) => g.index === Number(match[1]))?.name ?? null) : null;
 }
 
 export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
@@ -138,6 +147,21 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
   let stopped: TrainingResult['stopped'] = 'done';
   let windowStart = Date.now();
   let windowTokens = 0;
+  let windowFlops = 0;
+  const gpuName = deviceName(model.device);
+  const stepFlops = (batches: Batch[]) =>
+    batches.reduce(
+      (s, b) =>
+        s +
+        b.inputIds.length *
+          flopsPerToken(model.arch, {
+            mode: model.lora ? 'lora' : 'full',
+            seq: attentionSpan(b.cuSeqlens),
+            loraR: model.lora?.r ?? 0,
+            targets: model.lora?.targets ?? [],
+          }),
+      0,
+    );
   while (state.step < total) {
     // 1. the step's micro-batches (the stream moves on to the next epoch by itself)
     const micro: Batch[] = [];
@@ -207,6 +231,7 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
     state.tokens += stepTokens;
     state.losses.push({ step, loss });
     windowTokens += stepTokens;
+    if (gpuName) windowFlops += stepFlops(micro);
     const now = Date.now();
     const mem = memoryStats(model.device);
     const metrics: StepMetrics = {
@@ -221,6 +246,8 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
       memoryBytes: mem.bytesInUse,
       peakMemoryBytes: mem.peakBytes,
     };
+    const mfu = gpuName ? modelFlopsUtilisation(windowFlops / Math.max(1e-3, (now - windowStart) / 1000), gpuName) : null;
+    if (mfu !== null) metrics.mfu = mfu;
     if (run.dev && run.dev.length > 0 && (step % config.evalEvery === 0 || step === total)) {
       metrics.devLoss = await evaluateLoss(model, run.dev);
       state.devLosses.push({ step, loss: metrics.devLoss });
@@ -229,6 +256,7 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
     if (now - windowStart > 10_000) {
       windowStart = now;
       windowTokens = 0;
+      windowFlops = 0;
     }
     if (step % config.saveEvery === 0 || step === total) {
       await save();
