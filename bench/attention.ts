@@ -119,9 +119,10 @@ function runPeer(device: string, shapes: Shape[]): PeerReport {
   const run = spawnSync('python3', [script, '--device', device.replace(/^cuda:/, '')], {
     input: JSON.stringify(spec),
     encoding: 'utf8',
-    timeout: 30 * 60_000,
+    timeout: 5 * 60_000, // a device command may run 10 minutes; the JSON must still be written
     maxBuffer: 16 << 20,
   });
+  if ((run.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT') return { error: 'torch peer timed out after 5 minutes' };
   if (run.error) return { error: `python3 not runnable: ${run.error.message}` };
   const last = run.stdout.trim().split('\n').pop() ?? '';
   try {

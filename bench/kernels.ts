@@ -213,7 +213,9 @@ function runPeer(all: Case[], device: string): { report?: PeerReport; reason?: s
   const out = path.join(dir, 'out.json');
   fs.writeFileSync(spec, JSON.stringify({ device, cases: all }));
   const script = path.join(packageRoot, 'bench', 'peer', 'torch_kernels.py');
-  const run = spawnSync('python3', [script, spec, out], { encoding: 'utf8', stdio: ['ignore', 'inherit', 'pipe'], timeout: 3_600_000 });
+  // 5 minutes: a device command may run 10, and a hung peer must leave time for ours and the JSON.
+  const run = spawnSync('python3', [script, spec, out], { encoding: 'utf8', stdio: ['ignore', 'inherit', 'pipe'], timeout: 300_000 });
+  if ((run.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT') return { reason: 'torch peer timed out after 5 minutes' };
   if (run.error) return { reason: `python3 not runnable: ${run.error.message}` };
   if (run.status !== 0) return { reason: `torch peer failed (is torch installed with CUDA?): ${run.stderr.trim().split('\n').slice(-3).join(' | ')}` };
   return { report: JSON.parse(fs.readFileSync(out, 'utf8')) as PeerReport };
