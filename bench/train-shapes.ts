@@ -1,8 +1,7 @@
 /**
  * What the training and generation benchmarks share (bench/train.ts, bench/generate.ts,
  * bench/train-parity.ts): the preset shapes (optionally cut to fewer layers), random weights made
- * directly on the device (no multi-GB checkpoint to write or carry), the FLOP accounting of
- * ../shared/research/perf-anchors.md §9.2, and running one measurement per child process (a
+ * directly on the device (no multi-GB checkpoint to write or carry), and running one measurement per child process (a
  * seqtune worker or a Python peer) so each starts with an empty GPU and its peak memory is its own.
  */
 import { spawnSync } from 'node:child_process';
@@ -13,7 +12,7 @@ import { LinearName, linearNames } from '../lib/model/block';
 import { modelConfigToJson, ModelConfig } from '../lib/model/config';
 import { simpleTokenizerFiles, writeTokenizerFiles } from '../lib/model/io/simple-tokenizer';
 import { expectedWeights } from '../lib/model/io/weights';
-import { hfLinearName, LlamaArch } from '../lib/model/llama';
+import { hfLinearName } from '../lib/model/llama';
 import { isPresetName, presetConfig } from '../lib/model/presets';
 import { packageRoot } from '../lib/native';
 import { Rng } from '../lib/rng';
@@ -24,14 +23,6 @@ import type { BatchStream } from '../lib/train/batches';
 export const ALL_TARGETS: LinearName[] = [...linearNames];
 /** peft's names for ALL_TARGETS (q_proj, ..., down_proj), in the same order */
 export const PEFT_TARGETS = ALL_TARGETS.map((t) => hfLinearName[t].split('.')[1]);
-
-/** Dense bf16 peak (perf-anchors §9.1); the H200 has the H100 SXM's compute die. */
-export function peakBf16Tflops(deviceName: string): number | null {
-  if (/H100.*PCIe/i.test(deviceName)) return 756;
-  if (/H100|H200/i.test(deviceName)) return 989.4;
-  if (/A100/i.test(deviceName)) return 312;
-  return null;
-}
 
 /** A preset's config, optionally with only `layers` decoder layers (a slice of the same shapes). */
 export function benchConfig(preset: string, layers?: number): ModelConfig {
@@ -60,45 +51,6 @@ export function randomWeights(config: ModelConfig, device: string, dtype: DType,
     weights.set(name, name.endsWith('norm.weight') ? full(shape, 1, { dtype, device }) : randn(shape, { rng, std: 0.02, dtype, device }));
   }
   return weights;
-}
-
-/** Parameters that take part in matmuls: every projection and the LM head (a tied head counts once; the embedding lookup is no matmul). */
-export function matmulParams(arch: LlamaArch): number {
-  const C = arch.hiddenSize;
-  const q = arch.numHeads * arch.headDim;
-  const kv = arch.numKvHeads * arch.headDim;
-  const perLayer = 2 * C * q + 2 * C * kv + 3 * C * arch.intermediateSize;
-  return arch.numLayers * perLayer + arch.vocabSize * C;
-}
-
-/** Σ over adapted matrices of (d_in + d_out), for every layer. */
-function adapterDims(arch: LlamaArch, targets: readonly LinearName[]): number {
-  const C = arch.hiddenSize;
-  const q = arch.numHeads * arch.headDim;
-  const kv = arch.numKvHeads * arch.headDim;
-  const I = arch.intermediateSize;
-  const dims: Record<LinearName, number> = { q: C + q, k: C + kv, v: C + kv, o: q + C, gate: C + I, up: C + I, down: I + C };
-  return arch.numLayers * targets.reduce((s, t) => s + dims[t], 0);
-}
-
-export interface FlopsSpec {
-  mode: 'lora' | 'full';
-  /** tokens per sequence (attention cost grows with it, not with the batch) */
-  seq: number;
-  loraR: number;
-  targets: readonly LinearName[];
-}
-
-/**
- * Model FLOPs per trained token (perf-anchors §9.2; recomputation is not counted, so activation
- * checkpointing does not change it):
- *   full: 6·N_mm + 6·L·T·d_q (causal attention, forward + backward)
- *   LoRA: 4·N_mm (forward + input gradients, no weight gradients) + 6·L·T·d_q + 6·r·Σ(d_in + d_out)
- */
-export function flopsPerToken(arch: LlamaArch, spec: FlopsSpec): number {
-  const attention = 6 * arch.numLayers * spec.seq * arch.numHeads * arch.headDim;
-  if (spec.mode === 'full') return 6 * matmulParams(arch) + attention;
-  return 4 * matmulParams(arch) + attention + 6 * spec.loraR * adapterDims(arch, spec.targets);
 }
 
 /**

@@ -6,7 +6,7 @@
  * LoRA on all seven projections (dropout 0) or full fine-tuning, AdamW, grad-norm clipping at 1,
  * activation checkpointing off and on. Each measurement runs in its own process (an empty GPU,
  * its own peak); warm-up steps are dropped and the median timed step is used (every step ends
- * synchronised on both sides). MFU uses bench/train-shapes.ts's flopsPerToken.
+ * synchronised on both sides). MFU uses lib/train/flops.ts's flopsPerToken (the trainer's own).
  *
  *   node dist/bench/train.js [--device cuda:0|cpu] [--rows 1b:lora,8b:lora,1b:full] [--ac off,on]
  *     [--seq 2048] [--micro-batch N] [--steps 10] [--warmup 3] [--layers N] [--lora-r 16]
@@ -30,11 +30,9 @@ import {
   benchConfig,
   commandLine,
   describeDevice,
-  flopsPerToken,
   median,
   packedBatch,
   PEFT_TARGETS,
-  peakBf16Tflops,
   peerScript,
   randomWeights,
   resultFile,
@@ -45,6 +43,7 @@ import {
   workerMain,
   writeConfigDir,
 } from './train-shapes';
+import { flopsPerToken, peakBf16Tflops } from '../lib/train/flops';
 
 interface OursSpec {
   preset: string;
