@@ -134,8 +134,8 @@ __device__ __forceinline__ void keyBlockTile(const BwdParams<T> p, T* smem) {
     if (threadIdx.x < C::kBM) {
       const int64_t at = int64_t(h) * p.tokens + s.start + i0 + threadIdx.x;
       const bool ok = int(threadIdx.x) < valid;
-      cpAsync4(smemAddress(sLse + stage * C::kBM + threadIdx.x), ok ? p.lse2 + at : p.lse2, ok);
-      cpAsync4(smemAddress(sDi + stage * C::kBM + threadIdx.x), ok ? p.di + at : p.di, ok);
+      cpAsync4(smemAddress(sLse + stage * C::kBM + threadIdx.x), ok ? p.lse2 + at : p.lse2, ok ? 4 : 0);
+      cpAsync4(smemAddress(sDi + stage * C::kBM + threadIdx.x), ok ? p.di + at : p.di, ok ? 4 : 0);
     }
   };
   loadTile<C::kBN, D, C::kThreads>(sK, p.k + kvRow, kvLd, nk);
@@ -201,7 +201,7 @@ __device__ __forceinline__ void keyBlockTile(const BwdParams<T> p, T* smem) {
 #pragma unroll
       for (int kk = 0; kk < C::kBN / 16; ++kk) {
         const RowCol rc = ldATrans(lane, 16 * mt, 16 * kk);
-        ldmatrix4Trans(fds[kk], sDs + 2 * swizzle(rc.row, rc.col, C::kDsWidth));
+        ldmatrixX4<true>(fds[kk], sDs + 2 * swizzle(rc.row, rc.col, C::kDsWidth));
       }
       // Rolled: unrolled, the hoisted addresses spill at D = 128 (dK and dV hold 128 registers).
 #pragma unroll 1
@@ -211,9 +211,9 @@ __device__ __forceinline__ void keyBlockTile(const BwdParams<T> p, T* smem) {
         for (int kk = 0; kk < C::kBN / 16; ++kk) {
           uint32_t fb[4];
           const RowCol rc = ldBTrans(lane, 16 * kk, 16 * np);
-          ldmatrix4Trans(fb, sK + 2 * swizzle(rc.row, rc.col, D));
-          mma<T>(acc[0], fds[kk], fb[0], fb[1]);
-          mma<T>(acc[1], fds[kk], fb[2], fb[3]);
+          ldmatrixX4<true>(fb, sK + 2 * swizzle(rc.row, rc.col, D));
+          mma16816<T>(acc[0], fds[kk], fb[0], fb[1]);
+          mma16816<T>(acc[1], fds[kk], fb[2], fb[3]);
         }
 #pragma unroll
         for (int t2 = 0; t2 < 2; ++t2) {

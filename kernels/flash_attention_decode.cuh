@@ -70,8 +70,8 @@ __device__ __forceinline__ void decodeSplit(const DecodeParams<T>& p, T* kv) {
       const int row = c / (D / 8), col = (c % (D / 8)) * 8;
       const bool ok = j0 + row < range.end;
       const int64_t at = ok ? int64_t(j0 + row) * D + col : 0;
-      cpAsync16(smemAddress(stage + row * C::kLd + col), kCache + at, ok);
-      cpAsync16(smemAddress(stage + C::kKvElems + row * C::kLd + col), vCache + at, ok);
+      cpAsync16(smemAddress(stage + row * C::kLd + col), kCache + at, ok ? 16 : 0);
+      cpAsync16(smemAddress(stage + C::kKvElems + row * C::kLd + col), vCache + at, ok ? 16 : 0);
     }
     cpAsyncCommit();
   };

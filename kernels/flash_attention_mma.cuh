@@ -1,14 +1,31 @@
 // Warp-level building blocks of the attention kernels (sm_80+): cp.async tile loads into the
 // swizzled shared-memory layout of flash_attention_layout.h, and the warp GEMMs the kernels are
 // made of (ldmatrix + mma.sync.m16n8k16, f32 accumulators). Every address comes from the layout
-// header, which the host test checks; the primitives are in flash_attention_ptx.cuh.
+// header, which the host test checks; the PTX primitives are in mma_ptx.cuh (shared with the GEMM).
 #pragma once
 #include <cstdint>
 
 #include "kernels/flash_attention_layout.h"
-#include "kernels/flash_attention_ptx.cuh"
+#include "kernels/mma_ptx.cuh"
 
 namespace seqtune::gpu::attn {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// The primitives every attention kernel body uses, unqualified (the emulator defines them on the host).
+using ptx::cpAsync16;
+using ptx::cpAsync4;
+using ptx::cpAsyncCommit;
+using ptx::cpAsyncWait;
+using ptx::exp2Fast;
+using ptx::fromFloat;
+using ptx::ldmatrixX4;
+using ptx::mma16816;
+using ptx::pack2;
+using ptx::smemAddress;
+using ptx::toFloat;
+using ptx::unpack2;
 
 // Rows [0, kRows) x kWidth elements of a global tile (row r at src + r * ld) into the swizzled
 // shared tile at dst; rows >= valid are zero-filled (past a document, or past the tensor).
@@ -22,7 +39,7 @@ __device__ __forceinline__ void loadTile(uint32_t dst, const T* src, int64_t ld,
     const int c = threadIdx.x + i * kThreads;
     const int row = c / kChunksPerRow, col = (c % kChunksPerRow) * 8;
     const bool ok = row < valid;
-    cpAsync16(dst + 2 * swizzle(row, col, kWidth), ok ? src + row * ld + col : src, ok);
+    cpAsync16(dst + 2 * swizzle(row, col, kWidth), ok ? src + row * ld + col : src, ok ? 16 : 0);
   }
 }
 
@@ -41,17 +58,17 @@ __device__ __forceinline__ void gemmSmemSmem(float (&acc)[kMT][kNT][4], uint32_t
 #pragma unroll
     for (int mt = 0; mt < kMT; ++mt) {
       const RowCol rc = ldA(lane, m0 + 16 * mt, k0);
-      ldmatrix4(fa[mt], a + 2 * swizzle(rc.row, rc.col, kWidthA));
+      ldmatrixX4<false>(fa[mt], a + 2 * swizzle(rc.row, rc.col, kWidthA));
     }
 #pragma unroll
     for (int np = 0; np < kNT / 2; ++np) {
       uint32_t fb[4];
       const RowCol rc = ldB(lane, 16 * np, k0);
-      ldmatrix4(fb, b + 2 * swizzle(rc.row, rc.col, kWidthB));
+      ldmatrixX4<false>(fb, b + 2 * swizzle(rc.row, rc.col, kWidthB));
 #pragma unroll
       for (int mt = 0; mt < kMT; ++mt) {
-        mma<T>(acc[mt][2 * np], fa[mt], fb[0], fb[1]);
-        mma<T>(acc[mt][2 * np + 1], fa[mt], fb[2], fb[3]);
+        mma16816<T>(acc[mt][2 * np], fa[mt], fb[0], fb[1]);
+        mma16816<T>(acc[mt][2 * np + 1], fa[mt], fb[2], fb[3]);
       }
     }
   }
@@ -69,11 +86,11 @@ __device__ __forceinline__ void gemmRegSmem(float (&acc)[kMT][kNT][4], const uin
     for (int np = 0; np < kNT / 2; ++np) {
       uint32_t fb[4];
       const RowCol rc = ldBTrans(lane, 16 * kk, 16 * np);
-      ldmatrix4Trans(fb, b + 2 * swizzle(rc.row, rc.col, kWidthB));
+      ldmatrixX4<true>(fb, b + 2 * swizzle(rc.row, rc.col, kWidthB));
 #pragma unroll
       for (int mt = 0; mt < kMT; ++mt) {
-        mma<T>(acc[mt][2 * np], fa[mt][kk], fb[0], fb[1]);
-        mma<T>(acc[mt][2 * np + 1], fa[mt][kk], fb[2], fb[3]);
+        mma16816<T>(acc[mt][2 * np], fa[mt][kk], fb[0], fb[1]);
+        mma16816<T>(acc[mt][2 * np + 1], fa[mt][kk], fb[2], fb[3]);
       }
     }
   }

@@ -13,28 +13,6 @@ namespace seqtune::gemm {
 
 // ---- 8-element segments ----------------------------------------------------------------------------
 
-template <typename T>
-__device__ __forceinline__ float toFloat(T v) {
-  if constexpr (std::is_same_v<T, float>) {
-    return v;
-  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    return __bfloat162float(v);
-  } else {
-    return __half2float(v);
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ T fromFloat(float v) {
-  if constexpr (std::is_same_v<T, float>) {
-    return v;
-  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    return __float2bfloat16_rn(v);
-  } else {
-    return __float2half_rn(v);
-  }
-}
-
 // v[i] = p[i] for i < n (vec: n == 8 and p 16-byte aligned: one or two 16-byte loads).
 template <typename T>
 __device__ __forceinline__ void load8(const T* p, int n, bool vec, float (&v)[8]) {

@@ -79,7 +79,8 @@ namespace {
 struct Copy {
   uint32_t dst;
   const uint8_t* src;
-  int bytes;
+  int bytes;     // cp-size
+  int srcBytes;  // read from src; the rest of the bytes is zero-filled
 };
 
 struct Fiber {
@@ -129,11 +130,9 @@ __attribute__((noinline)) void yield() {
 
 void perform(const Copy& c) {
   if (c.dst + c.bytes > gCta->smem.size() || c.dst % c.bytes != 0) return fail("cp.async outside or misaligned in smem");
-  if (c.src) {
-    std::memcpy(gCta->smem.data() + c.dst, c.src, c.bytes);
-  } else {
-    std::memset(gCta->smem.data() + c.dst, 0, c.bytes);
-  }
+  if (c.srcBytes < 0 || c.srcBytes > c.bytes) return fail("cp.async src-size outside [0, cp-size]");
+  if (c.srcBytes > 0) std::memcpy(gCta->smem.data() + c.dst, c.src, c.srcBytes);
+  std::memset(gCta->smem.data() + c.dst + c.srcBytes, 0, c.bytes - c.srcBytes);
 }
 
 void fiberMain() {
@@ -287,7 +286,7 @@ EMU_BARRIER float __shfl_xor_sync(unsigned mask, float value, int laneMask) {
 
 // ---- the PTX primitives --------------------------------------------------------------------------------
 
-namespace seqtune::gpu::attn {
+namespace seqtune::gpu::ptx {
 
 uint32_t smemAddress(const void* p) {
   const auto* b = static_cast<const uint8_t*>(p);
@@ -295,25 +294,21 @@ uint32_t smemAddress(const void* p) {
   return static_cast<uint32_t>(b - gCta->smem.data());
 }
 
-EMU_BARRIER void cpAsync16(uint32_t dst, const void* src, bool valid) {
+namespace {
+EMU_BARRIER void cpAsync(uint32_t dst, const void* src, int bytes, int srcBytes) {
   EMU_FENCE;
-  Copy c{dst, valid ? static_cast<const uint8_t*>(src) : nullptr, 16};
+  // src-size 0 reads nothing, so src is not kept (a stray read would hit no guard zone otherwise).
+  Copy c{dst, srcBytes > 0 ? static_cast<const uint8_t*>(src) : nullptr, bytes, srcBytes};
   if (gCta->lazyCopies) {
     gFiber->uncommitted.push_back(c);
   } else {
     perform(c);
   }
 }
+}  // namespace
 
-EMU_BARRIER void cpAsync4(uint32_t dst, const void* src, bool valid) {
-  EMU_FENCE;
-  Copy c{dst, valid ? static_cast<const uint8_t*>(src) : nullptr, 4};
-  if (gCta->lazyCopies) {
-    gFiber->uncommitted.push_back(c);
-  } else {
-    perform(c);
-  }
-}
+void cpAsync16(uint32_t dst, const void* src, int srcBytes) { cpAsync(dst, src, 16, srcBytes); }
+void cpAsync4(uint32_t dst, const void* src, int srcBytes) { cpAsync(dst, src, 4, srcBytes); }
 
 EMU_BARRIER void cpAsyncCommit() {
   EMU_FENCE;
@@ -360,11 +355,13 @@ EMU_BARRIER void ldmatrix(uint32_t (&r)[4], uint32_t address, bool trans) {
 }
 }  // namespace
 
-void ldmatrix4(uint32_t (&r)[4], uint32_t address) { ldmatrix(r, address, false); }
-void ldmatrix4Trans(uint32_t (&r)[4], uint32_t address) { ldmatrix(r, address, true); }
+template <bool kTrans>
+void ldmatrixX4(uint32_t (&r)[4], uint32_t address) {
+  ldmatrix(r, address, kTrans);
+}
 
 template <typename T>
-EMU_BARRIER void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+EMU_BARRIER void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
   Warp& w = gCta->warps[gFiber->tid / 32];
   const unsigned l = lane();
@@ -423,7 +420,7 @@ float2 unpack2(uint32_t w) {
 
 float exp2Fast(float x) { return std::exp2(x); }
 
-}  // namespace seqtune::gpu::attn
+}  // namespace seqtune::gpu::ptx
 
 // ---- emulated launches, mirroring the launchers in kernels/*.cu -------------------------------------------
 // (attention_layout_kernels.cpp declares these.)
