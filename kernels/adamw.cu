@@ -62,7 +62,8 @@ __device__ void updateByGrad(const AdamwTensor& t, int64_t begin, int64_t end, c
 }
 
 __global__ void adamwKernel(const AdamwTensor* table, int count, int64_t chunks, Coefs h, const void* gradNorm,
-                            DType normType, double maxGradNorm) {
+                            DType normType, double maxGradNorm, const void* guard, DType guardType) {
+  if (guard && !isfinite(readScalar(guard, guardType))) return;
   const double clip = gradNorm ? clipFactor(gradNorm, normType, maxGradNorm) : 1.0;
   for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
     const AdamwTensor t = table[findTensor(table, count, c)];
@@ -93,7 +94,7 @@ int64_t adamwPrepare(AdamwTensor* table, int count) {
 }
 
 void adamw(const AdamwTensor* table, int count, int64_t chunks, const AdamwHyper& hp, const void* gradNorm,
-           DType normType, cudaStream_t stream) {
+           DType normType, const void* guard, DType guardType, cudaStream_t stream) {
   if (chunks == 0) return;
   const double t = static_cast<double>(hp.step);
   const Coefs h{1 - hp.lr * hp.weightDecay,
@@ -104,7 +105,7 @@ void adamw(const AdamwTensor* table, int count, int64_t chunks, const AdamwHyper
                 hp.eps};
   const int blocks = static_cast<int>(chunks < kMaxBlocks ? chunks : kMaxBlocks);
   adamwKernel<<<blocks, kThreads, 0, stream>>>(table, count, chunks, h, hp.maxGradNorm > 0 ? gradNorm : nullptr,
-                                               normType, hp.maxGradNorm);
+                                               normType, hp.maxGradNorm, guard, guardType);
   checkLaunch("adamw");
 }
 

@@ -37,7 +37,9 @@ int64_t adamwPrepare(AdamwTensor* table, int count);
 //   g = grad·c; p ·= 1 − lr·wd; m = β1·m + (1 − β1)·g; v = β2·v + (1 − β2)·g²;
 //   p −= lr/(1 − β1^t) · m / (sqrt(v)/sqrt(1 − β2^t) + eps)
 // `table`: device copy of `count` prepared entries; `chunks`: adamwPrepare's result.
+// guard (optional, [1] of guardType in device memory): when its value is not finite the launch
+// changes nothing — the trainer's skip of a non-finite step without reading the norm back first.
 void adamw(const AdamwTensor* table, int count, int64_t chunks, const AdamwHyper& hp, const void* gradNorm,
-           DType normType, cudaStream_t stream);
+           DType normType, const void* guard, DType guardType, cudaStream_t stream);
 
 }  // namespace seqtune::gpu

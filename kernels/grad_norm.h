@@ -39,16 +39,19 @@ void clipByNorm(const NormTensor* table, int count, int64_t chunks, const void* 
                 cudaStream_t stream);
 
 #ifdef __CUDACC__
+// A floating [1] tensor's value in device memory.
+__device__ __forceinline__ double readScalar(const void* x, DType type) {
+  switch (type) {
+    case DType::F64: return *static_cast<const double*>(x);
+    case DType::BF16: return __bfloat162float(*static_cast<const __nv_bfloat16*>(x));
+    case DType::F16: return __half2float(*static_cast<const __half*>(x));
+    default: return *static_cast<const float*>(x);
+  }
+}
+
 // min(1, maxNorm / (norm + 1e-6)) as torch's clip_grad_norm_; a NaN norm gives 1 (no scaling).
 __device__ __forceinline__ double clipFactor(const void* norm, DType normType, double maxNorm) {
-  double n;
-  switch (normType) {
-    case DType::F64: n = *static_cast<const double*>(norm); break;
-    case DType::BF16: n = __bfloat162float(*static_cast<const __nv_bfloat16*>(norm)); break;
-    case DType::F16: n = __half2float(*static_cast<const __half*>(norm)); break;
-    default: n = *static_cast<const float*>(norm); break;
-  }
-  const double coef = maxNorm / (n + 1e-6);
+  const double coef = maxNorm / (readScalar(norm, normType) + 1e-6);
   return coef < 1 ? coef : 1.0;
 }
 #endif

@@ -421,6 +421,11 @@ export interface AdamwOptions {
   /** clip: grads are scaled by min(1, maxGradNorm / (gradNorm + 1e-6)) using the gradNorm tensor */
   maxGradNorm?: number;
   gradNorm?: Tensor;
+  /**
+   * a float [1] tensor: when its value is not finite the call changes nothing. Checked where the
+   * update runs, so a trainer can skip a bad step without reading the loss or norm back first.
+   */
+  skipUnlessFinite?: Tensor;
 }
 
 /**
@@ -432,7 +437,7 @@ export function adamw(params: Tensor[], grads: Tensor[], m: Tensor[], v: Tensor[
   if (grads.length !== n || m.length !== n || v.length !== n) {
     throw new SeqtuneError(`adamw: ${n} params but ${grads.length} grads, ${m.length} m, ${v.length} v`, 'ERR_ARGUMENT');
   }
-  run('adamw', [options.gradNorm ?? null, ...params, ...grads, ...m, ...v], {
+  run('adamw', [options.gradNorm ?? null, options.skipUnlessFinite ?? null, ...params, ...grads, ...m, ...v], {
     count: n,
     lr: options.lr,
     beta1: options.beta1,

@@ -3,15 +3,17 @@
  *   1. take gradAccum micro-batches; the step's loss is their summed token losses divided by the
  *      step's total label tokens (not a mean of per-batch means), so gradScale = 1 / total;
  *   2. forward + backward each, accumulating gradients;
- *   3. global grad-norm, then stop if the loss or the norm is not finite (before the update, so
- *      the parameters and the last checkpoint stay good);
- *   4. one fused AdamW call over all trainable tensors, with clipping by the norm.
+ *   3. global grad-norm;
+ *   4. one fused AdamW call over all trainable tensors, with clipping by the norm, skipped on the
+ *      device when the loss or the norm is not finite (then the loop stops with the step named,
+ *      the parameters and the last checkpoint untouched). Nothing is read back before step 4 is
+ *      queued: one host synchronisation per step, at its end.
  * Checkpoints (atomic) every saveEvery steps, at the end and on interrupt; dev loss every evalEvery.
  */
 import { SeqtuneError } from '../errors';
 import { devices, memoryStats } from '../device';
 import type { LlamaModel } from '../model/llama';
-import { adamw, addInplace, cast, copyInto, gradNorm } from '../ops';
+import { adamw, add, addInplace, cast, copyInto, gradNorm, scale } from '../ops';
 import { Rng } from '../rng';
 import { keep, scope, sync, Tensor, zeros } from '../tensor';
 import { Batch, BatchStream, toDevice } from './batches';
@@ -170,12 +172,14 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
     const step = state.step + 1;
     const lr = learningRate(schedule, step);
 
-    // 2-4. gradients, norm, check, update
+    // 2-4. gradients, norm, update, all queued before anything is read back, so the device never
+    // waits on the host inside a step: a non-finite loss or norm makes adamw skip the update where
+    // it runs (skipUnlessFinite), and the check after the step turns that into the error.
     const grads = new Map<string, Tensor>();
     const { loss, norm } = await scope(async () => {
-      let lossSum = 0;
+      let lossSum: Tensor | undefined;
       for (const batch of micro) {
-        const inner = await scope(async () => {
+        await scope(async () => {
           const result = await model.forward(toDevice(batch, model.device), run.rng);
           await model.backward(result, labelTokens > 0 ? 1 / labelTokens : 0, (name, g) => {
             const acc = grads.get(name);
@@ -186,21 +190,14 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
               keep(g);
             }
           });
-          return result.loss.loss;
+          if (lossSum) addInplace(lossSum, result.loss.loss);
+          else lossSum = keep(result.loss.loss);
         });
-        lossSum += await inner.item();
-        inner.dispose();
       }
+      const lossT = lossSum!;
       const normT = gradNorm(names.map((n) => grads.get(n)!));
-      const normValue = await normT.item();
-      const lossValue = labelTokens > 0 ? lossSum / labelTokens : 0;
-      if (!Number.isFinite(lossValue) || !Number.isFinite(normValue)) {
-        throw new SeqtuneError(
-          `step ${step}: the ${Number.isFinite(lossValue) ? 'gradient norm' : 'loss'} is ${Number.isFinite(lossValue) ? normValue : lossValue}; ` +
-            `stopped before updating, the last good checkpoint is kept (step ${lastSaved}); try a lower learning rate`,
-          'ERR_NON_FINITE',
-        );
-      }
+      // NaN for a non-finite loss (0·Inf) or norm; the norm otherwise
+      const guard = add(normT, scale(lossT.dtype === normT.dtype ? lossT : cast(lossT, normT.dtype), 0));
       adamw(
         names.map((n) => params.get(n)!),
         names.map((n) => grads.get(n)!),
@@ -215,10 +212,21 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
           step,
           maxGradNorm: config.maxGradNorm,
           gradNorm: config.maxGradNorm > 0 ? normT : undefined,
+          skipUnlessFinite: guard,
         },
       );
       for (const name of names) {
         if (params.get(name) !== working.get(name)) copyInto(working.get(name)!, params.get(name)!);
+      }
+      const lossValue = labelTokens > 0 ? (await lossT.item()) / labelTokens : 0;
+      const normValue = await normT.item();
+      lossT.dispose();
+      if (!Number.isFinite(lossValue) || !Number.isFinite(normValue)) {
+        throw new SeqtuneError(
+          `step ${step}: the ${Number.isFinite(lossValue) ? 'gradient norm' : 'loss'} is ${Number.isFinite(lossValue) ? normValue : lossValue}; ` +
+            `stopped without updating, the last good checkpoint is kept (step ${lastSaved}); try a lower learning rate`,
+          'ERR_NON_FINITE',
+        );
       }
       await sync(model.device);
       return { loss: lossValue, norm: normValue };

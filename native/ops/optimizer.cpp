@@ -80,7 +80,7 @@ void adamwTensor(const AdamwHyper& hp, double clip, const Tensor& param, const T
 #ifdef SEQTUNE_CUDA
 // The adamw launch: the table of (param, m, v, grad) and the step's constants, computed on the GPU
 // in each parameter's precision; m and v must have their parameter's dtype there (the CPU converts).
-OpPlan planAdamwCuda(const OpCall& call, const AdamwHyper& hp, const TensorPtr& norm,
+OpPlan planAdamwCuda(const OpCall& call, const AdamwHyper& hp, const TensorPtr& norm, const TensorPtr& guard,
                      const std::vector<TensorPtr>& params, const std::vector<TensorPtr>& grads,
                      const std::vector<TensorPtr>& ms, const std::vector<TensorPtr>& vs,
                      std::vector<TensorPtr> updated) {
@@ -99,20 +99,22 @@ OpPlan planAdamwCuda(const OpCall& call, const AdamwHyper& hp, const TensorPtr& 
   DeviceTable<gpu::AdamwTensor> table(call.device, std::move(entries));
   const gpu::AdamwHyper h{hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weightDecay, hp.step, hp.maxGradNorm};
   cudaStream_t stream = streamOf(call.device);
-  return {{}, std::move(updated), [table, chunks, h, norm, stream] {
+  return {{}, std::move(updated), [table, chunks, h, norm, guard, stream] {
             gpu::adamw(table.upload(), table.count(), chunks, h, norm ? norm->raw() : nullptr,
-                       norm ? norm->dtype() : DType::F32, stream);
+                       norm ? norm->dtype() : DType::F32, guard ? guard->raw() : nullptr,
+                       guard ? guard->dtype() : DType::F32, stream);
           }};
 }
 #endif
 
-// adamw([gradNorm?, params..., grads..., m..., v...],
+// adamw([gradNorm?, guard?, params..., grads..., m..., v...],
 //   {count, lr, beta1, beta2, eps, weightDecay, step, maxGradNorm}) -> [] (params, m, v in place)
+// A non-finite guard value leaves everything unchanged (read where the update runs: no host sync).
 OpPlan buildAdamw(const OpCall& call) {
   const int64_t n = call.attrs.integer("count");
-  if (n < 0 || static_cast<int64_t>(call.inputs.size()) != 1 + 4 * n) {
-    fail(code::kArgument, call.op, ": count ", n, " needs 1 + 4·count inputs [gradNorm?, params, grads, m, v], got ",
-         call.inputs.size());
+  if (n < 0 || static_cast<int64_t>(call.inputs.size()) != 2 + 4 * n) {
+    fail(code::kArgument, call.op, ": count ", n,
+         " needs 2 + 4·count inputs [gradNorm?, guard?, params, grads, m, v], got ", call.inputs.size());
   }
   AdamwHyper hp;
   hp.lr = finiteAttr(call, "lr", 0, HUGE_VAL, false);
@@ -126,13 +128,18 @@ OpPlan buildAdamw(const OpCall& call) {
   TensorPtr norm = optionalInput(call, 0);
   if (hp.maxGradNorm > 0 && !norm) fail(code::kArgument, call.op, ": maxGradNorm > 0 needs the gradNorm tensor");
   if (norm) expectNorm(call, *norm);
+  TensorPtr guard = optionalInput(call, 1);
+  if (guard) {
+    expectFloat(call, *guard, "guard");
+    expectShape(call, *guard, "guard", {1});
+  }
   std::vector<TensorPtr> params, grads, ms, vs;
   for (int64_t i = 0; i < n; ++i) {
     std::string suffix = "[" + std::to_string(i) + "]";
-    const TensorPtr& p = input(call, 1 + i, ("params" + suffix).c_str());
-    const TensorPtr& g = input(call, 1 + n + i, ("grads" + suffix).c_str());
-    const TensorPtr& m = input(call, 1 + 2 * n + i, ("m" + suffix).c_str());
-    const TensorPtr& v = input(call, 1 + 3 * n + i, ("v" + suffix).c_str());
+    const TensorPtr& p = input(call, 2 + i, ("params" + suffix).c_str());
+    const TensorPtr& g = input(call, 2 + n + i, ("grads" + suffix).c_str());
+    const TensorPtr& m = input(call, 2 + 2 * n + i, ("m" + suffix).c_str());
+    const TensorPtr& v = input(call, 2 + 3 * n + i, ("v" + suffix).c_str());
     expectDtype(call, *p, ("params" + suffix).c_str(), {DType::F32, DType::F64});
     expectDtype(call, *m, ("m" + suffix).c_str(), {DType::F32, DType::F64});
     expectDtype(call, *v, ("v" + suffix).c_str(), {DType::F32, DType::F64});
@@ -149,9 +156,10 @@ OpPlan buildAdamw(const OpCall& call) {
   updated.insert(updated.end(), ms.begin(), ms.end());
   updated.insert(updated.end(), vs.begin(), vs.end());
 #ifdef SEQTUNE_CUDA
-  if (call.device->isCuda()) return planAdamwCuda(call, hp, norm, params, grads, ms, vs, std::move(updated));
+  if (call.device->isCuda()) return planAdamwCuda(call, hp, norm, guard, params, grads, ms, vs, std::move(updated));
 #endif
   return {{}, updated, [=] {
+            if (guard && !std::isfinite(HostIn<double>(*guard)[0])) return;
             const double clip = hp.maxGradNorm > 0 ? clipFactor(*norm, hp.maxGradNorm) : 1.0;
             for (size_t i = 0; i < params.size(); ++i) {
               withComputeType(params[i]->dtype(), [&](auto zero) {

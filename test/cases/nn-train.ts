@@ -149,6 +149,18 @@ export const cases: CaseFactory = (rng) => {
         return [...p, ...m, ...v];
       },
     },
+    ...[1.5, NaN].map((guard) => ({
+      op: 'adamw',
+      name: `adamw guarded by ${guard}`,
+      run: (device: string, dtype: DType) => {
+        const p = params.map((d) => f32(d, device));
+        const m = moments.map((d) => f32(d, device));
+        const v = seconds.map((d) => f32(d, device));
+        const skipUnlessFinite = tensor([guard], [1], { device });
+        adamw(p, gradTensors(device, dtype), m, v, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 2, skipUnlessFinite });
+        return [...p, ...m, ...v];
+      },
+    })),
     {
       op: 'gradNorm',
       name: 'gradNorm 2 tensors',

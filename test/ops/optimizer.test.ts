@@ -80,6 +80,29 @@ t.test('adamw without maxGradNorm ignores a gradNorm tensor', async (t) => {
   t.same(await run(tensor([1e6], [1])), await run(), 'no clipping without maxGradNorm');
 });
 
+t.test('adamw skipUnlessFinite: a non-finite guard leaves params, m and v untouched; a finite one changes nothing', async (t) => {
+  const n = 1 + rng.int(40);
+  const start = { p: randomArray(rng, n), m: randomArray(rng, n, 0.01), v: randomArray(rng, n, 0.01).map(Math.abs) };
+  const g = randomArray(rng, n);
+  const run = async (guard?: number, dtype: DType = 'f32') => {
+    const [p, m, v] = [start.p, start.m, start.v].map((x) => tensor(x, [n], { dtype: 'f32' }));
+    adamw([p], [tensor(g, [n])], [m], [v], {
+      lr: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, step: 2,
+      skipUnlessFinite: guard === undefined ? undefined : tensor([guard], [1], { dtype }),
+    });
+    return Promise.all([p, m, v].map(async (x) => Array.from(await x.toArray())));
+  };
+  const stored = await Promise.all([start.p, start.m, start.v].map(async (x) => Array.from(await tensor(x, [n], { dtype: 'f32' }).toArray())));
+  const updated = await run();
+  t.notSame(updated[0], stored[0], 'the unguarded step moves the parameters');
+  for (const bad of [NaN, Infinity, -Infinity]) {
+    for (const dtype of ['f32', 'f64', 'bf16'] as DType[]) t.same(await run(bad, dtype), stored, `guard ${bad} (${dtype}): nothing changes`);
+  }
+  t.same(await run(1e30 * rng.uniform()), updated, 'a finite guard: the same step as without one');
+  const f32 = tensor(randomArray(rng, n), [n], { dtype: 'f32' });
+  t.throws(() => adamw([f32], [f32], [f32], [f32], { lr: 1, beta1: 0.9, beta2: 0.9, eps: 1e-8, weightDecay: 0, step: 1, skipUnlessFinite: tensor([1, 2], [2]) }), { code: 'ERR_SHAPE' }, 'the guard is [1]');
+});
+
 t.test('gradNorm over several tensors and dtypes', async (t) => {
   for (const dtype of ['f32', 'f64', 'bf16', 'f16'] as DType[]) {
     const tensors = [[3], [17, 5], [40000]].map((s) => tensor(randomArray(rng, s.reduce((a, b) => a * b, 1)), s, { dtype }));
