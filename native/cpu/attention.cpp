@@ -41,6 +41,18 @@ void checkSeqlens(const char* op, const int32_t* cu, int64_t batch, int64_t toke
   if (cu[batch] != tokens) fail(code::kIndex, op, ": cuSeqlens must end at T = ", tokens, ", got ", cu[batch]);
 }
 
+void checkAttentionIndices(const AttentionDims& dims, const char* op, const int32_t* cuSeqlens, const int32_t* qOffset,
+                           const int32_t* kvLens) {
+  checkSeqlens(op, cuSeqlens, dims.batch, dims.tokens);
+  if (dims.maxTokens == 0) return;
+  for (int64_t b = 0; b < dims.batch; ++b) {
+    if (qOffset[b] < 0) fail(code::kIndex, op, ": qOffset[", b, "] = ", qOffset[b], " is negative");
+    if (kvLens[b] < 0 || kvLens[b] > dims.maxTokens) {
+      fail(code::kIndex, op, ": kvLens[", b, "] = ", kvLens[b], " is outside [0, ", dims.maxTokens, "]");
+    }
+  }
+}
+
 namespace {
 
 // Query tiles of every document and kv head.
@@ -150,15 +162,7 @@ struct ForwardWorker {
 template <typename T>
 void attentionForward(const AttentionDims& dims, const char* op, const T* q, const T* k, const T* v,
                       const int32_t* cuSeqlens, const int32_t* qOffset, const int32_t* kvLens, T* out, T* lse) {
-  checkSeqlens(op, cuSeqlens, dims.batch, dims.tokens);
-  if (dims.maxTokens > 0) {
-    for (int64_t b = 0; b < dims.batch; ++b) {
-      if (qOffset[b] < 0) fail(code::kIndex, op, ": qOffset[", b, "] = ", qOffset[b], " is negative");
-      if (kvLens[b] < 0 || kvLens[b] > dims.maxTokens) {
-        fail(code::kIndex, op, ": kvLens[", b, "] = ", kvLens[b], " is outside [0, ", dims.maxTokens, "]");
-      }
-    }
-  }
+  checkAttentionIndices(dims, op, cuSeqlens, qOffset, kvLens);
   ForwardCtx<T> ctx{dims, dims.heads / dims.kvHeads, q, k, v, cuSeqlens, qOffset, kvLens, out, lse, {}};
   ctx.tiles = queryTiles(dims, cuSeqlens, qOffset, kvLens);
   runWorkers(static_cast<int64_t>(ctx.tiles.size()), pickWorker<ForwardWorker, T>(dims.headDim), ctx);

@@ -43,4 +43,12 @@ void kvCacheWrite(const AttentionDims& dims, const char* op, void* cache, const 
 // Throws Error(ERR_INDEX) unless cuSeqlens starts at 0, never decreases and ends at `tokens`.
 void checkSeqlens(const char* op, const int32_t* cuSeqlens, int64_t batch, int64_t tokens);
 
+// The index checks of attentionForward and attentionBackward: checkSeqlens, and for the cache
+// layout (dims.maxTokens > 0) qOffset[b] >= 0 and 0 <= kvLens[b] <= maxTokens; qOffset and kvLens
+// are only read then (null for the packed layout). Throws Error(ERR_INDEX) naming the first bad
+// entry. The CUDA ops run it on host copies when their device check flags one, so both backends
+// fail with the same message.
+void checkAttentionIndices(const AttentionDims& dims, const char* op, const int32_t* cuSeqlens, const int32_t* qOffset,
+                           const int32_t* kvLens);
+
 }  // namespace seqtune::cpu

@@ -171,7 +171,8 @@ struct QueryWorker {
 template <typename T>
 void attentionBackward(const AttentionDims& dims, const char* op, const T* dout, const T* q, const T* k, const T* v,
                        const T* out, const T* lse, const int32_t* cuSeqlens, T* dq, T* dk, T* dv) {
-  checkSeqlens(op, cuSeqlens, dims.batch, dims.tokens);
+  // The forward's checks; the backward is packed only, so that is cuSeqlens.
+  checkAttentionIndices(dims, op, cuSeqlens, nullptr, nullptr);
   const int64_t T_ = dims.tokens, H = dims.heads, D = dims.headDim;
   BackwardCtx<T> ctx{dims, H / dims.kvHeads, k, v, lse, cuSeqlens, {}, {}, {}, dq, dk, dv, {}};
   ctx.qs.resize(static_cast<size_t>(T_ * H * D));

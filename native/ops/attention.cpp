@@ -81,20 +81,22 @@ std::vector<int32_t> hostInts(const Tensor& t) {
   return host;
 }
 
-// Device thread, after attentionCheckIndices: when it flagged a sequence, the CPU backend's own
-// checks on the host copies throw its ERR_INDEX message.
-void verifyAttentionIndices(const IndexCheck& check, cudaStream_t stream, const cpu::AttentionDims& d, const char* op,
-                            const TensorPtr& qOffset, const TensorPtr& kvLens) {
-  check.verify(stream, [&](const int32_t* cu) {
-    cpu::checkSeqlens(op, cu, d.batch, d.tokens);
-    if (d.maxTokens == 0) return;
-    const std::vector<int32_t> qo = hostInts(*qOffset), kl = hostInts(*kvLens);
-    for (int64_t b = 0; b < d.batch; ++b) {
-      if (qo[b] < 0) fail(code::kIndex, op, ": qOffset[", b, "] = ", qo[b], " is negative");
-      if (kl[b] < 0 || kl[b] > d.maxTokens) {
-        fail(code::kIndex, op, ": kvLens[", b, "] = ", kl[b], " is outside [0, ", d.maxTokens, "]");
-      }
+// Device thread, before the attention kernels of the forward and the backward: they skip a
+// sequence with bad cuSeqlens, qOffset or kvLens (null: packed layout) without a word, so the
+// device check flags one and, when it did, the CPU backend's checks on host copies throw its
+// ERR_INDEX message. Costs a stream synchronisation per call.
+void checkIndices(const IndexCheck& check, cudaStream_t stream, const cpu::AttentionDims& d, const char* op,
+                  const TensorPtr& cu, const TensorPtr& qOffset, const TensorPtr& kvLens) {
+  const int32_t* qo = qOffset ? qOffset->data<int32_t>() : nullptr;
+  const int32_t* kl = kvLens ? kvLens->data<int32_t>() : nullptr;
+  gpu::attentionCheckIndices(attentionShape(d), cu->data<int32_t>(), qo, kl, check.flag(), stream);
+  check.verify(stream, [&](const int32_t* cuHost) {
+    std::vector<int32_t> qoHost, klHost;
+    if (d.maxTokens > 0) {
+      qoHost = hostInts(*qOffset);
+      klHost = hostInts(*kvLens);
     }
+    cpu::checkAttentionIndices(d, op, cuHost, qoHost.data(), klHost.data());
   });
 }
 #endif  // SEQTUNE_CUDA
@@ -139,10 +141,9 @@ OpPlan buildAttention(const OpCall& call) {
     TensorPtr lse = Tensor::empty(call.device, {H, T}, DType::F32);
     cudaStream_t stream = streamOf(call.device);
     return {{out, lse}, {}, [=, op = call.op] {
+              checkIndices(check, stream, dims, op, cu, qOffset, kvLens);
               const int32_t* qo = qOffset ? qOffset->data<int32_t>() : nullptr;
               const int32_t* kl = kvLens ? kvLens->data<int32_t>() : nullptr;
-              gpu::attentionCheckIndices(shape, cu->data<int32_t>(), qo, kl, check.flag(), stream);
-              verifyAttentionIndices(check, stream, dims, op, qOffset, kvLens);
               gpu::attentionForward(shape, q->dtype(), q->raw(), k->raw(), v->raw(), cu->data<int32_t>(), qo, kl,
                                     out->raw(), lse->data<float>(), workspace->raw(), stream);
             }};
@@ -191,6 +192,7 @@ OpPlan buildAttentionBackward(const OpCall& call) {
     expectCudaAttention(call, *q);
     // Bit-identical dq between runs unless the caller opts out.
     const bool deterministic = call.attrs.flag("deterministic", true);
+    IndexCheck check(call, cu, "cuSeqlens");
     const gpu::AttentionShape shape = attentionShape(dims);
     // A function of the shape alone (no device query), so sized here on the JS thread.
     TensorPtr workspace = scratchBytes(call.device, gpu::attentionBackwardWorkspaceBytes(shape, deterministic));
@@ -198,7 +200,8 @@ OpPlan buildAttentionBackward(const OpCall& call) {
     TensorPtr dk = Tensor::empty(call.device, k->shape(), k->dtype());
     TensorPtr dv = Tensor::empty(call.device, v->shape(), v->dtype());
     cudaStream_t stream = streamOf(call.device);
-    return {{dq, dk, dv}, {}, [=] {
+    return {{dq, dk, dv}, {}, [=, op = call.op] {
+              checkIndices(check, stream, dims, op, cu, nullptr, nullptr);
               gpu::attentionBackward(shape, q->dtype(), dout->raw(), q->raw(), k->raw(), v->raw(), out->raw(),
                                      lse->data<float>(), cu->data<int32_t>(), dq->raw(), dk->raw(), dv->raw(),
                                      deterministic, workspace->raw(), stream);

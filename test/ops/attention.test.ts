@@ -411,4 +411,32 @@ function defineTests(): void {
     const again = await runForward(p, q, k, v, 'f32');
     assertClose(t, again.out, attentionReference(p, q, k, v).out, tolerance.f32, 'a valid call afterwards still works');
   });
+
+  // The CPU backend is the oracle for the CUDA ops' index errors: they replay its checks on host
+  // copies (native/ops/attention.cpp), so its messages are what both backends report.
+  t.test('attentionBackward checks cuSeqlens like the forward and names the bad entry', async (t) => {
+    const { p, q, k, v } = problem(rng, 12, 2, 2, 1, 8, true);
+    const [tq, tk, tv] = [tensor(q, [12, 2, 8]), tensor(k, [12, 1, 8]), tensor(v, [12, 1, 8])];
+    const fwd = attention(tq, tk, tv, { cuSeqlens: cuTensor(p) });
+    const i32 = (values: number[]) => tensor(Int32Array.from(values), [values.length]);
+    // The whole message (tap matches a string as a substring).
+    const exactly = (text: string) => new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+    const bad: Array<[number[], string]> = [
+      [[1, 5, 12], 'cuSeqlens[0] must be 0, got 1'],
+      [[0, 7, 6, 12], 'cuSeqlens must not decrease, got 7 then 6 at 1'],
+      [[0, 5, 2_000_000_000], 'cuSeqlens must end at T = 12, got 2000000000'],
+    ];
+    for (const [cu, detail] of bad) {
+      const g = attentionBackward(tq, tq, tk, tv, fwd, { cuSeqlens: i32(cu) });
+      const message = `attentionBackward: ${detail}`;
+      await t.rejects(g.dq.toArray(), { name: 'SeqtuneError', code: 'ERR_INDEX', message: exactly(message) }, `[${cu}]: ${message}`);
+      await t.rejects(g.dv.toArray(), { code: 'ERR_INDEX', message: exactly(message) }, `[${cu}]: every gradient carries it`);
+      const f = attention(tq, tk, tv, { cuSeqlens: i32(cu) });
+      const forward = `attention: ${detail}`;
+      await t.rejects(f.out.toArray(), { code: 'ERR_INDEX', message: exactly(forward) }, `[${cu}]: the forward's own message`);
+    }
+    await t.rejects(sync(), { code: 'ERR_INDEX' }, 'sync reports the first failure');
+    const good = attentionBackward(tq, tq, tk, tv, fwd, { cuSeqlens: cuTensor(p) });
+    t.equal((await good.dk.toArray()).length, 12 * 8, 'a valid backward afterwards still works');
+  });
 }

@@ -8,6 +8,8 @@ import t from 'tap';
 import { devices } from '../../lib/device';
 import {
   adamw,
+  attention,
+  attentionBackward,
   crossEntropy,
   crossEntropyBackward,
   embedding,
@@ -89,6 +91,18 @@ t.test('a bad index fails on cuda with the CPU error', { skip: noGpu }, async (t
       const logits = tensor(new Float64Array(15).fill(0.25), [3, 5], { dtype: 'f32', device: d });
       const good = crossEntropy(logits, tensor(Int32Array.from([0, 1, 2]), [3], { device: d }));
       return [crossEntropyBackward(logits, tensor(Int32Array.from([0, 1 << 30, 7]), [3], { device: d }), good)];
+    }],
+    // Sequence 1 ends before it starts; the kernels would skip it silently.
+    ['attention', (d) => {
+      const x = tensor(new Float64Array(4 * 64).fill(0.5), [4, 1, 64], { dtype: 'bf16', device: d });
+      const f = attention(x, x, x, { cuSeqlens: tensor(Int32Array.from([0, 3, 2, 4]), [4], { device: d }) });
+      return [f.out, f.lse];
+    }],
+    ['attentionBackward', (d) => {
+      const x = tensor(new Float64Array(4 * 64).fill(0.5), [4, 1, 64], { dtype: 'bf16', device: d });
+      const fwd = attention(x, x, x, { cuSeqlens: tensor(Int32Array.from([0, 4]), [2], { device: d }) });
+      const g = attentionBackward(x, x, x, x, fwd, { cuSeqlens: tensor(Int32Array.from([0, 3, 2, 4]), [4], { device: d }) });
+      return [g.dq, g.dk, g.dv];
     }],
   ];
   for (const [op, run] of runs) {
