@@ -39,11 +39,15 @@ export interface DemoPreset {
 /**
  * Sizes chosen from measured CPU throughput (bench/demo-measure.ts, bench/results/*-demo*.json):
  * `cpu` (the default) is what trains both models and evaluates them within five minutes on two
- * cores; `quick` is for tests; `gpu` is for a GPU run with --device cuda:0.
+ * cores; `cpu-small` and `cpu-large` are the sweep's other sizes; `quick` is for tests; `gpu` is
+ * for a GPU run with --device cuda:0.
  */
 export const DEMO_PRESETS: Readonly<Record<string, DemoPreset>> = {
   quick: { hiddenSize: 32, numLayers: 1, numHeads: 2, intermediateSize: 96, batchTokens: 1024, lr: 3e-3, tokenBudget: 24_000 },
   cpu: { hiddenSize: 96, numLayers: 3, numHeads: 4, intermediateSize: 256, batchTokens: 512, lr: 3e-3, tokenBudget: 2_500_000 },
+  // the size axis of the README's sweep (bench/demo-sweep.ts): a third and 2.4x the default's parameters
+  'cpu-small': { hiddenSize: 64, numLayers: 2, numHeads: 4, intermediateSize: 176, batchTokens: 512, lr: 3e-3, tokenBudget: 2_500_000 },
+  'cpu-large': { hiddenSize: 128, numLayers: 4, numHeads: 4, intermediateSize: 352, batchTokens: 512, lr: 3e-3, tokenBudget: 2_500_000 },
   gpu: { hiddenSize: 384, numLayers: 6, numHeads: 6, intermediateSize: 1024, batchTokens: 16384, lr: 1e-3, tokenBudget: 50_000_000 },
 };
 
