@@ -1,8 +1,8 @@
 /**
- * The CUDA wiring of the transformer-block, loss and optimizer ops: each is registered with a CUDA
- * kernel exactly when the addon was compiled with CUDA; on a usable GPU, what the kernels do not
- * support is refused before anything is queued, and a bad index fails with the CPU's own message.
- * Numerical agreement with the CPU is test/parity.test.ts's job.
+ * The CUDA wiring of the ops: every op is registered with a CUDA kernel exactly when the addon was
+ * compiled with CUDA; on a usable GPU, what the kernels do not support is refused before anything
+ * is queued, and a bad index fails with the CPU's own message. Numerical agreement with the CPU is
+ * test/parity.test.ts's job.
  */
 import t from 'tap';
 import { devices } from '../../lib/device';
@@ -20,30 +20,40 @@ import {
 } from '../../lib/ops';
 import { sync, tensor, Tensor } from '../../lib/tensor';
 
-const wired = [
-  'rmsnormResidual',
-  'rmsnormResidualBackward',
-  'rope',
-  'swiglu',
-  'swigluBackward',
-  'dropout',
-  'embedding',
-  'embeddingBackward',
-  'crossEntropy',
-  'crossEntropyBackward',
-  'adamw',
-  'gradNorm',
-  'clipByNorm',
-];
+// Every op the addon registers (native/ops), by family; each has a CUDA kernel in a CUDA build.
+// Listed, not only read from the registry, so that an op missing from the build fails too and a
+// new op has to be added here (and so gets checked). ropeBackward and dropoutBackward are the rope
+// and dropout ops; batched products are matmul.
+const ops: Record<string, string[]> = {
+  elementwise: ['add', 'addInplace', 'mul', 'scale', 'cast', 'copyInto', 'fill', 'sum', 'randomNormal', 'randomUniform'],
+  'transformer block': ['rmsnormResidual', 'rmsnormResidualBackward', 'rope', 'swiglu', 'swigluBackward', 'dropout', 'embedding', 'embeddingBackward'],
+  'GEMM and attention': ['matmul', 'matmulBackward', 'loraLinear', 'loraLinearBackward', 'attention', 'attentionBackward', 'kvCacheWrite'],
+  'loss and optimizer': ['crossEntropy', 'crossEntropyBackward', 'linearCrossEntropy', 'linearCrossEntropyBackward', 'adamw', 'gradNorm', 'clipByNorm'],
+};
+const listed = Object.values(ops).flat();
 
 const report = devices();
 const gpu = report.gpus.find((g) => g.usable);
 const noGpu = gpu ? false : `no usable GPU: ${report.cuda.unusableReason ?? 'none found'}`;
 const cuda = gpu ? `cuda:${gpu.index}` : 'cuda';
+// buildInfo().cudaCompiled: the addon was compiled with SEQTUNE_CUDA, which is also what makes
+// REGISTER_OP_CUDA register a kernel.
+const cpuOnlyBuild = report.cuda.compiled
+  ? false
+  : 'the addon was built without CUDA (no nvcc at build time, or SEQTUNE_CUDA=OFF): there are no CUDA registrations to check';
 
-t.test('the ops have a CUDA kernel exactly when CUDA is compiled in', async (t) => {
+t.test('the registry holds exactly the listed ops', async (t) => {
+  t.same([...opSupport().keys()].sort(), [...listed].sort(), 'a new op goes into `ops` above; a listed op must be registered');
+});
+
+t.test('a CUDA build registers a CUDA kernel for every op', { skip: cpuOnlyBuild }, async (t) => {
   const support = opSupport();
-  for (const op of wired) t.equal(support.get(op)?.cuda, report.cuda.compiled, `${op}: cuda ${report.cuda.compiled}`);
+  // The listed ops and anything else registered, so neither list can hide a CPU-only op.
+  for (const op of new Set([...listed, ...support.keys()])) t.equal(support.get(op)?.cuda, true, `${op}: has a CUDA kernel`);
+});
+
+t.test('a CPU-only build claims no CUDA kernel', { skip: report.cuda.compiled ? 'the addon was built with CUDA' : false }, async (t) => {
+  for (const [op, { cuda }] of opSupport()) t.equal(cuda, false, `${op}: no CUDA kernel`);
 });
 
 t.test('what the CUDA kernels do not support is refused before anything is queued', { skip: noGpu }, async (t) => {
