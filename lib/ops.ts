@@ -159,18 +159,24 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   return { out, lse };
 }
 
-/** Gradients of attention (packed layout) without materialising the attention matrix. */
+/**
+ * Gradients of attention (packed layout) without materialising the attention matrix.
+ * deterministic (default true): on CUDA, dQ is summed in a fixed order by a second pass over query
+ * blocks; false adds key blocks' dQ contributions with atomics in one pass (faster, not bitwise
+ * reproducible). The CPU is always deterministic.
+ */
 export function attentionBackward(
   dout: Tensor,
   q: Tensor,
   k: Tensor,
   v: Tensor,
   forward: AttentionResult,
-  options: AttentionOptions,
+  options: AttentionOptions & { deterministic?: boolean },
 ): { dq: Tensor; dk: Tensor; dv: Tensor } {
   const [dq, dk, dv] = run('attentionBackward', [dout, q, k, v, forward.out, forward.lse, options.cuSeqlens], {
     causal: options.causal ?? true,
     scale: options.scale,
+    deterministic: options.deterministic ?? true,
   });
   return { dq, dk, dv };
 }

@@ -48,19 +48,21 @@ export const cases: CaseFactory = (rng) => {
     });
     const problem = { tokens: T, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim, cuSeqlens: cu, causal: s.causal, scale };
     const ref = attentionReference(problem, q, k, v);
-    out.push({
-      op: 'attentionBackward',
-      name: `attentionBackward ${label}`,
-      // dk and dv sum over every query of the group that sees the key
-      tolerance: { f32: { atol: 1e-3, rtol: 1e-3 }, bf16: { atol: 3e-2, rtol: 2e-2 } },
-      run: (device, dtype) => {
-        const f = on(device, dtype);
-        const forward = { out: f(ref.out, shapeQ), lse: tensor(Float32Array.from(ref.lse), [s.heads, T], { device }) };
-        const options = { cuSeqlens: i32(cu, device), causal: s.causal };
-        const g = attentionBackward(f(dout, shapeQ), f(q, shapeQ), f(k, shapeK), f(v, shapeK), forward, options);
-        return [g.dq, g.dk, g.dv];
-      },
-    });
+    for (const deterministic of [true, false]) {
+      out.push({
+        op: 'attentionBackward',
+        name: `attentionBackward ${label}${deterministic ? '' : ' (atomic dQ)'}`,
+        // dk and dv sum over every query of the group that sees the key
+        tolerance: { f32: { atol: 1e-3, rtol: 1e-3 }, bf16: { atol: 3e-2, rtol: 2e-2 } },
+        run: (device, dtype) => {
+          const f = on(device, dtype);
+          const forward = { out: f(ref.out, shapeQ), lse: tensor(Float32Array.from(ref.lse), [s.heads, T], { device }) };
+          const options = { cuSeqlens: i32(cu, device), causal: s.causal, deterministic };
+          const g = attentionBackward(f(dout, shapeQ), f(q, shapeQ), f(k, shapeK), f(v, shapeK), forward, options);
+          return [g.dq, g.dk, g.dv];
+        },
+      });
+    }
   }
 
   // Decoding: three sequences with cached prefixes of 0, 40 and 90 tokens take 1, 4 and 2 new
