@@ -1,10 +1,13 @@
 // gemm(): argument checks, the plan (tile and K split, gemm_layout.h's planGemm), dispatch to the
-// tensor-core kernel (bf16/f16) or the SIMT kernel (f32/f64), the split-K reduction, and the bias
-// gradient of matmulBackward.
+// Hopper kernel (bf16/f16 on a compute capability 9.0 device that passed its self-test, large
+// shapes: gemm_hopper.h), the mma.sync tensor-core kernel (other bf16/f16) or the SIMT kernel
+// (f32/f64), the split-K reduction, and the bias gradient of matmulBackward.
 #include <atomic>
 
 #include "kernels/gemm.h"
 #include "kernels/gemm_epilogue.h"
+#include "kernels/gemm_hopper.h"
+#include "kernels/gemm_linear_out.h"
 #include "kernels/gemm_simt.h"
 #include "kernels/gemm_workspace.h"
 
@@ -116,27 +119,6 @@ tc::Plan plan(const GemmArgs& g, bool canSplit) {
 
 size_t partialBytes(const GemmArgs& g, int splits) {
   return static_cast<size_t>(splits) * static_cast<size_t>(g.batch * g.M * g.N) * sizeof(float);
-}
-
-tc::LinearOut linearOut(const GemmArgs& g) {
-  const bool f32 = g.outDtype == DType::F32;
-  const int vecElems = f32 ? 4 : 8;
-  tc::LinearOut o{};
-  o.out = g.c;
-  o.ld = g.ldc;
-  o.batchStride = g.strideC;
-  o.f32 = f32;
-  o.vec = isAligned16(g.c) && g.ldc % vecElems == 0 && g.strideC % vecElems == 0;
-  o.alpha = static_cast<float>(g.alpha);
-  o.bias = g.bias;
-  o.biasF32 = g.biasDtype == DType::F32;
-  o.biasVec = isAligned16(g.bias);
-  o.beta = static_cast<float>(g.beta);
-  o.cin = g.beta != 0 ? g.cin : nullptr;  // beta = 0 ignores Cin (it may hold anything, NaN included)
-  o.ldCin = g.ldcin;
-  o.cinBatchStride = g.strideCin;
-  o.cinVec = isAligned16(g.cin) && g.ldcin % vecElems == 0 && g.strideCin % vecElems == 0;
-  return o;
 }
 
 template <typename T>
@@ -314,12 +296,18 @@ size_t gemmWorkspaceBytes(const GemmArgs& g) {
   return pl.splits > 1 ? partialBytes(g, pl.splits) : 0;
 }
 
+void gemmTensorCore(const GemmArgs& g, cudaStream_t stream) {
+  if (g.dtype == DType::BF16) return tensorCoreGemm<__nv_bfloat16>(g, stream);
+  tensorCoreGemm<__half>(g, stream);
+}
+
 void gemm(const GemmArgs& g, cudaStream_t stream) {
   check(g);
   if (g.M == 0 || g.N == 0 || g.batch == 0) return;
+  if (isHalf(g.dtype) && hopperGemmWanted(g, stream) && hopperGemm(g, stream)) return;
   switch (g.dtype) {
-    case DType::BF16: return tensorCoreGemm<__nv_bfloat16>(g, stream);
-    case DType::F16: return tensorCoreGemm<__half>(g, stream);
+    case DType::BF16:
+    case DType::F16: return gemmTensorCore(g, stream);
     case DType::F32: return simt<float>(g, stream);
     case DType::F64: return simt<double>(g, stream);
     case DType::I32: break;

@@ -1,0 +1,370 @@
+// The Hopper GEMM kernel (sm_90a) and its launch; gemm_hopper.h says when gemm() uses it.
+//
+// Design, per persistent block of 3 warpgroups (384 threads, one block per SM):
+// - warpgroup 0 produces: after setmaxnreg.dec, one thread walks the block's tiles and K-steps and
+//   issues TMA loads of the A (128 x 64) and B (256 x 64) tiles into a 4-stage ring (48 KiB per
+//   stage), each stage completing on its "full" mbarrier with the byte count as transactions;
+// - warpgroups 1 and 2 consume: after setmaxnreg.inc, each runs wgmma.m64n256k16 on its 64 rows of
+//   the 128 x 256 tile straight from the swizzled stage (4 per stage), keeps one wgmma group in
+//   flight, and releases the previous stage on its "empty" mbarrier once that group retired;
+// - tiles come in the grouped order of gemm_hopper_layout.h (tileAt), block b taking b, b + grid,
+//   ...; the producer runs ahead into the next tile while the consumers store this one;
+// - the epilogue is the mma.sync path's (gemm_epilogue.h: alpha, bias, beta·Cin, bf16/f16/f32
+//   stores masked at the edges) fed from the accumulators, which per warp have mma.sync's layout;
+// - ragged M, N, K: TMA zero-fills out-of-bounds box elements (they add nothing) and the epilogue
+//   masks stores; every output element is one block's sum over K in order (deterministic);
+// - every mbarrier wait gives up after kStallNs: the kernel then flags the self-test's fault word
+//   and returns, or traps when there is none, so a broken pipeline fails loudly instead of hanging.
+#include <cuda.h>  // CUtensorMap and the encode function's types only; the driver is reached through cudart
+#include <cudaTypedefs.h>
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <string>
+
+#include "kernels/gemm_epilogue.h"
+#include "kernels/gemm_hopper.h"
+#include "kernels/gemm_hopper_layout.h"
+#include "kernels/gemm_linear_out.h"
+#include "kernels/hopper_ptx.cuh"
+
+namespace seqtune::gemm::hopper {
+
+struct Params {
+  int64_t M, N;
+  int64_t tilesM, tilesN, tiles;  // tiles: tilesM · tilesN · batch
+  int kTiles;
+  bool aBatched, bBatched;  // false: the operand is shared by every batch (batch coordinate 0)
+  int* fault;               // null: trap on a stall
+};
+
+enum Fault : int { kFaultStall = 1, kFaultNoSm90a = 2 };
+
+__device__ __forceinline__ void reportFault(int* fault, int code) {
+  if (fault) {
+    atomicExch(fault, code);
+  } else {
+    __trap();
+  }
+}
+
+#if defined(SEQTUNE_SM90A)
+
+// No wait of a working pipeline comes near this, even with the GPU time-sliced between processes.
+constexpr uint64_t kStallNs = 4000000000ull;
+
+// Waits for the phase of parity `parity` of `bar`; false after kStallNs.
+__device__ __forceinline__ bool waitPhase(uint32_t bar, uint32_t parity) {
+  if (ptx::mbarTryWait(bar, parity)) return true;
+  const uint64_t start = ptx::globalTimer();
+  while (!ptx::mbarTryWait(bar, parity)) {
+    if (ptx::globalTimer() - start > kStallNs) return false;
+  }
+  return true;
+}
+
+// Producer and consumers step through the stages in the same order; the phase bit flips each lap.
+struct Ring {
+  int stage = 0;
+  uint32_t phase = 0;
+  __device__ __forceinline__ void advance() {
+    if (++stage == kStages) {
+      stage = 0;
+      phase ^= 1u;
+    }
+  }
+};
+
+__device__ __forceinline__ uint32_t barrier(uint32_t base, int stage) { return base + 8u * stage; }
+
+__device__ __forceinline__ void loadOperand(const CUtensorMap* map, const OperandPlan& plan, uint32_t dst, uint32_t bar,
+                                            int64_t mn0, int64_t k0, int32_t batch) {
+#pragma unroll
+  for (int j = 0; j < plan.boxes; ++j) {
+    int32_t c0 = 0, c1 = 0;
+    boxCoords(plan, j, mn0, k0, &c0, &c1);
+    ptx::tmaLoad3d(dst + j * plan.boxBytes, map, bar, c0, c1, batch);
+  }
+}
+
+// One thread: fills the ring, waiting for each stage to be released before refilling it (the
+// first lap waits on parity 1 of fresh barriers, which passes at once).
+template <bool TA, bool TB>
+__device__ __forceinline__ void produce(const CUtensorMap* mapA, const CUtensorMap* mapB, const Params& p,
+                                        uint32_t stages, uint32_t full, uint32_t empty) {
+  constexpr OperandPlan pa = operandPlan(!TA, kBM), pb = operandPlan(TB, kBN);
+  Ring ring;
+  for (int64_t t = blockIdx.x; t < p.tiles; t += gridDim.x) {
+    const TilePos pos = tileAt(t, p.tilesM, p.tilesN);
+    const int32_t batchA = p.aBatched ? static_cast<int32_t>(pos.batch) : 0;
+    const int32_t batchB = p.bBatched ? static_cast<int32_t>(pos.batch) : 0;
+    for (int kt = 0; kt < p.kTiles; ++kt, ring.advance()) {
+      if (!waitPhase(barrier(empty, ring.stage), ring.phase ^ 1u)) return reportFault(p.fault, kFaultStall);
+      const uint32_t bar = barrier(full, ring.stage), dst = stages + ring.stage * kStageBytes;
+      ptx::mbarArriveExpectTx(bar, kStageBytes);  // out-of-bounds box elements count too
+      const int64_t k0 = static_cast<int64_t>(kt) * kBK;
+      loadOperand(mapA, pa, dst, bar, pos.m * kBM, k0, batchA);
+      loadOperand(mapB, pb, dst + kABytes, bar, pos.n * kBN, k0, batchB);
+    }
+  }
+}
+
+// One consumer warpgroup (wg 0 or 1): rows [64·wg, 64·wg + 64) of each tile.
+template <typename T, bool TA, bool TB>
+__device__ __forceinline__ void consume(const Params& p, const LinearOut& o, uint32_t stages, uint32_t full,
+                                        uint32_t empty, int wg) {
+  constexpr OperandPlan pa = operandPlan(!TA, kBM), pb = operandPlan(TB, kBN);
+  constexpr int kSteps = kBK / kMmaK;
+  const int thread = threadIdx.x % kWarpgroup, warp = thread / 32, lane = thread % 32;
+  const LinearEpilogue<T, kExtNone> epi{o, {}};
+  float acc[kBN / 8][4];  // zeroed once so no register is read uninitialised; each tile resets it
+#pragma unroll
+  for (int j = 0; j < kBN / 8; ++j) {
+#pragma unroll
+    for (int v = 0; v < 4; ++v) acc[j][v] = 0.f;
+  }
+  Ring ring;
+  for (int64_t t = blockIdx.x; t < p.tiles; t += gridDim.x) {
+    const TilePos pos = tileAt(t, p.tilesM, p.tilesN);
+    int previous = 0;
+    for (int kt = 0; kt < p.kTiles; ++kt) {
+      if (!waitPhase(barrier(full, ring.stage), ring.phase)) {
+        ptx::wgmmaWait<0>();  // exit with nothing in flight
+        return reportFault(p.fault, kFaultStall);
+      }
+      __syncwarp();  // wgmma is .sync.aligned: the warp leaves the wait loop together
+      const uint32_t a = stages + ring.stage * kStageBytes, b = a + kABytes;
+      ptx::fenceAccumulators(acc);
+      ptx::wgmmaFence();
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+        const uint64_t descA = encodeDesc(a + descStart(pa, wg * kConsumerRows, s), descLbo(pa), descSbo(pa));
+        const uint64_t descB = encodeDesc(b + descStart(pb, 0, s), descLbo(pb), descSbo(pb));
+        // The tile's first step overwrites what the previous tile left in acc.
+        ptx::wgmma64x256x16<T, transposeBit(pa), transposeBit(pb)>(acc, descA, descB, kt > 0 || s > 0);
+      }
+      ptx::wgmmaCommit();
+      ptx::wgmmaWait<1>();  // the previous K-step's group has finished reading its stage
+      ptx::fenceAccumulators(acc);
+      if (kt > 0) ptx::mbarArrive(barrier(empty, previous));
+      previous = ring.stage;
+      ring.advance();
+    }
+    ptx::wgmmaWait<0>();
+    ptx::fenceAccumulators(acc);
+    ptx::mbarArrive(barrier(empty, previous));
+
+    const int64_t m0 = pos.m * kBM, n0 = pos.n * kBN;
+    const TileCtx ctx{m0, n0, p.M, p.N, pos.batch, 0, lane, 0, 0};
+    const int64_t row = m0 + wg * kConsumerRows + warp * 16 + segmentRow(lane);
+#pragma unroll
+    for (int j = 0; j < kBN / 16; ++j) {
+      float v[8];
+      segment(acc, j, lane, v);  // shuffles: every lane takes part
+#pragma unroll
+      for (int i = 0; i < 8; ++i) v[i] *= o.alpha;
+      if (row < p.M) epi.store(row, n0 + 16 * j + segmentCol(lane), ctx, v);
+    }
+  }
+}
+
+#endif  // SEQTUNE_SM90A
+
+template <typename T, bool TA, bool TB>
+__global__ void __launch_bounds__(kThreads, 1)
+    hopperGemmKernel(const __grid_constant__ CUtensorMap mapA, const __grid_constant__ CUtensorMap mapB,
+                     const Params p, const LinearOut o) {
+#if defined(SEQTUNE_SM90A)
+  extern __shared__ __align__(1024) unsigned char smem[];
+  // TMA's and wgmma's swizzle work on absolute shared addresses: stages start on 1024 bytes.
+  const uint32_t stages = (ptx::sharedAddress(smem) + kAtomBytes - 1) & ~static_cast<uint32_t>(kAtomBytes - 1);
+  const uint32_t full = stages + kStages * kStageBytes, empty = full + 8 * kStages;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      ptx::mbarInit(barrier(full, s), 1);                         // the producer's arrive + the bytes
+      ptx::mbarInit(barrier(empty, s), kConsumers * kWarpgroup);  // every consumer thread
+    }
+    ptx::fenceBarrierInit();
+  }
+  __syncthreads();
+  if (threadIdx.x < kWarpgroup) {
+    ptx::setMaxRegsDec<kProducerRegs>();
+    if (threadIdx.x == 0) produce<TA, TB>(&mapA, &mapB, p, stages, full, empty);
+  } else {
+    ptx::setMaxRegsInc<kConsumerRegs>();
+    consume<T, TA, TB>(p, o, stages, full, empty, threadIdx.x / kWarpgroup - 1);
+  }
+#else
+  reportFault(p.fault, kFaultNoSm90a);
+#endif
+}
+
+}  // namespace seqtune::gemm::hopper
+
+namespace seqtune::gpu {
+
+namespace hp = seqtune::gemm::hopper;
+
+namespace {
+
+constexpr int64_t kMaxCoord = int64_t(1) << 31;  // TMA coordinates are int32
+constexpr int64_t kMaxStrideBytes = int64_t(1) << 40;
+
+// cuTensorMapEncodeTiled from the driver cudart already loaded (no libcuda link); null without one.
+PFN_cuTensorMapEncodeTiled_v12000 encoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      f = nullptr;
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// A stored operand: `rows` x `cols` elements, row stride ld, batches `stride` apart.
+struct Stored {
+  const void* ptr;
+  int64_t rows, cols, ld, stride;
+};
+
+bool batched(const GemmArgs& g, int64_t stride) { return g.batch > 1 && stride != 0; }
+
+bool operandOk(const GemmArgs& g, const Stored& s) {
+  if (!isAligned16(s.ptr) || s.ld % 8 != 0 || s.rows >= kMaxCoord || s.cols >= kMaxCoord) return false;
+  if (s.ld * 2 >= kMaxStrideBytes) return false;
+  if (!batched(g, s.stride)) return true;
+  // Batches one after another (what TMA's stride order expects), 16-byte aligned.
+  return s.stride % 8 == 0 && s.stride >= s.rows * s.ld && s.stride * 2 < kMaxStrideBytes;
+}
+
+Stored storedA(const GemmArgs& g) {
+  return {g.a, g.transA ? g.K : g.M, g.transA ? g.M : g.K, g.lda, g.strideA};
+}
+Stored storedB(const GemmArgs& g) {
+  return {g.b, g.transB ? g.N : g.K, g.transB ? g.K : g.N, g.ldb, g.strideB};
+}
+
+bool encode(CUtensorMap* map, PFN_cuTensorMapEncodeTiled_v12000 fn, DType dtype, const hp::OperandPlan& plan,
+            const GemmArgs& g, const Stored& s) {
+  const hp::TmaGeometry geo = hp::tmaGeometry(plan, s.rows, s.cols, s.ld, batched(g, s.stride), g.batch, s.stride);
+  const cuuint64_t dims[3] = {geo.dims[0], geo.dims[1], geo.dims[2]};
+  const cuuint64_t strides[2] = {geo.strides[0], geo.strides[1]};
+  const cuuint32_t box[3] = {geo.box[0], geo.box[1], geo.box[2]};
+  const cuuint32_t elementStrides[3] = {1, 1, 1};
+  const CUtensorMapDataType type =
+      dtype == DType::BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  // OOB_FILL_NONE fills zeros, which add nothing to the products.
+  const CUresult r = fn(map, type, 3, const_cast<void*>(s.ptr), dims, strides, box, elementStrides,
+                        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS;
+}
+
+// Per kernel instantiation: the devices it was checked on, and those where it can run.
+struct KernelState {
+  std::atomic<uint64_t> checked{0}, usable{0};
+};
+
+// Once per device and kernel: raises the shared-memory limit and checks that the kernel is the
+// sm_90a build with the launch allocation setmaxnreg relies on (a shortfall would block
+// setmaxnreg.inc forever).
+template <class Kernel>
+bool ready(Kernel kernel, KernelState& state, std::string* why) {
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  const uint64_t bit = uint64_t(1) << (device & 63);
+  if ((state.checked.load(std::memory_order_acquire) & bit) == 0) {
+    cudaFuncAttributes attr{};
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, hp::kSmemBytes);
+    if (e == cudaSuccess) e = cudaFuncGetAttributes(&attr, kernel);
+    const bool ok = e == cudaSuccess && attr.ptxVersion == 90 && attr.binaryVersion == 90 &&
+                    attr.numRegs == hp::kLaunchRegs;
+    if (!ok) {
+      cudaGetLastError();
+      if (why) {
+        *why = str("kernel not runnable here (", cudaGetErrorString(e), "; PTX ", attr.ptxVersion, ", SASS ",
+                   attr.binaryVersion, ", ", attr.numRegs, " registers; want 90, 90, ", hp::kLaunchRegs, ")");
+      }
+    }
+    if (ok) state.usable.fetch_or(bit, std::memory_order_relaxed);
+    state.checked.fetch_or(bit, std::memory_order_release);
+    return ok;
+  }
+  const bool ok = (state.usable.load(std::memory_order_relaxed) & bit) != 0;
+  if (!ok && why) *why = "kernel not runnable here (found at its first use)";
+  return ok;
+}
+
+template <typename T, bool TA, bool TB>
+bool launch(const CUtensorMap& mapA, const CUtensorMap& mapB, const hp::Params& p, const gemm::LinearOut& o,
+            int ctas, cudaStream_t stream, std::string* why) {
+  static KernelState state;
+  auto kernel = hp::hopperGemmKernel<T, TA, TB>;
+  if (!ready(kernel, state, why)) return false;
+  kernel<<<ctas, hp::kThreads, hp::kSmemBytes, stream>>>(mapA, mapB, p, o);
+  checkLaunch("gemm (Hopper kernel)");
+  return true;
+}
+
+template <typename T>
+bool launchTrans(const GemmArgs& g, const CUtensorMap& a, const CUtensorMap& b, const hp::Params& p,
+                 const gemm::LinearOut& o, int ctas, cudaStream_t stream, std::string* why) {
+  if (g.transA) {
+    return g.transB ? launch<T, true, true>(a, b, p, o, ctas, stream, why)
+                    : launch<T, true, false>(a, b, p, o, ctas, stream, why);
+  }
+  return g.transB ? launch<T, false, true>(a, b, p, o, ctas, stream, why)
+                  : launch<T, false, false>(a, b, p, o, ctas, stream, why);
+}
+
+}  // namespace
+
+bool hopperGemmSupports(const GemmArgs& g) {
+  if (!isHalf(g.dtype) || g.M <= 0 || g.N <= 0 || g.K <= 0 || g.batch <= 0) return false;
+  if (g.M >= kMaxCoord || g.N >= kMaxCoord || g.K >= kMaxCoord || g.batch >= kMaxCoord) return false;
+  return operandOk(g, storedA(g)) && operandOk(g, storedB(g));
+}
+
+bool hopperGemm(const GemmArgs& g, cudaStream_t stream, const HopperGemmLaunch& launchOptions) {
+  std::string* why = launchOptions.why;
+  const PFN_cuTensorMapEncodeTiled_v12000 fn = encoder();
+  if (!fn || !hopperGemmSupports(g)) {
+    if (why) *why = fn ? "arguments not supported" : "the driver has no cuTensorMapEncodeTiled";
+    return false;
+  }
+  const hp::OperandPlan pa = hp::operandPlan(!g.transA, hp::kBM), pb = hp::operandPlan(g.transB, hp::kBN);
+  CUtensorMap mapA, mapB;
+  if (!encode(&mapA, fn, g.dtype, pa, g, storedA(g)) || !encode(&mapB, fn, g.dtype, pb, g, storedB(g))) {
+    if (why) *why = "the driver refused a tensor map";
+    return false;
+  }
+
+  hp::Params p{};
+  p.M = g.M;
+  p.N = g.N;
+  p.tilesM = gemm::ceilDiv(g.M, hp::kBM);
+  p.tilesN = gemm::ceilDiv(g.N, hp::kBN);
+  p.tiles = p.tilesM * p.tilesN * g.batch;
+  p.kTiles = static_cast<int>(gemm::ceilDiv(g.K, hp::kBK));
+  p.aBatched = batched(g, g.strideA);
+  p.bBatched = batched(g, g.strideB);
+  p.fault = launchOptions.fault;
+  int64_t ctas = smCount();
+  if (launchOptions.maxCtas > 0 && launchOptions.maxCtas < ctas) ctas = launchOptions.maxCtas;
+  if (p.tiles < ctas) ctas = p.tiles;
+
+  const gemm::LinearOut o = linearOut(g);
+  const int grid = static_cast<int>(ctas);
+  if (g.dtype == DType::BF16) return launchTrans<__nv_bfloat16>(g, mapA, mapB, p, o, grid, stream, why);
+  return launchTrans<__half>(g, mapA, mapB, p, o, grid, stream, why);
+}
+
+}  // namespace seqtune::gpu
