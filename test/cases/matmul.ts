@@ -1,7 +1,10 @@
 /**
  * Parity cases for matmul and matmulBackward: every transpose combination, edge-tile sizes, a
- * batched product, a 2-D weight shared by a batch (the linear-layer form) with bias and alpha, and
- * one transformer-sized product with several blocks in every dimension.
+ * batched product, a 2-D weight shared by a batch (the linear-layer form) with bias and alpha, one
+ * transformer-sized product with several blocks in every dimension, and bf16 products large enough
+ * for the Hopper kernel on an H100 (kernels/gemm_hopper.h: M, N >= 128, M·N·K >= 2^27, rows
+ * 16-byte aligned), aligned and ragged against its 128 x 256 x 64 tile, so that a GPU parity run
+ * checks that kernel against the CPU through every product of the forward and backward.
  */
 import { matmul, matmulBackward, type MatmulOptions } from '../../lib/ops';
 import { tensor, type DType } from '../../lib/tensor';
@@ -19,6 +22,8 @@ interface Spec {
   shared?: boolean;
   bias?: boolean;
   alpha?: number;
+  /** default: f32, bf16, f16 */
+  dtypes?: DType[];
 }
 
 const numel = (shape: number[]) => shape.reduce((x, y) => x * y, 1);
@@ -44,7 +49,7 @@ export const cases: CaseFactory = (rng) => {
       {
         op: 'matmul',
         name: `matmul ${label}`,
-        dtypes: ['f32', 'bf16', 'f16'],
+        dtypes: s.dtypes ?? ['f32', 'bf16', 'f16'],
         tolerance,
         run: (device, dtype) => {
           const x = inputs(device, dtype);
@@ -54,7 +59,7 @@ export const cases: CaseFactory = (rng) => {
       {
         op: 'matmulBackward',
         name: `matmulBackward ${label}`,
-        dtypes: ['f32', 'bf16', 'f16'],
+        dtypes: s.dtypes ?? ['f32', 'bf16', 'f16'],
         tolerance,
         run: (device, dtype) => {
           const x = inputs(device, dtype);
@@ -74,5 +79,9 @@ export const cases: CaseFactory = (rng) => {
     }
   }
   add({ lead: [], M: 300, N: 257, K: 290, transA: false, transB: true, bias: true });
+  // The Hopper kernel's shapes (bf16 only: its dtypes are bf16/f16 and the CPU reference is slow).
+  add({ lead: [], M: 512, N: 768, K: 1024, transA: false, transB: true, bias: true, dtypes: ['bf16'] });
+  add({ lead: [], M: 520, N: 776, K: 1000, transA: false, transB: false, alpha: 0.5, dtypes: ['bf16'] });
+  add({ lead: [2], M: 264, N: 392, K: 1032, transA: true, transB: false, bias: true, dtypes: ['bf16'] });
   return out;
 };
