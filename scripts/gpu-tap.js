@@ -46,6 +46,7 @@ function wrap(ctx) {
     same: (actual, expected, message) => check(() => assert.deepEqual(actual, expected), message),
     strictSame: (actual, expected, message) => check(() => assert.deepStrictEqual(actual, expected), message),
     match: (actual, pattern, message) => check(() => assert.ok(matches(actual, pattern), `${JSON.stringify(actual)} does not match ${pattern}`), message),
+    notMatch: (actual, pattern, message) => check(() => assert.ok(!matches(actual, pattern), `${JSON.stringify(actual)} matches ${pattern}`), message),
     type: (value, type, message) =>
       check(() => assert.ok(typeof type === 'string' ? typeof value === type : value instanceof type, `${typeof value} is not ${type.name ?? type}`), message),
     throws: (fn, wanted, message) => {
