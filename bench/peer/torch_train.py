@@ -11,44 +11,19 @@ the loss read to the host every step as seqtune's trainer does. Activation check
 transformers' gradient_checkpointing_enable (non-reentrant).
 """
 import json
+import os
 import statistics
 import sys
-import time
-import traceback
 
-MISSING = "missing Python package: {} (this peer needs torch and transformers, and peft for LoRA rows)"
-try:
-    import torch
-except ImportError as error:  # one JSON line, so the caller reports what is missing
-    print(json.dumps({"error": MISSING.format(error.name)}))
-    sys.exit(0)
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))  # peer_common.py, beside this script
+from peer_common import device_name, random_model, require, run, start, synchronize, timed  # noqa: E402
 
-
-def versions():
-    out = {"torch": torch.__version__, "cuda": str(torch.version.cuda), "python": sys.version.split()[0]}
-    for name in ("transformers", "peft"):
-        try:
-            out[name] = __import__(name).__version__
-        except Exception as error:  # reported, not fatal: full fine-tuning needs no peft
-            out[name] = f"unavailable: {error}"
-    return out
-
-
-def dtype_kwarg(transformers):
-    """transformers 4.56 renamed torch_dtype to dtype (the old name is deprecated)."""
-    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
-    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+NEEDS = "torch and transformers, and peft for LoRA rows"
+(torch,) = require(NEEDS, "torch")
 
 
 def build(spec, device):
-    import transformers
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    config = AutoConfig.from_pretrained(spec["config_dir"])
-    config.use_cache = False
-    with device:  # initialise on the device: no host copy of 8b weights
-        model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", **{dtype_kwarg(transformers): torch.bfloat16})
-    model.to(torch.bfloat16)  # a no-op unless the dtype keyword was ignored
+    model, config = random_model(spec["config_dir"], device, use_cache=False)
     model.train()
     if spec["activation_checkpointing"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -62,20 +37,13 @@ def build(spec, device):
 
 def main():
     spec = json.load(sys.stdin)
-    device = torch.device(spec["device"])
-    cuda = device.type == "cuda"
-    info = versions()
-    print(f"torch peer: {json.dumps(info)}", file=sys.stderr)
+    device, cuda, info = start(spec, ["transformers", "peft"])
     torch.manual_seed(spec["seed"])
     model, config = build(spec, device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, fused=cuda)
     batch, seq = spec["micro_batch"], spec["seq"]
     generator = torch.Generator().manual_seed(spec["seed"])
-
-    def sync():
-        if cuda:
-            torch.cuda.synchronize(device)
 
     def step():
         ids = torch.randint(0, config.vocab_size, (batch, seq), generator=generator).to(device)
@@ -86,15 +54,13 @@ def main():
         optimizer.zero_grad(set_to_none=True)
         return loss.item()
 
-    sync()
+    synchronize(device)
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     times, loss = [], float("nan")
     for _ in range(spec["warmup"] + spec["steps"]):
-        start = time.perf_counter()
-        loss = step()
-        sync()
-        times.append(time.perf_counter() - start)
+        seconds, loss = timed(step, device)
+        times.append(seconds)
     median = statistics.median(times[spec["warmup"]:])
     adapter = next((p for n, p in model.named_parameters() if "lora_" in n), None)
     return {
@@ -107,17 +73,10 @@ def main():
         "adapter_dtype": str(adapter.dtype).replace("torch.", "") if adapter is not None else None,
         "trainable_params": sum(p.numel() for p in params),
         "final_loss": loss,
-        "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "device_name": device_name(device),
         "versions": info,
     }
 
 
 if __name__ == "__main__":
-    try:
-        result = main()
-    except ImportError as error:  # transformers or peft: one line, no traceback
-        result = {"error": MISSING.format(error.name)}
-    except Exception as error:  # one JSON line either way, so the caller records why
-        traceback.print_exc()
-        result = {"error": f"{type(error).__name__}: {str(error)[:400]}"}
-    print(json.dumps(result))
+    run(main, NEEDS)

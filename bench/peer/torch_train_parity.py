@@ -17,32 +17,19 @@ Prints one JSON line: the loss and grad-norm curves, the comparisons and the ver
 import json
 import os
 import sys
-import traceback
 
-MISSING = "missing Python package: {} (this peer needs numpy, torch, transformers and peft)"
-try:
-    import numpy as np
-    import torch
-except ImportError as error:  # one JSON line, so the caller reports what is missing
-    print(json.dumps({"error": MISSING.format(error.name)}))
-    sys.exit(0)
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))  # peer_common.py, beside this script
+from peer_common import bf16_kwargs, device_name, require, run, start  # noqa: E402
 
-
-def versions():
-    out = {"torch": torch.__version__, "cuda": str(torch.version.cuda), "python": sys.version.split()[0], "numpy": np.__version__}
-    for name in ("transformers", "peft"):
-        out[name] = __import__(name).__version__
-    return out
+NEEDS = "numpy, torch, transformers and peft"
+np, torch = require(NEEDS, "numpy", "torch")
 
 
 def load_base(model_dir, device):
     import transformers
     from transformers import AutoModelForCausalLM
 
-    # transformers 4.56 renamed torch_dtype to dtype (the old name is deprecated).
-    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
-    kw = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
-    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa", **{kw: torch.bfloat16})
+    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa", **bf16_kwargs(transformers))
     return model.to(device=device, dtype=torch.bfloat16)
 
 
@@ -50,10 +37,8 @@ def main():
     from peft import PeftModel
 
     spec = json.load(sys.stdin)
-    work, device = spec["work"], torch.device(spec["device"])
-    cuda = device.type == "cuda"
-    info = versions()
-    print(f"torch peer: {json.dumps(info)}", file=sys.stderr)
+    work = spec["work"]
+    device, cuda, info = start(spec, ["transformers", "peft"], required=True, numpy=np.__version__)
     with open(os.path.join(work, "plan.json")) as f:
         plan = json.load(f)
     steps, batch, seq = plan["steps"], plan["micro_batch"], plan["seq"]
@@ -110,16 +95,9 @@ def main():
         "adapter_dtype": adapter_dtype,
         "base_dtype": base_dtype,
         "versions": info,
-        "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "device_name": device_name(device),
     }
 
 
 if __name__ == "__main__":
-    try:
-        result = main()
-    except ImportError as error:  # transformers or peft: one line, no traceback
-        result = {"error": MISSING.format(error.name)}
-    except Exception as error:  # one JSON line either way, so the caller records why
-        traceback.print_exc()
-        result = {"error": f"{type(error).__name__}: {str(error)[:400]}"}
-    print(json.dumps(result))
+    run(main, NEEDS)
