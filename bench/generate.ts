@@ -28,18 +28,18 @@ import { HostRng, Rng } from '../lib/rng';
 import type { TextTokenizer } from '../lib/text-tokenizer';
 import {
   benchConfig,
-  commandLine,
+  commonOptions,
   describeDevice,
   median,
-  peerScript,
   randomWeights,
-  resultFile,
   round,
-  runChild,
+  runPeer,
   runWorker,
   table,
+  timeBudget,
   workerMain,
   writeConfigDir,
+  writeResult,
 } from './train-shapes';
 
 interface OursSpec {
@@ -124,17 +124,13 @@ function batchResult(batch: number, newTokens: number, whole: number, prefill: n
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      worker: { type: 'boolean', default: false },
-      device: { type: 'string', default: 'cuda:0' },
+      ...commonOptions,
       presets: { type: 'string', default: '1b,8b' },
       batches: { type: 'string', default: '1,32' },
       'prompt-len': { type: 'string', default: '512' },
       'new-tokens': { type: 'string', default: '128' },
       repeats: { type: 'string', default: '3' },
       layers: { type: 'string' },
-      'no-peer': { type: 'boolean', default: false },
-      python: { type: 'string', default: 'python3' },
-      'deadline-s': { type: 'string', default: '450' },
       'child-timeout-s': { type: 'string', default: '240' },
     },
   });
@@ -146,8 +142,7 @@ async function main(): Promise<void> {
   const newTokens = Number(values['new-tokens']);
   const repeats = Number(values.repeats);
   if (newTokens < 2) throw new Error('--new-tokens must be at least 2 (decode time is whole minus prefill)');
-  const deadline = Date.now() + Number(values['deadline-s']) * 1000;
-  const timeout = () => Math.min(Number(values['child-timeout-s']), (deadline - Date.now()) / 1000);
+  const timeout = timeBudget(values);
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'seqtune-bench-generate-'));
   console.log(`generation benchmark on ${device.device} (${device.name}): greedy, prompts of ${promptLen} tokens, ${newTokens} new tokens`);
   if (values['no-peer']) console.log('torch peer skipped (--no-peer)');
@@ -170,14 +165,12 @@ async function main(): Promise<void> {
       { preset, layers: config.numLayers, configDir, prompts, promptIds, batches, newTokens, repeats, device: device.device } satisfies OursSpec,
       timeout(),
     );
-    const torch = values['no-peer']
-      ? { error: 'skipped (--no-peer)' }
-      : runChild<SideResult>(
-          values.python,
-          [peerScript('torch_generate.py')],
-          { config_dir: configDir, prompt_ids: promptIds, batches, new_tokens: newTokens, repeats, device: device.device },
-          timeout(),
-        );
+    const torch = runPeer<SideResult>(
+      values,
+      'torch_generate.py',
+      { config_dir: configDir, prompt_ids: promptIds, batches, new_tokens: newTokens, repeats, device: device.device },
+      timeout(),
+    );
     if (ours.error) console.error(`   seqtune: ${ours.error}`);
     if (torch.error && !values['no-peer']) console.error(`   torch: ${torch.error}`);
     results.push({
@@ -218,23 +211,11 @@ async function main(): Promise<void> {
       ]),
     ),
   );
-  const file = resultFile('generate');
-  fs.writeFileSync(
-    file,
-    `${JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        command: commandLine(),
-        device,
-        settings: { dtype: 'bf16', greedy: true, prompt_tokens: promptLen, new_tokens: newTokens, repeats, batches },
-        timing: 'median of the repeats; one warm-up call (4 new tokens) per batch size first; each call timed to its last token on the host',
-        presets: results,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
+  writeResult('generate', device, {
+    settings: { dtype: 'bf16', greedy: true, prompt_tokens: promptLen, new_tokens: newTokens, repeats, batches },
+    timing: 'median of the repeats; one warm-up call (4 new tokens) per batch size first; each call timed to its last token on the host',
+    presets: results,
+  });
 }
 
 main().catch((error) => {

@@ -37,17 +37,17 @@ import { runTraining } from '../lib/train/trainer';
 import {
   ALL_TARGETS,
   batchStream,
-  commandLine,
+  commonOptions,
   describeDevice,
   packedBatch,
   PEFT_TARGETS,
-  peerScript,
-  resultFile,
   round,
-  runChild,
+  runPeer,
   runWorker,
   table,
+  timeBudget,
   workerMain,
+  writeResult,
 } from './train-shapes';
 
 /** Per-step loss tolerance, relative; TOLERANCE_WHY says why. */
@@ -161,8 +161,7 @@ async function seqtuneSide(spec: OursSpec): Promise<Curve> {
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
-      worker: { type: 'boolean', default: false },
-      device: { type: 'string', default: 'cuda:0' },
+      ...commonOptions,
       preset: { type: 'string', default: '1b' },
       seq: { type: 'string', default: '1024' },
       'micro-batch': { type: 'string', default: '2' },
@@ -171,9 +170,6 @@ async function main(): Promise<number> {
       'warmup-steps': { type: 'string', default: '2' },
       'probe-len': { type: 'string', default: '32' },
       work: { type: 'string' },
-      'no-peer': { type: 'boolean', default: false },
-      python: { type: 'string', default: 'python3' },
-      'deadline-s': { type: 'string', default: '450' },
     },
   });
   if (values.worker) {
@@ -198,13 +194,12 @@ async function main(): Promise<number> {
     seed: 3,
   };
   // Both sides share one time budget, so the device command ends in time whatever happens.
-  const deadline = Date.now() + Number(values['deadline-s']) * 1000;
-  const timeout = () => (deadline - Date.now()) / 1000;
+  const timeout = timeBudget(values);
   console.log(`training parity on ${device.device} (${device.name}): ${spec.preset}, ${spec.steps} steps of ${spec.microBatch} x ${spec.seq}, work dir ${work}`);
   const ours = runWorker<Curve>(__filename, spec, timeout());
   if (!ours.result) throw new Error(`seqtune side failed: ${ours.error}`);
   if (values['no-peer']) console.log('torch peer skipped (--no-peer)');
-  const peer = values['no-peer'] ? { error: 'skipped (--no-peer)' } : runChild<PeerResult>(values.python, [peerScript('torch_train_parity.py')], { work, device: device.device }, timeout());
+  const peer = runPeer<PeerResult>(values, 'torch_train_parity.py', { work, device: device.device }, timeout());
   if (peer.error && !values['no-peer']) console.log(`torch peer failed: ${peer.error}`);
 
   const theirs = peer.result;
@@ -230,38 +225,26 @@ async function main(): Promise<number> {
     console.log(`\nmax loss rel diff ${round(maxLossDiff)} (tolerance ${LOSS_RTOL}); probe logits of seqtune's adapter in peft: rel err ${round(theirs.probe_logits_rel_err)} (tolerance ${LOGITS_RTOL}), argmax agreement ${round(theirs.probe_argmax_agreement)}; lora_B after training, seqtune vs torch: rel diff ${round(theirs.lora_b_rel_diff)}`);
     console.log(passed ? 'PASS' : 'FAIL');
   }
-  const file = resultFile('train-parity');
-  fs.writeFileSync(
-    file,
-    `${JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        command: commandLine(),
-        device,
-        settings: {
-          checkpoint: `init-model --preset ${spec.preset} --dtype bf16 --seed ${spec.seed}`,
-          lora: { r: LORA.r, alpha: LORA.alpha, dropout: LORA.dropout, targets: PEFT_TARGETS },
-          optimizer: { ...ADAM, lr: spec.lr, schedule: `linear, ${spec.warmupSteps} warm-up steps`, max_grad_norm: MAX_GRAD_NORM, torch: 'torch.optim.AdamW(fused=True)' },
-          batches: `${spec.steps} steps of ${spec.microBatch} sequences x ${spec.seq} tokens, ids uniform over the 256 byte ids`,
-          precision: 'bf16 base weights and activations, f32 adapters and optimizer state on both sides; torch attention: sdpa',
-        },
-        tolerance: {
-          loss_rel: LOSS_RTOL,
-          probe_logits_rel: LOGITS_RTOL,
-          why: TOLERANCE_WHY,
-        },
-        seqtune: ours.result,
-        torch: theirs ?? null,
-        torch_skipped: peer.error ?? null,
-        per_step: perStep,
-        max_loss_rel_diff: maxLossDiff,
-        passed,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
+  writeResult('train-parity', device, {
+    settings: {
+      checkpoint: `init-model --preset ${spec.preset} --dtype bf16 --seed ${spec.seed}`,
+      lora: { r: LORA.r, alpha: LORA.alpha, dropout: LORA.dropout, targets: PEFT_TARGETS },
+      optimizer: { ...ADAM, lr: spec.lr, schedule: `linear, ${spec.warmupSteps} warm-up steps`, max_grad_norm: MAX_GRAD_NORM, torch: 'torch.optim.AdamW(fused=True)' },
+      batches: `${spec.steps} steps of ${spec.microBatch} sequences x ${spec.seq} tokens, ids uniform over the 256 byte ids`,
+      precision: 'bf16 base weights and activations, f32 adapters and optimizer state on both sides; torch attention: sdpa',
+    },
+    tolerance: {
+      loss_rel: LOSS_RTOL,
+      probe_logits_rel: LOGITS_RTOL,
+      why: TOLERANCE_WHY,
+    },
+    seqtune: ours.result,
+    torch: theirs ?? null,
+    torch_skipped: peer.error ?? null,
+    per_step: perStep,
+    max_loss_rel_diff: maxLossDiff,
+    passed,
+  });
   if (!values.work) fs.rmSync(work, { recursive: true, force: true });
   return passed === false ? 1 : 0;
 }

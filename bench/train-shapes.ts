@@ -2,7 +2,8 @@
  * What the training and generation benchmarks share (bench/train.ts, bench/generate.ts,
  * bench/train-parity.ts): the preset shapes (optionally cut to fewer layers), random weights made
  * directly on the device (no multi-GB checkpoint to write or carry), and running one measurement per child process (a
- * seqtune worker or a Python peer) so each starts with an empty GPU and its peak memory is its own.
+ * seqtune worker or a Python peer) so each starts with an empty GPU and its peak memory is its own;
+ * also their common command-line options, time budget and result file.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -121,6 +122,30 @@ export function runChild<T>(command: string, args: string[], input: unknown, tim
   }
 }
 
+/** The command-line options bench/train.ts, bench/generate.ts and bench/train-parity.ts share; spread into parseArgs' options. */
+export const commonOptions = {
+  worker: { type: 'boolean', default: false },
+  device: { type: 'string', default: 'cuda:0' },
+  'no-peer': { type: 'boolean', default: false },
+  python: { type: 'string', default: 'python3' },
+  'deadline-s': { type: 'string', default: '450' },
+} as const;
+
+/**
+ * Seconds the next child may run: what is left of --deadline-s (counted from this call), at most
+ * --child-timeout-s where the script has that option.
+ */
+export function timeBudget(values: { 'deadline-s': string; 'child-timeout-s'?: string }): () => number {
+  const deadline = Date.now() + Number(values['deadline-s']) * 1000;
+  const cap = values['child-timeout-s'] === undefined ? Infinity : Number(values['child-timeout-s']);
+  return () => Math.min(cap, (deadline - Date.now()) / 1000);
+}
+
+/** The Python peer bench/peer/<script> as a child of --python (runChild), or `skipped (--no-peer)`. */
+export function runPeer<T>(values: { 'no-peer': boolean; python: string }, script: string, input: unknown, timeoutSec: number): ChildResult<T> {
+  return values['no-peer'] ? { error: 'skipped (--no-peer)' } : runChild<T>(values.python, [peerScript(script)], input, timeoutSec);
+}
+
 /** This script again as a worker child (`--worker`), reading its spec from stdin. */
 export function runWorker<T>(script: string, spec: unknown, timeoutSec: number): ChildResult<T> {
   return runChild<T>(process.execPath, [script, '--worker'], spec, timeoutSec);
@@ -169,6 +194,13 @@ export function resultFile(name: string): string {
   const file = out ? path.join(out, `${name}.json`) : path.join(packageRoot, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-${name}.json`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   return file;
+}
+
+/** Writes resultFile(name): the date, the command line, the device, then `body`; says where. */
+export function writeResult(name: string, device: DeviceDescription, body: Record<string, unknown>): void {
+  const file = resultFile(name);
+  fs.writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), command: commandLine(), device, ...body }, null, 2)}\n`);
+  console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
 }
 
 export function commandLine(): string {

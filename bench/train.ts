@@ -28,20 +28,20 @@ import {
   ALL_TARGETS,
   batchStream,
   benchConfig,
-  commandLine,
+  commonOptions,
   describeDevice,
   median,
   packedBatch,
   PEFT_TARGETS,
-  peerScript,
   randomWeights,
-  resultFile,
   round,
-  runChild,
+  runPeer,
   runWorker,
   table,
+  timeBudget,
   workerMain,
   writeConfigDir,
+  writeResult,
 } from './train-shapes';
 import { flopsPerToken, peakBf16Tflops } from '../lib/train/flops';
 
@@ -165,8 +165,7 @@ function parseRows(rows: string, ac: string): Row[] {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      worker: { type: 'boolean', default: false },
-      device: { type: 'string', default: 'cuda:0' },
+      ...commonOptions,
       rows: { type: 'string', default: '1b:lora,8b:lora,1b:full' },
       ac: { type: 'string', default: 'off,on' },
       seq: { type: 'string', default: '2048' },
@@ -175,9 +174,6 @@ async function main(): Promise<void> {
       warmup: { type: 'string', default: '3' },
       layers: { type: 'string' },
       'lora-r': { type: 'string', default: '16' },
-      'no-peer': { type: 'boolean', default: false },
-      python: { type: 'string', default: 'python3' },
-      'deadline-s': { type: 'string', default: '450' },
       'child-timeout-s': { type: 'string', default: '240' },
     },
   });
@@ -190,8 +186,7 @@ async function main(): Promise<void> {
   const steps = Number(values.steps);
   const warmup = Number(values.warmup);
   const loraR = Number(values['lora-r']);
-  const deadline = Date.now() + Number(values['deadline-s']) * 1000;
-  const timeout = () => Math.min(Number(values['child-timeout-s']), (deadline - Date.now()) / 1000);
+  const timeout = timeBudget(values);
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'seqtune-bench-train-'));
   console.log(`training benchmark on ${device.device} (${device.name}), sequence ${seq}, ${warmup} warm-up + ${steps} timed steps`);
   if (values['no-peer']) console.log('torch peer skipped (--no-peer)');
@@ -213,27 +208,25 @@ async function main(): Promise<void> {
       { preset: row.preset, layers: config.numLayers, mode: row.mode, seq, microBatch, steps, warmup, loraR, device: device.device, seed: 1, activationCheckpointing: row.ac } satisfies OursSpec,
       timeout(),
     );
-    const torch = values['no-peer']
-      ? { error: 'skipped (--no-peer)' }
-      : runChild<SideResult>(
-          values.python,
-          [peerScript('torch_train.py')],
-          {
-            config_dir: configDir,
-            mode: row.mode,
-            activation_checkpointing: row.ac,
-            seq,
-            micro_batch: microBatch,
-            steps,
-            warmup,
-            lora_r: loraR,
-            lora_alpha: 2 * loraR,
-            targets: PEFT_TARGETS,
-            device: device.device,
-            seed: 1,
-          },
-          timeout(),
-        );
+    const torch = runPeer<SideResult>(
+      values,
+      'torch_train.py',
+      {
+        config_dir: configDir,
+        mode: row.mode,
+        activation_checkpointing: row.ac,
+        seq,
+        micro_batch: microBatch,
+        steps,
+        warmup,
+        lora_r: loraR,
+        lora_alpha: 2 * loraR,
+        targets: PEFT_TARGETS,
+        device: device.device,
+        seed: 1,
+      },
+      timeout(),
+    );
     if (ours.error) console.error(`   seqtune: ${ours.error}`);
     if (torch.error && !values['no-peer']) console.error(`   torch: ${torch.error}`);
     const flops = flopsPerToken(arch, { mode: row.mode, seq, loraR, targets: ALL_TARGETS });
@@ -276,26 +269,14 @@ async function main(): Promise<void> {
       round(r.peak_memory_ratio_torch_over_ours),
     ]),
   );
-  const file = resultFile('train');
-  fs.writeFileSync(
-    file,
-    `${JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        command: commandLine(),
-        device,
-        peak_bf16_tflops: peak,
-        flops_accounting:
-          'per token: LoRA 4·N_mm + 6·L·T·d_q + 6·r·Σ(d_in+d_out); full 6·N_mm + 6·L·T·d_q (N_mm: projections + LM head; recomputation not counted)',
-        ratios: 'tokens_per_sec_ratio = seqtune / torch; peak_memory_ratio_torch_over_ours = torch / seqtune; above 1 favours seqtune in both',
-        timing: `${warmup} warm-up steps dropped, median of ${steps} timed steps, each ending synchronised`,
-        rows: out,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
+  writeResult('train', device, {
+    peak_bf16_tflops: peak,
+    flops_accounting:
+      'per token: LoRA 4·N_mm + 6·L·T·d_q + 6·r·Σ(d_in+d_out); full 6·N_mm + 6·L·T·d_q (N_mm: projections + LM head; recomputation not counted)',
+    ratios: 'tokens_per_sec_ratio = seqtune / torch; peak_memory_ratio_torch_over_ours = torch / seqtune; above 1 favours seqtune in both',
+    timing: `${warmup} warm-up steps dropped, median of ${steps} timed steps, each ending synchronised`,
+    rows: out,
+  });
 }
 
 main().catch((error) => {
