@@ -94,7 +94,7 @@ async function main(): Promise<void> {
   }
   const presets = list(values.presets ?? 'cpu');
   const budgets = list(values.budgets ?? '1250000,2500000,5000000').map(Number);
-  const fractions = list(values['seq-fractions'] ?? '0.5').map(Number);
+  const fractions = list(values['seq-fractions'] ?? '0.25').map(Number);
   const seed = Number(values.seed ?? 0);
   const items = values.items === undefined ? undefined : Number(values.items);
   const file = path.join(packageRoot, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-demo-sweep.json`);
