@@ -177,7 +177,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #if defined(SEQTUNE_SM90A)
   extern __shared__ __align__(1024) unsigned char smem[];
   // TMA's and wgmma's swizzle work on absolute shared addresses: stages start on 1024 bytes.
-  const uint32_t stages = (ptx::sharedAddress(smem) + kAtomBytes - 1) & ~static_cast<uint32_t>(kAtomBytes - 1);
+  const uint32_t stages = (ptx::smemAddress(smem) + kAtomBytes - 1) & ~static_cast<uint32_t>(kAtomBytes - 1);
   const uint32_t full = stages + kStages * kStageBytes, empty = full + 8 * kStages;
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {

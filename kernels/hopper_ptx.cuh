@@ -14,11 +14,11 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "kernels/mma_ptx.cuh"
+
 namespace seqtune::gemm::hopper::ptx {
 
-__device__ __forceinline__ uint32_t sharedAddress(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
+using seqtune::gpu::ptx::smemAddress;
 
 // ---- mbarrier ------------------------------------------------------------------------------------
 
