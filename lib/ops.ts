@@ -124,7 +124,7 @@ export function matmulBackward(
 
 // ---- attention --------------------------------------------------------------------------------
 
-export interface AttentionOptions {
+export interface AttentionOptions extends IndexCheckOptions {
   /** int32 [B+1]: document starts over the query tokens (and over k/v in the packed layout) */
   cuSeqlens: Tensor;
   /** mask keys after the query's position (default true) */
@@ -155,6 +155,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const [out, lse] = run('attention', [q, k, v, options.cuSeqlens, options.qOffset, options.kvLens], {
     causal: options.causal ?? true,
     scale: options.scale,
+    indicesChecked: options.indicesChecked ?? false,
   });
   return { out, lse };
 }
@@ -177,6 +178,7 @@ export function attentionBackward(
     causal: options.causal ?? true,
     scale: options.scale,
     deterministic: options.deterministic ?? true,
+    indicesChecked: options.indicesChecked ?? false,
   });
   return { dq, dk, dv };
 }
@@ -284,17 +286,29 @@ export function dropoutBackward(dy: Tensor, options: DropoutOptions): Tensor {
 
 // ---- embedding and losses ---------------------------------------------------------------------
 
+/**
+ * The ops that index memory by int32 inputs (embedding ids, labels, cuSeqlens) check them. On CUDA
+ * the kernels skip a bad index and flag it, and the op waits for the stream to read the flag: one
+ * host synchronisation per call. `indicesChecked: true` says the caller already checked those
+ * inputs on the host (lib/train/batches.ts checkBatch): the read-back is skipped, so a training step
+ * queues without waiting. The kernels still never read out of bounds; an index that was wrong after
+ * all is then skipped silently instead of failing. The CPU always checks.
+ */
+export interface IndexCheckOptions {
+  indicesChecked?: boolean;
+}
+
 /** Rows of table [V, C] at ids (int32 [T]); an id outside [0, V) fails with ERR_INDEX. */
-export function embedding(ids: Tensor, table: Tensor): Tensor {
-  return run('embedding', [ids, table])[0];
+export function embedding(ids: Tensor, table: Tensor, options: IndexCheckOptions = {}): Tensor {
+  return run('embedding', [ids, table], { indicesChecked: options.indicesChecked ?? false })[0];
 }
 
 /** Scatter-add of dout [T, C] into a fresh [V, C] gradient (deterministic order). */
-export function embeddingBackward(dout: Tensor, ids: Tensor, vocabSize: number): Tensor {
-  return run('embeddingBackward', [dout, ids], { vocabSize })[0];
+export function embeddingBackward(dout: Tensor, ids: Tensor, vocabSize: number, options: IndexCheckOptions = {}): Tensor {
+  return run('embeddingBackward', [dout, ids], { vocabSize, indicesChecked: options.indicesChecked ?? false })[0];
 }
 
-export interface CrossEntropyOptions {
+export interface CrossEntropyOptions extends IndexCheckOptions {
   ignoreIndex?: number;
   /** 'mean' over non-ignored labels (default) or 'sum' */
   reduction?: 'mean' | 'sum';
@@ -315,6 +329,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor, options: CrossEntro
   const [loss, lse, count] = run('crossEntropy', [logits, labels], {
     ignoreIndex: options.ignoreIndex ?? -100,
     reduction: options.reduction ?? 'mean',
+    indicesChecked: options.indicesChecked ?? false,
   });
   return { loss, lse, count };
 }
@@ -330,6 +345,7 @@ export function crossEntropyBackward(
     ignoreIndex: options.ignoreIndex ?? -100,
     reduction: options.reduction ?? 'mean',
     gradScale: options.gradScale ?? 1,
+    indicesChecked: options.indicesChecked ?? false,
   })[0];
 }
 
@@ -347,6 +363,7 @@ export function linearCrossEntropy(
     ignoreIndex: options.ignoreIndex ?? -100,
     reduction: options.reduction ?? 'mean',
     chunkSize: options.chunkSize ?? 4096,
+    indicesChecked: options.indicesChecked ?? false,
   });
   return { loss, lse, count };
 }
@@ -366,6 +383,7 @@ export function linearCrossEntropyBackward(
     gradScale: options.gradScale ?? 1,
     needWeight,
     chunkSize: options.chunkSize ?? 4096,
+    indicesChecked: options.indicesChecked ?? false,
   });
   return needWeight ? { dh: outs[0], dweight: outs[1] } : { dh: outs[0] };
 }

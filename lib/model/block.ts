@@ -58,6 +58,8 @@ export interface BlockDims {
 export interface PackedContext {
   positionIds: Tensor;
   cuSeqlens: Tensor;
+  /** the host checked the batch's ids, labels and cuSeqlens (lib/train/batches.ts toDevice) */
+  indicesChecked?: boolean;
 }
 
 /** Inference only: the layer's KV cache and where the new tokens go. */
@@ -114,7 +116,7 @@ export function blockForward(
     kvCacheWrite(kv.v, vt, ctx.cuSeqlens, kv.offsets);
     att = attention(qr, kv.k, kv.v, { cuSeqlens: ctx.cuSeqlens, qOffset: kv.offsets, kvLens: kv.kvLens, causal: true });
   } else {
-    att = attention(qr, kr, vt, { cuSeqlens: ctx.cuSeqlens, causal: true });
+    att = attention(qr, kr, vt, { cuSeqlens: ctx.cuSeqlens, causal: true, indicesChecked: ctx.indicesChecked });
   }
   const o = linearForward(p.o, att.out.reshape([T, H * D]), draws);
   const n2 = rmsnormResidual(o.y, p.postNorm, { eps: dims.rmsNormEps, residual: n1.sum });
@@ -188,6 +190,7 @@ export function blockBackward(
   const { dq, dk, dv } = attentionBackward(o.dx!.reshape([T, H, D]), c.qr, c.kr, c.vt, c.att, {
     cuSeqlens: ctx.cuSeqlens,
     causal: true,
+    indicesChecked: ctx.indicesChecked,
   });
   const dqRaw = ropeBackward(dq, ctx.positionIds, dims.rope).reshape([T, H * D]);
   const dkRaw = ropeBackward(dk, ctx.positionIds, dims.rope).reshape([T, Hkv * D]);

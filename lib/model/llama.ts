@@ -223,7 +223,7 @@ export class LlamaModel {
 
   /** Token ids -> final hidden states, keeping each block's cache in `caches` when given. */
   private trunk(batch: PackedContext & { inputIds: Tensor }, draws: DrawSource, caches: BlockSaved[] | null, kv?: CacheContext[]): RmsnormResult {
-    let x = embedding(batch.inputIds, this.embed);
+    let x = embedding(batch.inputIds, this.embed, { indicesChecked: batch.indicesChecked });
     let residual: Tensor | undefined;
     this.blocks.forEach((block, l) => {
       const { delta, sum, cache } = blockForward(block, this.dims, x, residual, batch, draws, kv?.[l]);
@@ -240,7 +240,7 @@ export class LlamaModel {
    * allocated when queued and freed when their last queued use has run).
    */
   private async checkpointedTrunk(batch: DeviceBatch, draws: DrawSource, saved: BlockSaved[]): Promise<RmsnormResult> {
-    let x = embedding(batch.inputIds, this.embed);
+    let x = embedding(batch.inputIds, this.embed, { indicesChecked: batch.indicesChecked });
     let residual: Tensor | undefined;
     for (const block of this.blocks) {
       const recorded: Array<DropoutOptions | undefined> = [];
@@ -265,7 +265,7 @@ export class LlamaModel {
     const draws: DrawSource = (p) => (p > 0 && rng ? ({ p, ...rng.next() } as DropoutOptions) : undefined);
     const blocks: BlockSaved[] = [];
     const final = this.activationCheckpointing ? await this.checkpointedTrunk(batch, draws, blocks) : this.trunk(batch, draws, blocks);
-    const loss = linearCrossEntropy(final.out, this.lmHead, batch.labels, { reduction: 'sum' });
+    const loss = linearCrossEntropy(final.out, this.lmHead, batch.labels, { reduction: 'sum', indicesChecked: batch.indicesChecked });
     return { loss, cache: { batch, blocks, final } };
   }
 
@@ -282,6 +282,7 @@ export class LlamaModel {
       reduction: 'sum',
       gradScale,
       needWeight: full,
+      indicesChecked: batch.indicesChecked,
     });
     const tiedHeadGrad = this.arch.tieWordEmbeddings ? head.dweight : undefined;
     if (head.dweight && !this.arch.tieWordEmbeddings) sink('lm_head.weight', head.dweight);
@@ -306,7 +307,7 @@ export class LlamaModel {
       await sync(this.device);
     }
     if (full) {
-      const dEmbed = embeddingBackward(G, batch.inputIds, this.arch.vocabSize);
+      const dEmbed = embeddingBackward(G, batch.inputIds, this.arch.vocabSize, { indicesChecked: batch.indicesChecked });
       if (tiedHeadGrad) {
         // Tied weights: the embedding and the head are one tensor, so their gradients add.
         addInplace(dEmbed, tiedHeadGrad);

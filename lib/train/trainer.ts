@@ -80,7 +80,7 @@ export async function evaluateLoss(model: LlamaModel, batches: Batch[]): Promise
   let sum = 0;
   let tokens = 0;
   for (const batch of batches) {
-    sum += await scope(async () => (await model.forward(toDevice(batch, model.device))).loss.loss.item());
+    sum += await scope(async () => (await model.forward(toDevice(batch, model.device, model.arch.vocabSize))).loss.loss.item());
     tokens += batch.numLabelTokens;
   }
   return tokens > 0 ? sum / tokens : NaN;
@@ -180,7 +180,7 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
       let lossSum: Tensor | undefined;
       for (const batch of micro) {
         await scope(async () => {
-          const result = await model.forward(toDevice(batch, model.device), run.rng);
+          const result = await model.forward(toDevice(batch, model.device, model.arch.vocabSize), run.rng);
           await model.backward(result, labelTokens > 0 ? 1 / labelTokens : 0, (name, g) => {
             const acc = grads.get(name);
             if (acc) {

@@ -45,7 +45,10 @@ struct DeviceTable {
 class IndexCheck {
  public:
   IndexCheck(const OpCall& call, TensorPtr indices, const char* name)
-      : op_(call.op), indices_(std::move(indices)), flag_(Tensor::empty(call.device, {1}, DType::I32)) {
+      : op_(call.op),
+        indices_(std::move(indices)),
+        flag_(Tensor::empty(call.device, {1}, DType::I32)),
+        checkedOnHost_(call.attrs.flag("indicesChecked", false)) {
     if (indices_->numel() >= (int64_t(1) << 31)) {
       failShape(call, str(name, " holds ", indices_->numel(), " indices; cuda checks at most 2^31 - 1"));
     }
@@ -56,8 +59,11 @@ class IndexCheck {
   // Device thread, right after the launch: waits for the stream. When the kernel flagged an index,
   // copies the indices to the host and runs the CPU backend's own check on them,
   // cpuCheck(const int32_t* hostIndices), which throws its ERR_INDEX message for the first bad one.
+  // With the indicesChecked attribute (the caller checked them on the host) it does not wait: the
+  // kernels skip bad indices either way, so memory stays safe.
   template <typename CpuCheck>
   void verify(cudaStream_t stream, CpuCheck&& cpuCheck) const {
+    if (checkedOnHost_) return;
     const gpu::BadIndex bad = gpu::firstBadIndex(flag(), indices_->data<int32_t>(), indices_->numel(), stream);
     if (bad.position < 0) return;
     std::vector<int32_t> host(static_cast<size_t>(indices_->numel()));
@@ -71,6 +77,7 @@ class IndexCheck {
   const char* op_;
   TensorPtr indices_;
   TensorPtr flag_;
+  bool checkedOnHost_;
 };
 
 }  // namespace seqtune

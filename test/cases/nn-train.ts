@@ -72,10 +72,11 @@ export const cases: CaseFactory = (rng) => {
       },
       {
         op: 'linearCrossEntropyBackward',
-        name: `linearCrossEntropyBackward ${name}`,
+        name: `linearCrossEntropyBackward ${name} (labels checked on the host)`,
         run: (device, dtype) => {
           const t = make(device, dtype);
-          const g = linearCrossEntropyBackward(t.h, t.w, t.l, linearCrossEntropy(t.h, t.w, t.l, { chunkSize }), { chunkSize });
+          const checked = { chunkSize, indicesChecked: true };
+          const g = linearCrossEntropyBackward(t.h, t.w, t.l, linearCrossEntropy(t.h, t.w, t.l, checked), checked);
           return [g.dh, g.dweight!];
         },
       },
