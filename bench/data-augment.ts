@@ -28,6 +28,7 @@ import { tuluFormat } from '../lib/data/templates';
 import { tokenizeRecords } from '../lib/data/tokenize';
 import { HfTokenizer } from '../lib/model/tokenizer';
 import { TextTokenizer } from '../lib/text-tokenizer';
+import { round, timed } from './measure';
 
 const root = path.join(__dirname, '..', '..');
 const shared = path.join(root, '..', 'shared', 'data');
@@ -38,17 +39,6 @@ const tokenizerDir = path.join(shared, 'tokenizers', 'llama2');
 async function loadLlama2(): Promise<TextTokenizer | string> {
   if (!fs.existsSync(path.join(tokenizerDir, 'tokenizer.json'))) return `no tokenizer.json in ${tokenizerDir}`;
   return HfTokenizer.fromDir(tokenizerDir);
-}
-
-const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
-
-/** Wall and CPU seconds of fn (CPU: user + system of this process). */
-async function timed<T>(fn: () => Promise<T> | T): Promise<{ value: T; wall: number; cpu: number }> {
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  const value = await fn();
-  const c = process.cpuUsage(c0);
-  return { value, wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
 }
 
 async function main(): Promise<void> {

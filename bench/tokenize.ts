@@ -29,23 +29,13 @@ import { DataRecord } from '../lib/data/records';
 import { tuluFormat } from '../lib/data/templates';
 import { tokenizeRecords } from '../lib/data/tokenize';
 import { HfTokenizer } from '../lib/model/tokenizer';
+import { round, timed } from './measure';
 
 const root = path.join(__dirname, '..', '..');
 const shared = path.join(root, '..', 'shared', 'data');
 const alpacaPath = path.join(shared, 'alpaca', 'alpaca_small_2000.json');
 const tokenizerDir = path.join(shared, 'tokenizers', 'llama2');
 const COPIES = 26;
-
-const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
-
-/** Wall and CPU seconds of fn (CPU: user + system of this process). */
-async function timed<T>(fn: () => Promise<T> | T): Promise<{ value: T; wall: number; cpu: number }> {
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  const value = await fn();
-  const c = process.cpuUsage(c0);
-  return { value, wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
-}
 
 const crc = (ids: readonly number[]) => zlib.crc32(Buffer.from(Int32Array.from(ids).buffer));
 const sameIds = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((id, i) => id === b[i]);
