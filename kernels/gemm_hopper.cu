@@ -13,19 +13,18 @@
 //   stores masked at the edges) fed from the accumulators, which per warp have mma.sync's layout;
 // - ragged M, N, K: TMA zero-fills out-of-bounds box elements (they add nothing) and the epilogue
 //   masks stores; every output element is one block's sum over K in order (deterministic);
-// - every mbarrier wait gives up after kStallNs: the kernel then flags the self-test's fault word
-//   and returns, or traps when there is none, so a broken pipeline fails loudly instead of hanging.
-#include <cuda.h>  // CUtensorMap and the encode function's types only; the driver is reached through cudart
-#include <cudaTypedefs.h>
+// - every mbarrier wait gives up after a while (hopper_pipeline.cuh), so a broken pipeline fails
+//   loudly instead of hanging.
 #include <cuda_runtime.h>
 
-#include <atomic>
 #include <string>
 
 #include "kernels/gemm_epilogue.h"
 #include "kernels/gemm_hopper.h"
 #include "kernels/gemm_hopper_layout.h"
 #include "kernels/gemm_linear_out.h"
+#include "kernels/hopper_host.h"
+#include "kernels/hopper_pipeline.cuh"
 #include "kernels/hopper_ptx.cuh"
 
 namespace seqtune::gemm::hopper {
@@ -38,44 +37,16 @@ struct Params {
   int* fault;               // null: trap on a stall
 };
 
-enum Fault : int { kFaultStall = 1, kFaultNoSm90a = 2 };
-
-__device__ __forceinline__ void reportFault(int* fault, int code) {
-  if (fault) {
-    atomicExch(fault, code);
-  } else {
-    __trap();
-  }
-}
+using seqtune::hopper::kFaultNoSm90a;
+using seqtune::hopper::kFaultStall;
+using seqtune::hopper::reportFault;
 
 #if defined(SEQTUNE_SM90A)
 
-// No wait of a working pipeline comes near this, even with the GPU time-sliced between processes.
-constexpr uint64_t kStallNs = 4000000000ull;
-
-// Waits for the phase of parity `parity` of `bar`; false after kStallNs.
-__device__ __forceinline__ bool waitPhase(uint32_t bar, uint32_t parity) {
-  if (ptx::mbarTryWait(bar, parity)) return true;
-  const uint64_t start = ptx::globalTimer();
-  while (!ptx::mbarTryWait(bar, parity)) {
-    if (ptx::globalTimer() - start > kStallNs) return false;
-  }
-  return true;
-}
-
-// Producer and consumers step through the stages in the same order; the phase bit flips each lap.
-struct Ring {
-  int stage = 0;
-  uint32_t phase = 0;
-  __device__ __forceinline__ void advance() {
-    if (++stage == kStages) {
-      stage = 0;
-      phase ^= 1u;
-    }
-  }
-};
-
-__device__ __forceinline__ uint32_t barrier(uint32_t base, int stage) { return base + 8u * stage; }
+namespace ptx = seqtune::hopper::ptx;
+using seqtune::hopper::barrier;
+using seqtune::hopper::waitPhase;
+using Ring = seqtune::hopper::Ring<kStages>;
 
 __device__ __forceinline__ void loadOperand(const CUtensorMap* map, const OperandPlan& plan, uint32_t dst, uint32_t bar,
                                             int64_t mn0, int64_t k0, int32_t batch) {
@@ -141,7 +112,7 @@ __device__ __forceinline__ void consume(const Params& p, const LinearOut& o, uin
         const uint64_t descA = encodeDesc(a + descStart(pa, wg * kConsumerRows, s), descLbo(pa), descSbo(pa));
         const uint64_t descB = encodeDesc(b + descStart(pb, 0, s), descLbo(pb), descSbo(pb));
         // The tile's first step overwrites what the previous tile left in acc.
-        ptx::wgmma64x256x16<T, transposeBit(pa), transposeBit(pb)>(acc, descA, descB, kt > 0 || s > 0);
+        ptx::wgmmaSS<T, transposeBit(pa), transposeBit(pb), kBN>(acc, descA, descB, kt > 0 || s > 0);
       }
       ptx::wgmmaCommit();
       ptx::wgmmaWait<1>();  // the previous K-step's group has finished reading its stage
@@ -210,22 +181,6 @@ namespace {
 constexpr int64_t kMaxCoord = int64_t(1) << 31;  // TMA coordinates are int32
 constexpr int64_t kMaxStrideBytes = int64_t(1) << 40;
 
-// cuTensorMapEncodeTiled from the driver cudart already loaded (no libcuda link); null without one.
-PFN_cuTensorMapEncodeTiled_v12000 encoder() {
-  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* f = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &found) !=
-            cudaSuccess ||
-        found != cudaDriverEntryPointSuccess) {
-      cudaGetLastError();
-      f = nullptr;
-    }
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
-  }();
-  return fn;
-}
-
 // A stored operand: `rows` x `cols` elements, row stride ld, batches `stride` apart.
 struct Stored {
   const void* ptr;
@@ -249,66 +204,18 @@ Stored storedB(const GemmArgs& g) {
   return {g.b, g.transB ? g.N : g.K, g.transB ? g.K : g.N, g.ldb, g.strideB};
 }
 
-bool encode(CUtensorMap* map, PFN_cuTensorMapEncodeTiled_v12000 fn, DType dtype, const hp::OperandPlan& plan,
-            const GemmArgs& g, const Stored& s) {
+bool encode(CUtensorMap* map, DType dtype, const hp::OperandPlan& plan, const GemmArgs& g, const Stored& s,
+            std::string* why) {
   const hp::TmaGeometry geo = hp::tmaGeometry(plan, s.rows, s.cols, s.ld, batched(g, s.stride), g.batch, s.stride);
-  const cuuint64_t dims[3] = {geo.dims[0], geo.dims[1], geo.dims[2]};
-  const cuuint64_t strides[2] = {geo.strides[0], geo.strides[1]};
-  const cuuint32_t box[3] = {geo.box[0], geo.box[1], geo.box[2]};
-  const cuuint32_t elementStrides[3] = {1, 1, 1};
-  const CUtensorMapDataType type =
-      dtype == DType::BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
-  // OOB_FILL_NONE fills zeros, which add nothing to the products.
-  const CUresult r = fn(map, type, 3, const_cast<void*>(s.ptr), dims, strides, box, elementStrides,
-                        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  return r == CUDA_SUCCESS;
-}
-
-// Per kernel instantiation: the devices it was checked on, and those where it can run.
-struct KernelState {
-  std::atomic<uint64_t> checked{0}, usable{0};
-};
-
-// Once per device and kernel: raises the shared-memory limit and checks that the kernel is the
-// sm_90a build with the launch allocation setmaxnreg relies on (a shortfall would block
-// setmaxnreg.inc forever).
-template <class Kernel>
-bool ready(Kernel kernel, KernelState& state, std::string* why) {
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  const uint64_t bit = uint64_t(1) << (device & 63);
-  if ((state.checked.load(std::memory_order_acquire) & bit) == 0) {
-    cudaFuncAttributes attr{};
-    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, hp::kSmemBytes);
-    if (e == cudaSuccess) e = cudaFuncGetAttributes(&attr, kernel);
-    const bool ok = e == cudaSuccess && attr.ptxVersion == 90 && attr.binaryVersion == 90 &&
-                    attr.numRegs == hp::kLaunchRegs;
-    if (!ok) {
-      cudaGetLastError();
-      if (why) {
-        *why = str("kernel not runnable here (", cudaGetErrorString(e), "; PTX ", attr.ptxVersion, ", SASS ",
-                   attr.binaryVersion, ", ", attr.numRegs, " registers; want 90, 90, ", hp::kLaunchRegs, ")");
-      }
-    }
-    if (ok) state.usable.fetch_or(bit, std::memory_order_relaxed);
-    state.checked.fetch_or(bit, std::memory_order_release);
-    return ok;
-  }
-  const bool ok = (state.usable.load(std::memory_order_relaxed) & bit) != 0;
-  if (!ok && why) *why = "kernel not runnable here (found at its first use)";
-  return ok;
+  return encodeTensorMap(map, dtype, s.ptr, geo.dims, geo.strides, geo.box, why);
 }
 
 template <typename T, bool TA, bool TB>
 bool launch(const CUtensorMap& mapA, const CUtensorMap& mapB, const hp::Params& p, const gemm::LinearOut& o,
             int ctas, cudaStream_t stream, std::string* why) {
-  static KernelState state;
+  static HopperKernelState state;
   auto kernel = hp::hopperGemmKernel<T, TA, TB>;
-  if (!ready(kernel, state, why)) return false;
+  if (!hopperKernelReady(kernel, hp::kSmemBytes, hp::kLaunchRegs, state, why)) return false;
   kernel<<<ctas, hp::kThreads, hp::kSmemBytes, stream>>>(mapA, mapB, p, o);
   checkLaunch("gemm (Hopper kernel)");
   return true;
@@ -335,17 +242,13 @@ bool hopperGemmSupports(const GemmArgs& g) {
 
 bool hopperGemm(const GemmArgs& g, cudaStream_t stream, const HopperGemmLaunch& launchOptions) {
   std::string* why = launchOptions.why;
-  const PFN_cuTensorMapEncodeTiled_v12000 fn = encoder();
-  if (!fn || !hopperGemmSupports(g)) {
-    if (why) *why = fn ? "arguments not supported" : "the driver has no cuTensorMapEncodeTiled";
+  if (!hopperGemmSupports(g)) {
+    if (why) *why = "arguments not supported";
     return false;
   }
   const hp::OperandPlan pa = hp::operandPlan(!g.transA, hp::kBM), pb = hp::operandPlan(g.transB, hp::kBN);
   CUtensorMap mapA, mapB;
-  if (!encode(&mapA, fn, g.dtype, pa, g, storedA(g)) || !encode(&mapB, fn, g.dtype, pb, g, storedB(g))) {
-    if (why) *why = "the driver refused a tensor map";
-    return false;
-  }
+  if (!encode(&mapA, g.dtype, pa, g, storedA(g), why) || !encode(&mapB, g.dtype, pb, g, storedB(g), why)) return false;
 
   hp::Params p{};
   p.M = g.M;

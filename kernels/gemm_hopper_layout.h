@@ -1,6 +1,6 @@
 // Index math of the Hopper GEMM (kernels/gemm_hopper.cu): the tile configuration, the persistent
-// tile order, the 128-byte swizzle that TMA writes and wgmma reads, where each TMA box lands in a
-// stage, the tensor-map geometry, and the wgmma shared-memory descriptors. Plain
+// tile order, where each TMA box lands in a stage, the tensor-map geometry, and the wgmma
+// descriptors' offsets (the swizzle and the descriptor encoding are hopper_layout.h's). Plain
 // __host__ __device__ code, so test/kernels/gemm_hopper_layout.cpp checks the very functions the
 // kernel calls on a machine without a GPU.
 //
@@ -13,8 +13,17 @@
 #include <cstdint>
 
 #include "kernels/gemm_layout.h"
+#include "kernels/hopper_layout.h"
 
 namespace seqtune::gemm::hopper {
+
+using seqtune::hopper::encodeDesc;
+using seqtune::hopper::kAtomBytes;
+using seqtune::hopper::kElemBytes;
+using seqtune::hopper::kMmaK;
+using seqtune::hopper::kRowBytes;
+using seqtune::hopper::kRowElems;
+using seqtune::hopper::swizzle128;
 
 // ---- configuration -------------------------------------------------------------------------------
 
@@ -24,11 +33,6 @@ constexpr int kConsumers = 2;                       // consumer warpgroups, 64 r
 constexpr int kWarpgroup = 128;                     // threads
 constexpr int kThreads = kWarpgroup * (1 + kConsumers);  // warpgroup 0 produces
 constexpr int kConsumerRows = kBM / kConsumers;     // the M of each warpgroup's wgmma
-constexpr int kMmaK = 16;                           // K of one wgmma.m64n256k16
-constexpr int kElemBytes = 2;
-constexpr int kRowBytes = 128;                      // one swizzle row: 64 elements
-constexpr int kRowElems = kRowBytes / kElemBytes;
-constexpr int kAtomBytes = 1024;                    // 8 rows: where the swizzle pattern repeats
 constexpr int kABytes = kBM * kBK * kElemBytes;
 constexpr int kBBytes = kBN * kBK * kElemBytes;
 constexpr int kStageBytes = kABytes + kBBytes;
@@ -46,12 +50,6 @@ static_assert(kSmemBytes <= 227 * 1024, "fits Hopper's 227 KiB of shared memory 
 static_assert(kWarpgroup * kProducerRegs + kConsumers * kWarpgroup * kConsumerRegs <= kThreads * kLaunchRegs,
               "setmaxnreg.inc can be served from what setmaxnreg.dec releases");
 static_assert(kThreads * kLaunchRegs <= 65536, "one block per SM at the launch allocation");
-
-// ---- 128-byte swizzle ----------------------------------------------------------------------------
-
-// CU_TENSOR_MAP_SWIZZLE_128B / wgmma's 128B mode on a shared-memory byte address: the 16-byte chunk
-// (bits 4-6) is XORed with the 128-byte row within the 1024-byte atom (bits 7-9).
-constexpr GEMM_HD uint32_t swizzle128(uint32_t address) { return address ^ (((address >> 7) & 7u) << 4); }
 
 // ---- persistent tile order -----------------------------------------------------------------------
 
@@ -127,29 +125,19 @@ constexpr GEMM_HD TmaGeometry tmaGeometry(const OperandPlan& p, int64_t storedRo
 
 // ---- wgmma descriptors ---------------------------------------------------------------------------
 
-// The 64-bit shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format"): start address,
-// leading and stride byte offsets, each >> 4 in 14 bits; base offset 0 (every pattern starts on a
-// 1024-byte boundary); bits 62-63 = 1: 128-byte swizzle.
-constexpr uint64_t kSwizzle128Mode = 1;
-
-constexpr GEMM_HD uint64_t encodeDesc(uint32_t start, uint32_t lbo, uint32_t sbo) {
-  return static_cast<uint64_t>((start & 0x3FFFF) >> 4) | (static_cast<uint64_t>((lbo & 0x3FFFF) >> 4) << 16) |
-         (static_cast<uint64_t>((sbo & 0x3FFFF) >> 4) << 32) | (kSwizzle128Mode << 62);
+// Byte offsets of the canonical 128B-swizzled layouts (hopper_layout.h): MN-major LBO steps to the
+// next box of 64 MN-elements.
+constexpr GEMM_HD uint32_t descLbo(const OperandPlan& p) {
+  return p.kMajor ? seqtune::hopper::kKMajorLbo : static_cast<uint32_t>(p.boxBytes);
 }
-
-// Byte offsets of the canonical 128B-swizzled layouts (PTX ISA, "Major-ness supported by strides").
-// K-major: SBO steps 8 rows (one atom); LBO is unused ("assumed 1"). MN-major: LBO steps 64
-// MN-elements (the next box), SBO steps 8 K-rows (one atom).
-constexpr GEMM_HD uint32_t descLbo(const OperandPlan& p) { return p.kMajor ? 16u : static_cast<uint32_t>(p.boxBytes); }
-constexpr GEMM_HD uint32_t descSbo(const OperandPlan&) { return kAtomBytes; }
+constexpr GEMM_HD uint32_t descSbo(const OperandPlan&) { return seqtune::hopper::kSbo; }
 
 // Offset from the operand's stage tile of the wgmma operand that starts at MN-row mnOffset (a
-// multiple of 64: A's consumer warpgroup) for K-step s (K = 16s .. 16s + 15). K-major: 32 bytes
-// further along the swizzled rows (the hardware swizzles the final address, as TMA did). MN-major:
-// 16 K-rows = 2 atoms further, in the box holding mnOffset.
+// multiple of 64: A's consumer warpgroup) for K-step s (K = 16s .. 16s + 15); MN-major: in the box
+// holding mnOffset.
 constexpr GEMM_HD uint32_t descStart(const OperandPlan& p, int mnOffset, int s) {
-  if (p.kMajor) return static_cast<uint32_t>(mnOffset * kRowBytes + s * kMmaK * kElemBytes);
-  return static_cast<uint32_t>((mnOffset / kRowElems) * p.boxBytes + s * kMmaK * kRowBytes);
+  if (p.kMajor) return static_cast<uint32_t>(mnOffset * kRowBytes) + seqtune::hopper::kMajorStep(s);
+  return static_cast<uint32_t>((mnOffset / kRowElems) * p.boxBytes) + seqtune::hopper::mnMajorStep(s);
 }
 
 // The wgmma immediates imm-trans-a / imm-trans-b: 1 for an MN-major operand.

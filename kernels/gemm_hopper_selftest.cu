@@ -8,54 +8,25 @@
 // or pipeline bug shows as errors of order 1, far above the tolerance.
 #include <cuda_runtime.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <mutex>
 #include <vector>
 
 #include "kernels/gemm_hopper.h"
+#include "kernels/hopper_selftest.h"
 #include "native/runtime/errors.h"
 
 namespace seqtune::gpu {
 
 namespace {
 
-// ---- 16-bit values on the host -------------------------------------------------------------------
-
-uint32_t floatBits(float v) {
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  return u;
-}
-
-float bitsFloat(uint32_t u) {
-  float v;
-  std::memcpy(&v, &u, 4);
-  return v;
-}
-
-// Exact for the inputs used here (zero or normal, at most 8 significant bits).
-uint16_t toHalfBits(float v, DType t) {
-  const uint32_t u = floatBits(v);
-  if (t == DType::BF16) return static_cast<uint16_t>(u >> 16);
-  if ((u & 0x7fffffffu) == 0) return static_cast<uint16_t>(u >> 16);
-  const uint32_t sign = (u >> 16) & 0x8000u, exponent = ((u >> 23) & 0xffu) - 127 + 15, mantissa = (u >> 13) & 0x3ffu;
-  return static_cast<uint16_t>(sign | (exponent << 10) | mantissa);
-}
-
-float fromHalfBits(uint16_t h, DType t) {
-  if (t == DType::BF16) return bitsFloat(static_cast<uint32_t>(h) << 16);
-  const float sign = (h & 0x8000u) ? -1.f : 1.f;
-  const int exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
-  if (exponent == 0) return sign * std::ldexp(static_cast<float>(mantissa), -24);
-  if (exponent == 31) return mantissa ? NAN : sign * INFINITY;
-  return sign * std::ldexp(static_cast<float>(mantissa | 0x400), exponent - 25);
-}
+using selftest::DeviceArena;
+using selftest::Rng;
+using selftest::fromHalfBits;
+using selftest::isHopper;
+using selftest::toHalfBits;
 
 // ---- the problems --------------------------------------------------------------------------------
 
@@ -79,18 +50,6 @@ const Problem kProblems[] = {
     {DType::BF16, DType::BF16, true, true, 96, 136, 520, 1, false, true, DType::BF16, 2.0, 0.0, 0, 0},
     {DType::F16, DType::F16, false, true, 256, 512, 256, 1, false, true, DType::F16, 1.0, -1.0, 8, 3},
     {DType::F16, DType::F32, true, false, 136, 264, 1000, 2, false, true, DType::F32, 0.5, 0.25, 1, 0},
-};
-
-// splitmix64: inputs k/64, k in [-64, 64].
-struct Rng {
-  uint64_t s;
-  float next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return static_cast<float>(static_cast<int>(z % 129) - 64) / 64.f;
-  }
 };
 
 int64_t pad8(int64_t n) { return (n + 7) / 8 * 8; }
@@ -118,26 +77,6 @@ struct HostMatrix {
     }
   }
   float at(int64_t b, int64_t r, int64_t c) const { return values[(b * rows + r) * cols + c]; }
-};
-
-// One device allocation carved into 256-byte aligned pieces.
-class DeviceArena {
- public:
-  explicit DeviceArena(size_t bytes) : error_(cudaMalloc(&base_, bytes)) {}
-  ~DeviceArena() {
-    if (base_) cudaFree(base_);
-  }
-  cudaError_t error() const { return error_; }
-  void* take(size_t bytes) {
-    void* p = static_cast<char*>(base_) + used_;
-    used_ += (bytes + 255) / 256 * 256;
-    return p;
-  }
-
- private:
-  void* base_ = nullptr;
-  cudaError_t error_;
-  size_t used_ = 0;
 };
 
 size_t dtypeBytes(DType t) { return t == DType::F32 ? 4 : 2; }
@@ -306,30 +245,6 @@ std::string runProblem(size_t index, const Problem& pr, cudaStream_t stream) {
   return "";
 }
 
-// ---- per-device state ----------------------------------------------------------------------------
-
-enum State : int { kUntested = 0, kOn = 1, kOff = 2 };
-std::atomic<int> states[64];
-std::mutex testing;
-
-bool envDisabled() {
-  static const bool disabled = [] {
-    const char* v = std::getenv("SEQTUNE_GEMM_HOPPER");
-    return v && std::strcmp(v, "0") == 0;
-  }();
-  return disabled;
-}
-
-bool isHopper(int device) {
-  int major = 0, minor = 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  return major == 9 && minor == 0;
-}
-
 }  // namespace
 
 bool hopperGemmSelfTest(cudaStream_t stream, std::string* detail) {
@@ -355,30 +270,8 @@ bool hopperGemmWanted(const GemmArgs& g, cudaStream_t stream) {
       134217728.0) {  // 2^27
     return false;
   }
-  if (envDisabled() || !hopperGemmSupports(g)) return false;
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  std::atomic<int>& state = states[device & 63];
-  int s = state.load(std::memory_order_acquire);
-  if (s == kUntested) {
-    std::lock_guard<std::mutex> lock(testing);
-    s = state.load(std::memory_order_acquire);
-    if (s == kUntested) {
-      std::string detail;
-      s = isHopper(device) && hopperGemmSelfTest(stream, &detail) ? kOn : kOff;
-      if (!detail.empty()) {
-        std::fprintf(stderr,
-                     "seqtune: the Hopper (sm_90a) GEMM kernel failed its self-test on GPU %d and stays off there; "
-                     "matmuls use the mma.sync kernels. Please report this line to the seqtune maintainers: %s\n",
-                     device, detail.c_str());
-      }
-      state.store(s, std::memory_order_release);
-    }
-  }
-  return s == kOn;
+  static selftest::HopperGate gate("SEQTUNE_GEMM_HOPPER", "GEMM kernel", hopperGemmSelfTest);
+  return hopperGemmSupports(g) && gate.open(stream);
 }
 
 }  // namespace seqtune::gpu

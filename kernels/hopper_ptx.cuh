@@ -1,5 +1,6 @@
-// PTX wrappers of the Hopper GEMM (kernels/gemm_hopper.cu): mbarriers, TMA tensor loads, wgmma
-// (m64n256k16, f32 accumulators, both operands from shared memory) and setmaxnreg. They exist only
+// PTX wrappers of the Hopper kernels (gemm_hopper.cu, flash_attention_hopper.cu): mbarriers, TMA
+// tensor loads, wgmma (m64nNk16, f32 accumulators; A from shared memory or registers, B from
+// shared memory) and setmaxnreg. They exist only
 // in the sm_90a device pass (SEQTUNE_SM90A): wgmma and setmaxnreg are arch-specific, so every
 // caller is compiled under the same guard and other targets never see them.
 #pragma once
@@ -16,7 +17,7 @@
 
 #include "kernels/mma_ptx.cuh"
 
-namespace seqtune::gemm::hopper::ptx {
+namespace seqtune::hopper::ptx {
 
 using seqtune::gpu::ptx::smemAddress;
 
@@ -85,8 +86,10 @@ __device__ __forceinline__ void wgmmaWait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
 
-// The compiler does not know that wgmma writes the accumulators asynchronously: an empty asm that
-// "modifies" each of them pins every ordinary access on its side of the wait/fence it follows.
+// The compiler does not know that wgmma reads and writes registers asynchronously: an empty asm
+// that "modifies" each of them pins every ordinary access on its side of the wait/fence it is
+// next to (after a wait: no read moves up; before wgmma.fence: no write moves down into the
+// wgmmas' pipeline, where ptxas would serialise them).
 template <int NT>
 __device__ __forceinline__ void fenceAccumulators(float (&d)[NT][4]) {
 #pragma unroll
@@ -96,56 +99,124 @@ __device__ __forceinline__ void fenceAccumulators(float (&d)[NT][4]) {
   }
 }
 
-#define SEQTUNE_WGMMA_M64N256K16(TYPE) \
-  asm volatile( \
-      "{\n" \
-      ".reg .pred p;\n" \
-      "setp.ne.b32 p, %130, 0;\n" \
-      "wgmma.mma_async.sync.aligned.m64n256k16.f32." TYPE "." TYPE " " \
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, " \
-      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
-      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, " \
-      "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, " \
-      "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, " \
-      "%128, %129, p, 1, 1, %131, %132;\n" \
-      "}\n" \
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), \
-      "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), \
-      "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), \
-      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), \
-      "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), \
-      "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), \
-      "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), \
-      "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3]), \
-      "+f"(d[16][0]), "+f"(d[16][1]), "+f"(d[16][2]), "+f"(d[16][3]), "+f"(d[17][0]), "+f"(d[17][1]), "+f"(d[17][2]), "+f"(d[17][3]), \
-      "+f"(d[18][0]), "+f"(d[18][1]), "+f"(d[18][2]), "+f"(d[18][3]), "+f"(d[19][0]), "+f"(d[19][1]), "+f"(d[19][2]), "+f"(d[19][3]), \
-      "+f"(d[20][0]), "+f"(d[20][1]), "+f"(d[20][2]), "+f"(d[20][3]), "+f"(d[21][0]), "+f"(d[21][1]), "+f"(d[21][2]), "+f"(d[21][3]), \
-      "+f"(d[22][0]), "+f"(d[22][1]), "+f"(d[22][2]), "+f"(d[22][3]), "+f"(d[23][0]), "+f"(d[23][1]), "+f"(d[23][2]), "+f"(d[23][3]), \
-      "+f"(d[24][0]), "+f"(d[24][1]), "+f"(d[24][2]), "+f"(d[24][3]), "+f"(d[25][0]), "+f"(d[25][1]), "+f"(d[25][2]), "+f"(d[25][3]), \
-      "+f"(d[26][0]), "+f"(d[26][1]), "+f"(d[26][2]), "+f"(d[26][3]), "+f"(d[27][0]), "+f"(d[27][1]), "+f"(d[27][2]), "+f"(d[27][3]), \
-      "+f"(d[28][0]), "+f"(d[28][1]), "+f"(d[28][2]), "+f"(d[28][3]), "+f"(d[29][0]), "+f"(d[29][1]), "+f"(d[29][2]), "+f"(d[29][3]), \
-      "+f"(d[30][0]), "+f"(d[30][1]), "+f"(d[30][2]), "+f"(d[30][3]), "+f"(d[31][0]), "+f"(d[31][1]), "+f"(d[31][2]), "+f"(d[31][3]) \
-      : "l"(descA), "l"(descB), "r"(scaleD), "n"(TA), "n"(TB))
-
-// d (+)= A · B for a 64 x 256 x 16 step of the warpgroup: A and B from shared-memory descriptors,
-// TA / TB the transpose immediates (1: MN-major). scaleD = 0 ignores d's previous contents. d[j][v]
-// of thread t is row 16·(t / 32) + (t % 32) / 4 + 8·(v / 2), column 8j + 2·(t % 4) + v % 2 (PTX
-// ISA, "WGMMA .m64nNk16 register fragment layout for accumulator matrix D"): per warp, the
-// m16n8 accumulator layout of mma.sync repeated along N.
-template <typename T, int TA, int TB>
-__device__ __forceinline__ void wgmma64x256x16(float (&d)[32][4], uint64_t descA, uint64_t descB, int scaleD) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    SEQTUNE_WGMMA_M64N256K16("bf16");
-  } else {
-    static_assert(std::is_same_v<T, __half>, "bf16 or f16 operands");
-    SEQTUNE_WGMMA_M64N256K16("f16");
+template <int NT>
+__device__ __forceinline__ void fenceFragments(uint32_t (&a)[NT][4]) {
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+#pragma unroll
+    for (int v = 0; v < 4; ++v) asm volatile("" : "+r"(a[j][v])::"memory");
   }
 }
 
-#undef SEQTUNE_WGMMA_M64N256K16
+// wgmma's operand lists, spelled out once: the accumulator placeholders "{%0, ..., %(R-1)}" of an
+// m64nNk16 (R = N / 2 f32 registers per thread) and the matching "+f" constraints of d[N / 8][4].
+#define SEQTUNE_WGMMA_D32 \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, " \
+    "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define SEQTUNE_WGMMA_D64 \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, " \
+    "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, " \
+    "%41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, " \
+    "%61, %62, %63}"
+#define SEQTUNE_WGMMA_D128 \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, " \
+    "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, " \
+    "%41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, " \
+    "%61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, " \
+    "%81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, " \
+    "%100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, " \
+    "%116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}"
+#define SEQTUNE_WGMMA_ACC4(d, j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
+#define SEQTUNE_WGMMA_TILES8(d, j) \
+  SEQTUNE_WGMMA_ACC4(d, j), SEQTUNE_WGMMA_ACC4(d, j + 1), SEQTUNE_WGMMA_ACC4(d, j + 2), SEQTUNE_WGMMA_ACC4(d, j + 3), \
+      SEQTUNE_WGMMA_ACC4(d, j + 4), SEQTUNE_WGMMA_ACC4(d, j + 5), SEQTUNE_WGMMA_ACC4(d, j + 6), SEQTUNE_WGMMA_ACC4(d, j + 7)
+#define SEQTUNE_WGMMA_ACC32(d) SEQTUNE_WGMMA_TILES8(d, 0)
+#define SEQTUNE_WGMMA_ACC64(d) SEQTUNE_WGMMA_TILES8(d, 0), SEQTUNE_WGMMA_TILES8(d, 8)
+#define SEQTUNE_WGMMA_ACC128(d) SEQTUNE_WGMMA_ACC64(d), SEQTUNE_WGMMA_TILES8(d, 16), SEQTUNE_WGMMA_TILES8(d, 24)
+
+// Both operands from shared-memory descriptors. R: accumulator registers; the string arguments are
+// the operand numbers that follow them (descA, descB, scaleD, transA, transB).
+#define SEQTUNE_WGMMA_SS(N, TYPE, R, DA, DB, SCALE, TA, TB) \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" SCALE ", 0;\n" \
+               "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TYPE "." TYPE " " SEQTUNE_WGMMA_D##R \
+               ", %" DA ", %" DB ", p, 1, 1, %" TA ", %" TB ";\n}\n" \
+               : SEQTUNE_WGMMA_ACC##R(d) \
+               : "l"(descA), "l"(descB), "r"(scaleD), "n"(TA_), "n"(TB_))
+
+// A from registers (four 32-bit registers of packed pairs), B from a descriptor: (a0..a3, descB,
+// scaleD, transB).
+#define SEQTUNE_WGMMA_RS(N, TYPE, R, A0, A1, A2, A3, DB, SCALE, TB) \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" SCALE ", 0;\n" \
+               "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TYPE "." TYPE " " SEQTUNE_WGMMA_D##R \
+               ", {%" A0 ", %" A1 ", %" A2 ", %" A3 "}, %" DB ", p, 1, 1, %" TB ";\n}\n" \
+               : SEQTUNE_WGMMA_ACC##R(d) \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB), "r"(scaleD), "n"(TB_))
+
+template <typename T>
+constexpr bool kIsBf16 = std::is_same_v<T, __nv_bfloat16>;
+
+// d (+)= A · B for one 64 x N x 16 step of the warpgroup, A and B from shared-memory descriptors,
+// TA_ / TB_ the transpose immediates (1: MN-major); scaleD = 0 ignores d's previous contents. d[j][v]
+// of thread t is row 16·(t / 32) + (t % 32) / 4 + 8·(v / 2), column 8j + 2·(t % 4) + v % 2 (PTX
+// ISA, "WGMMA .m64nNk16 register fragment layout for accumulator matrix D"): per warp, the m16n8
+// accumulator layout of mma.sync repeated along N.
+template <typename T, int TA_, int TB_, int N>
+__device__ __forceinline__ void wgmmaSS(float (&d)[N / 8][4], uint64_t descA, uint64_t descB, int scaleD) {
+  static_assert(kIsBf16<T> || std::is_same_v<T, __half>, "bf16 or f16 operands");
+  static_assert(N == 64 || N == 128 || N == 256, "N of 64, 128 or 256");
+  if constexpr (N == 256) {
+    if constexpr (kIsBf16<T>) {
+      SEQTUNE_WGMMA_SS(256, "bf16", 128, "128", "129", "130", "131", "132");
+    } else {
+      SEQTUNE_WGMMA_SS(256, "f16", 128, "128", "129", "130", "131", "132");
+    }
+  } else if constexpr (N == 128) {
+    if constexpr (kIsBf16<T>) {
+      SEQTUNE_WGMMA_SS(128, "bf16", 64, "64", "65", "66", "67", "68");
+    } else {
+      SEQTUNE_WGMMA_SS(128, "f16", 64, "64", "65", "66", "67", "68");
+    }
+  } else {
+    if constexpr (kIsBf16<T>) {
+      SEQTUNE_WGMMA_SS(64, "bf16", 32, "32", "33", "34", "35", "36");
+    } else {
+      SEQTUNE_WGMMA_SS(64, "f16", 32, "32", "33", "34", "35", "36");
+    }
+  }
+}
+
+// The same with A in registers: a[0..3] of each warp hold its 16 rows as the A fragment of
+// mma.m16n8k16 (PTX ISA, "WGMMA .m64nNk16 register fragment layout for matrix A"), so an
+// accumulator of one wgmma becomes the A of the next without shared memory (P·V after S = Q·Kᵀ).
+template <typename T, int TB_, int N>
+__device__ __forceinline__ void wgmmaRS(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t descB, int scaleD) {
+  static_assert(kIsBf16<T> || std::is_same_v<T, __half>, "bf16 or f16 operands");
+  static_assert(N == 64 || N == 128, "N of 64 or 128");
+  if constexpr (N == 128) {
+    if constexpr (kIsBf16<T>) {
+      SEQTUNE_WGMMA_RS(128, "bf16", 64, "64", "65", "66", "67", "68", "69", "70");
+    } else {
+      SEQTUNE_WGMMA_RS(128, "f16", 64, "64", "65", "66", "67", "68", "69", "70");
+    }
+  } else {
+    if constexpr (kIsBf16<T>) {
+      SEQTUNE_WGMMA_RS(64, "bf16", 32, "32", "33", "34", "35", "36", "37", "38");
+    } else {
+      SEQTUNE_WGMMA_RS(64, "f16", 32, "32", "33", "34", "35", "36", "37", "38");
+    }
+  }
+}
+
+#undef SEQTUNE_WGMMA_RS
+#undef SEQTUNE_WGMMA_SS
+#undef SEQTUNE_WGMMA_ACC128
+#undef SEQTUNE_WGMMA_ACC64
+#undef SEQTUNE_WGMMA_ACC32
+#undef SEQTUNE_WGMMA_TILES8
+#undef SEQTUNE_WGMMA_ACC4
+#undef SEQTUNE_WGMMA_D128
+#undef SEQTUNE_WGMMA_D64
+#undef SEQTUNE_WGMMA_D32
 
 // ---- setmaxnreg ----------------------------------------------------------------------------------
 
@@ -158,6 +229,6 @@ __device__ __forceinline__ void setMaxRegsInc() {
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
 }
 
-}  // namespace seqtune::gemm::hopper::ptx
+}  // namespace seqtune::hopper::ptx
 
 #endif  // SEQTUNE_SM90A

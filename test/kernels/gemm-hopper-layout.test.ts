@@ -1,8 +1,6 @@
-import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
+import { buildHostCheck, runHostCheck as run } from './host-check';
 
 // The Hopper GEMM's index math (kernels/gemm_hopper_layout.h) checked on the host, no GPU needed:
 // gemm_hopper_layout.cpp checks the header against the documents' definitions (Swizzle<3,4,3>, the
@@ -10,42 +8,6 @@ import t from 'tap';
 // runs whole GEMMs through an emulation of the kernel's index path against a float64 product. This
 // file compares what it prints (swizzled addresses, descriptors, tile orders) with a reference
 // written here, and checks that deliberately broken variants are caught.
-const root = path.resolve(__dirname, '..', '..');
-const source = path.join(__dirname, 'gemm_hopper_layout.cpp');
-
-function build(): { binary?: string; reason?: string } {
-  const binary = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'seqtune-hopper-layout-')), 'gemm_hopper_layout');
-  const cc = spawnSync('g++', ['-std=c++17', '-O2', '-Wall', '-Wextra', '-Werror', `-I${root}`, source, '-o', binary], {
-    encoding: 'utf8',
-    timeout: 300_000,
-  });
-  if (cc.error) return { reason: `g++ not runnable: ${cc.error.message}` };
-  if (cc.status !== 0) throw new Error(`g++ failed:\n${cc.stderr}`);
-  return { binary };
-}
-
-interface Run {
-  status: number | null;
-  passed: string[];
-  failed: string[];
-  json: Map<string, unknown[]>;
-}
-
-function run(binary: string, fault?: string): Run {
-  const child = spawnSync(binary, fault ? [fault] : [], { encoding: 'utf8', timeout: 300_000 });
-  const lines = (child.stdout ?? '').trim().split('\n');
-  const json = new Map<string, unknown[]>();
-  for (const line of lines.filter((l) => l.startsWith('json '))) {
-    const [, name, ...rest] = line.split(' ');
-    json.set(name, [...(json.get(name) ?? []), JSON.parse(rest.join(' '))]);
-  }
-  return {
-    status: child.status,
-    passed: lines.filter((l) => l.startsWith('ok ')),
-    failed: lines.filter((l) => l.startsWith('FAIL ')),
-    json,
-  };
-}
 
 // CUTLASS's Swizzle<3,4,3> on a byte offset: bits 7-9 XORed into bits 4-6.
 const swizzle343 = (x: number) => x ^ ((x & 0x380) >> 3);
@@ -65,7 +27,7 @@ function groupedOrder(tilesM: number, tilesN: number, batch: number): number[][]
 
 const bits = (d: bigint, lo: number, width: number) => Number((d >> BigInt(lo)) & ((1n << BigInt(width)) - 1n));
 
-const built = build();
+const built = buildHostCheck('gemm_hopper_layout', [path.join(__dirname, 'gemm_hopper_layout.cpp')]);
 
 t.test('Hopper GEMM layout: swizzle, descriptors, tile order and the emulated kernel', { skip: built.reason ?? false }, async (t) => {
   const result = run(built.binary!);
@@ -118,8 +80,4 @@ t.test('the checks catch deliberately broken variants', { skip: built.reason ?? 
     t.equal(result.status, 1, `${fault}: exit 1`);
     t.ok(result.failed.some((l) => l.includes(symptom)), `${fault}: reports "${symptom}"`);
   }
-});
-
-t.teardown(() => {
-  if (built.binary) fs.rmSync(path.dirname(built.binary), { recursive: true, force: true });
 });

@@ -1,11 +1,7 @@
 // Host checks of the Hopper GEMM's index math (kernels/gemm_hopper_layout.h), run by
 // gemm-hopper-layout.test.ts without a GPU. The header's functions are the ones the kernel calls;
-// what they are checked against is written out here independently from the documents:
-// - the 128-byte swizzle as CUTLASS's Swizzle<3,4,3> (cute/swizzle.hpp);
-// - the wgmma descriptor fields and the canonical K-major / MN-major 128B layouts (PTX ISA,
-//   "Matrix Descriptor Format", "Canonical Layouts");
-// - TMA's tiled mode: a box lands row-major (innermost dimension fastest) at the destination,
-//   swizzled, elements outside the tensor zero (CUDA driver API, cuTensorMapEncodeTiled);
+// what they are checked against is written out independently from the documents: the swizzle,
+// the wgmma descriptors and canonical layouts, and TMA's tiled boxes in hopper_models.h, and
 // - the wgmma accumulator fragment (PTX ISA, "WGMMA .m64nNk16 register fragment layout for
 //   accumulator matrix D").
 // The emulated kernel runs whole GEMMs through those models, the header's tile order, box plan,
@@ -22,6 +18,7 @@
 #include <vector>
 
 #include "kernels/gemm_hopper_layout.h"
+#include "test/kernels/hopper_models.h"
 
 namespace hp = seqtune::gemm::hopper;
 using seqtune::gemm::segmentCol;
@@ -30,6 +27,11 @@ using seqtune::gemm::transposeReceive;
 using seqtune::gemm::transposeSend;
 
 namespace {
+
+using hopper_models::cuteSwizzle343;
+using hopper_models::decode;
+using hopper_models::Desc;
+using hopper_models::wgmmaAddress;
 
 std::string gFault;
 int gFailures = 0;
@@ -47,39 +49,6 @@ std::string fmt(const char* f, long long a = 0, long long b = 0, long long c = 0
   char buf[256];
   std::snprintf(buf, sizeof buf, f, a, b, c, d);
   return buf;
-}
-
-// ---- the documents' definitions ------------------------------------------------------------------
-
-// Swizzle<B=3, M=4, S=3>: the 3 bits at [M + S, M + S + B) = [7, 10) XORed into [M, M + B) = [4, 7).
-uint32_t cuteSwizzle343(uint32_t offset) {
-  const uint32_t yyy = ((1u << 3) - 1) << (4 + 3);
-  return offset ^ ((offset & yyy) >> 3);
-}
-
-struct Desc {
-  uint32_t start, lbo, sbo, baseOffset, mode;
-};
-
-// Bits 0-13 start >> 4, 16-29 LBO >> 4, 32-45 SBO >> 4, 49-51 base offset, 62-63 swizzle mode.
-Desc decode(uint64_t d) {
-  return {static_cast<uint32_t>(d & 0x3fff) << 4, static_cast<uint32_t>((d >> 16) & 0x3fff) << 4,
-          static_cast<uint32_t>((d >> 32) & 0x3fff) << 4, static_cast<uint32_t>((d >> 49) & 7),
-          static_cast<uint32_t>(d >> 62)};
-}
-
-// Where wgmma reads element (mn, k) (k < 16) of the operand a descriptor describes. 16-bit
-// elements: T = 8 per 16 bytes. K-major 128B: ((8,m),(T,2k)):((8T,SBO),(1,T)); MN-major 128B:
-// ((T,8,m),(8,k)):((1,T,LBO),(8T,SBO)); strides in elements except LBO/SBO in bytes; then the
-// swizzle on the byte address.
-uint32_t wgmmaAddress(const Desc& d, bool mnMajor, int mn, int k) {
-  uint32_t offset;
-  if (!mnMajor) {
-    offset = (mn % 8) * 8 * 8 * 2 + (mn / 8) * d.sbo + (k % 8) * 2 + (k / 8) * 8 * 2;
-  } else {
-    offset = (mn % 8) * 2 + ((mn / 8) % 8) * 8 * 2 + (mn / 64) * d.lbo + (k % 8) * 8 * 8 * 2 + (k / 8) * d.sbo;
-  }
-  return cuteSwizzle343(d.start + offset);
 }
 
 // ---- swizzle and descriptors ---------------------------------------------------------------------
@@ -215,21 +184,11 @@ Stored makeStored(int64_t rows, int64_t cols, int64_t batches, int seed) {
   return s;
 }
 
-// TMA tiled load of one box into smem (int per 2-byte element, indexed by byte address / 2).
+// TMA tiled load of one box of A or B into smem.
 void tmaBox(std::vector<int>& smem, uint32_t dst, const Stored& s, const hp::TmaGeometry& g, int32_t c0, int32_t c1,
             int32_t c2) {
-  for (uint32_t i1 = 0; i1 < g.box[1]; ++i1) {
-    for (uint32_t i0 = 0; i0 < g.box[0]; ++i0) {
-      const uint64_t x0 = static_cast<uint64_t>(c0) + i0, x1 = static_cast<uint64_t>(c1) + i1;
-      int v = 0;
-      if (x0 < g.dims[0] && x1 < g.dims[1] && static_cast<uint64_t>(c2) < g.dims[2]) {
-        const uint64_t element = x0 + x1 * (g.strides[0] / 2) + static_cast<uint64_t>(c2) * (g.strides[1] / 2);
-        v = s.data[static_cast<size_t>(element)];
-      }
-      const uint32_t linear = dst + (i1 * g.box[0] + i0) * 2;
-      smem[(gFault == "swizzle" ? linear : cuteSwizzle343(linear)) / 2] = v;
-    }
-  }
+  const hopper_models::TensorMap map{{g.dims[0], g.dims[1], g.dims[2]}, {g.strides[0], g.strides[1]}, {g.box[0], g.box[1], g.box[2]}};
+  hopper_models::tmaBox(smem, dst, s.data, map, c0, c1, c2, gFault != "swizzle");
 }
 
 struct Case {

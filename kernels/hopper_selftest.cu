@@ -1,0 +1,99 @@
+// kernels/hopper_selftest.h: host helpers and the per-device gate of the Hopper self-tests.
+#include "kernels/hopper_selftest.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace seqtune::gpu::selftest {
+
+namespace {
+
+uint32_t floatBits(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  return u;
+}
+
+float bitsFloat(uint32_t u) {
+  float v;
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+
+}  // namespace
+
+uint16_t toHalfBits(float v, DType t) {
+  const uint32_t u = floatBits(v);
+  if (t == DType::BF16) return static_cast<uint16_t>(u >> 16);
+  if ((u & 0x7fffffffu) == 0) return static_cast<uint16_t>(u >> 16);
+  const uint32_t sign = (u >> 16) & 0x8000u, exponent = ((u >> 23) & 0xffu) - 127 + 15, mantissa = (u >> 13) & 0x3ffu;
+  return static_cast<uint16_t>(sign | (exponent << 10) | mantissa);
+}
+
+float fromHalfBits(uint16_t h, DType t) {
+  if (t == DType::BF16) return bitsFloat(static_cast<uint32_t>(h) << 16);
+  const float sign = (h & 0x8000u) ? -1.f : 1.f;
+  const int exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
+  if (exponent == 0) return sign * std::ldexp(static_cast<float>(mantissa), -24);
+  if (exponent == 31) return mantissa ? NAN : sign * INFINITY;
+  return sign * std::ldexp(static_cast<float>(mantissa | 0x400), exponent - 25);
+}
+
+DeviceArena::DeviceArena(size_t bytes) : error_(cudaMalloc(&base_, bytes)) {
+  if (error_ != cudaSuccess) {
+    cudaGetLastError();
+    base_ = nullptr;
+  }
+}
+
+DeviceArena::~DeviceArena() {
+  if (base_) cudaFree(base_);
+}
+
+void* DeviceArena::take(size_t bytes) {
+  void* p = static_cast<char*>(base_) + used_;
+  used_ += (bytes + 255) / 256 * 256;
+  return p;
+}
+
+bool isHopper(int device) {
+  int major = 0, minor = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return major == 9 && minor == 0;
+}
+
+bool HopperGate::open(cudaStream_t stream) {
+  const char* env = std::getenv(envVar_);
+  if (env && std::strcmp(env, "0") == 0) return false;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  std::atomic<int>& state = states_[device & 63];
+  int s = state.load(std::memory_order_acquire);
+  if (s == kUntested) {
+    std::lock_guard<std::mutex> lock(testing_);
+    s = state.load(std::memory_order_acquire);
+    if (s == kUntested) {
+      std::string detail;
+      s = isHopper(device) && selfTest_(stream, &detail) ? kOn : kOff;
+      if (!detail.empty()) {
+        std::fprintf(stderr,
+                     "seqtune: the Hopper (sm_90a) %s failed its self-test on GPU %d and stays off there; the "
+                     "mma.sync kernels run instead. Please report this line to the seqtune maintainers: %s\n",
+                     what_, device, detail.c_str());
+      }
+      state.store(s, std::memory_order_release);
+    }
+  }
+  return s == kOn;
+}
+
+}  // namespace seqtune::gpu::selftest

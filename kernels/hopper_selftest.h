@@ -1,0 +1,75 @@
+// What the Hopper kernels' one-time self-tests share (gemm_hopper_selftest.cu,
+// flash_attention_hopper_selftest.cu): the kernels were written without a GPU to run them on, so a
+// device only uses one after it reproduced the Ampere-path kernel and a float64 host reference on
+// fixed problems. Host code: 16-bit values on the host, a scratch device arena, and the per-device
+// gate that runs a self-test once and remembers the verdict.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+#include "native/runtime/dtype.h"
+
+namespace seqtune::gpu::selftest {
+
+// bf16 or f16 bits of v, exact for the values the self-tests use (zero or normal, at most 8
+// significant bits for bf16, 11 for f16; other values are truncated).
+uint16_t toHalfBits(float v, DType t);
+float fromHalfBits(uint16_t h, DType t);
+
+// splitmix64: values k/64, k in [-64, 64] (exact in bf16 and f16; their products and sums of up to
+// 2^10 of them are exact in f32).
+struct Rng {
+  uint64_t s;
+  float next() {
+    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return static_cast<float>(static_cast<int>(z % 129) - 64) / 64.f;
+  }
+};
+
+// One device allocation carved into 256-byte aligned pieces.
+class DeviceArena {
+ public:
+  explicit DeviceArena(size_t bytes);
+  ~DeviceArena();
+  DeviceArena(const DeviceArena&) = delete;
+  DeviceArena& operator=(const DeviceArena&) = delete;
+  cudaError_t error() const { return error_; }
+  void* take(size_t bytes);
+
+ private:
+  void* base_ = nullptr;
+  cudaError_t error_;
+  size_t used_ = 0;
+};
+
+bool isHopper(int device);
+
+// Whether a Hopper kernel may run on the current device: the environment variable `envVar` is not
+// "0", the device has compute capability 9.0, and `selfTest` passed there. The first call per
+// device runs the self-test on `stream`; a failure leaves the kernel off for that device and
+// writes one line to stderr naming `what` and the reason.
+class HopperGate {
+ public:
+  using SelfTest = bool (*)(cudaStream_t, std::string*);
+  HopperGate(const char* envVar, const char* what, SelfTest selfTest)
+      : envVar_(envVar), what_(what), selfTest_(selfTest) {}
+  bool open(cudaStream_t stream);
+
+ private:
+  enum State : int { kUntested = 0, kOn = 1, kOff = 2 };
+  const char* envVar_;
+  const char* what_;
+  SelfTest selfTest_;
+  std::atomic<int> states_[64] = {};
+  std::mutex testing_;
+};
+
+}  // namespace seqtune::gpu::selftest
