@@ -103,45 +103,9 @@ __device__ __forceinline__ void forwardTile(const FwdParams<T>& p, T* smem) {
     float sc[kMT][kNT][4] = {};
     gemmSmemSmem<T, kMT, kNT, D, D, D>(sc, sQ, row0, sK + stage);
 
-    const bool masked = t >= tiles.unmasked;
-#pragma unroll
-    for (int mt = 0; mt < kMT; ++mt) {
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        float rowMax = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < kNT; ++nt) {
-#pragma unroll
-          for (int e = 2 * half; e < 2 * half + 2; ++e) {
-            float x = sc[mt][nt][e] * p.scaleLog2;
-            if (masked && t * C::kBN + 8 * nt + accAt(lane, e).col >= limit[mt][half]) x = -INFINITY;
-            sc[mt][nt][e] = x;
-            rowMax = fmaxf(rowMax, x);
-          }
-        }
-        const float mNew = fmaxf(m[mt][half], quadMax(rowMax));
-        // A row that has seen no key yet keeps m = -inf; shift by 0 so that e^(-inf) stays 0.
-        const float shift = mNew == -INFINITY ? 0.f : mNew;
-        const float alpha = exp2Fast(m[mt][half] - shift);
-        m[mt][half] = mNew;
-        float sum = 0.f;
-#pragma unroll
-        for (int nt = 0; nt < kNT; ++nt) {
-#pragma unroll
-          for (int e = 2 * half; e < 2 * half + 2; ++e) {
-            sc[mt][nt][e] = exp2Fast(sc[mt][nt][e] - shift);
-            sum += sc[mt][nt][e];
-          }
-        }
-        // l stays a per-thread partial (the quad's sum is taken once at the end).
-        l[mt][half] = l[mt][half] * alpha + sum;
-#pragma unroll
-        for (int dt = 0; dt < kDT; ++dt) {
-          o[mt][dt][2 * half] *= alpha;
-          o[mt][dt][2 * half + 1] *= alpha;
-        }
-      }
-    }
+    float alpha[kMT][2];
+    softmaxTile<kMT, kNT>(sc, m, l, alpha, limit, t >= tiles.unmasked, t * C::kBN, p.scaleLog2);
+    rescaleRows<kMT, kDT>(o, alpha);
 
     uint32_t pa[kMT][kNT / 2][4];
 #pragma unroll

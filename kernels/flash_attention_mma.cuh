@@ -145,6 +145,66 @@ __device__ __forceinline__ float quadSum(float x) {
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
+// The online-softmax step of the forward kernels for one key tile of scores sc (the warp's rows
+// [16 mt + lane / 4 + 8 half], key columns keyBase + 8 nt + 2 (lane % 4) + e % 2): scales them by
+// scale · log2(e), masks keys at or past limit[mt][half] when `masked`, raises the running max m,
+// replaces sc by exp2(score - m) (P, unnormalised), and updates the per-thread partial sums l.
+// alpha receives the factor by which the output accumulated so far must be rescaled.
+template <int kMT, int kNT>
+__device__ __forceinline__ void softmaxTile(float (&sc)[kMT][kNT][4], float (&m)[kMT][2], float (&l)[kMT][2],
+                                            float (&alpha)[kMT][2], const int (&limit)[kMT][2], bool masked,
+                                            int keyBase, float scaleLog2) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      float rowMax = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < kNT; ++nt) {
+#pragma unroll
+        for (int e = 2 * half; e < 2 * half + 2; ++e) {
+          float x = sc[mt][nt][e] * scaleLog2;
+          if (masked && keyBase + 8 * nt + accAt(lane, e).col >= limit[mt][half]) x = -INFINITY;
+          sc[mt][nt][e] = x;
+          rowMax = fmaxf(rowMax, x);
+        }
+      }
+      const float mNew = fmaxf(m[mt][half], quadMax(rowMax));
+      // A row that has seen no key yet keeps m = -inf; shift by 0 so that e^(-inf) stays 0.
+      const float shift = mNew == -INFINITY ? 0.f : mNew;
+      alpha[mt][half] = exp2Fast(m[mt][half] - shift);
+      m[mt][half] = mNew;
+      float sum = 0.f;
+#pragma unroll
+      for (int nt = 0; nt < kNT; ++nt) {
+#pragma unroll
+        for (int e = 2 * half; e < 2 * half + 2; ++e) {
+          sc[mt][nt][e] = exp2Fast(sc[mt][nt][e] - shift);
+          sum += sc[mt][nt][e];
+        }
+      }
+      // l stays a per-thread partial (the quad's sum is taken once at the end).
+      l[mt][half] = l[mt][half] * alpha[mt][half] + sum;
+    }
+  }
+}
+
+// o[mt][dt] rows (half) times alpha[mt][half].
+template <int kMT, int kDT>
+__device__ __forceinline__ void rescaleRows(float (&o)[kMT][kDT][4], const float (&alpha)[kMT][2]) {
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt) {
+#pragma unroll
+    for (int dt = 0; dt < kDT; ++dt) {
+      o[mt][dt][0] *= alpha[mt][0];
+      o[mt][dt][1] *= alpha[mt][0];
+      o[mt][dt][2] *= alpha[mt][1];
+      o[mt][dt][3] *= alpha[mt][1];
+    }
+  }
+}
+
 // Writes a warp's accumulator rows [row0, row0 + 16 kMT) x [0, 8 kNT) times `scale[mt][half]` as T
 // into the swizzled shared tile (width kWidth), then, after __syncwarp, copies the rows below
 // `valid` to global memory (row r at dst + r * ld) in 16-byte stores.
