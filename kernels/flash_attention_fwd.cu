@@ -1,6 +1,8 @@
 // Attention forward launchers: the tiled FlashAttention-2 kernel (flash_attention_fwd.cuh; mma.sync,
-// so sm_80 and up), the routing of decoding shapes to attention_decode, and the index check.
+// so sm_80 and up), the routing of decoding shapes to attention_decode and, on a Hopper that passed
+// its self-test, of packed shapes to flash_attention_hopper; and the index check.
 #include "kernels/attention_decode.h"
+#include "kernels/flash_attention_hopper.h"
 #include "kernels/flash_attention_launch.cuh"
 #include "kernels/flash_attention_fwd.cuh"
 #include "kernels/index_check.h"
@@ -71,9 +73,22 @@ void attentionForward(const AttentionShape& shape, DType dtype, const void* q, c
   if (useDecodeKernel(shape)) {
     return attentionDecode(shape, dtype, q, k, v, cuSeqlens, qOffset, kvLens, out, lse, workspace, stream);
   }
+  if (hopperAttentionWanted(shape, dtype, stream) &&
+      hopperAttentionForward(shape, dtype, q, k, v, cuSeqlens, out, lse, stream)) {
+    return;
+  }
   dispatchKind(dtype, shape.headDim, "attention", [&](auto kind) {
     using K = decltype(kind);
     launchForward<typename K::type, K::kHeadDim>(shape, q, k, v, cuSeqlens, qOffset, kvLens, out, lse, stream);
+  });
+}
+
+void attentionForwardAmpere(const AttentionShape& shape, DType dtype, const void* q, const void* k, const void* v,
+                            const int32_t* cuSeqlens, void* out, float* lse, cudaStream_t stream) {
+  if (shape.tokens == 0 || shape.heads == 0 || shape.batch == 0) return;
+  dispatchKind(dtype, shape.headDim, "attention", [&](auto kind) {
+    using K = decltype(kind);
+    launchForward<typename K::type, K::kHeadDim>(shape, q, k, v, cuSeqlens, nullptr, nullptr, out, lse, stream);
   });
 }
 
