@@ -7,7 +7,7 @@
 #                                     sm_90a fatbins make it ~40 MB raw), a slim production
 #                                     node_modules (+ scripts/gpu-tap.js as tap) and the node binary
 #   device run, carry [".gpu", "dist"]:
-#     source .gpu/on-device.sh && scripts/gpu.sh tests       the GPU-only tap tests (cuda-wiring, device, Hopper GEMM self-test; < 1 min)
+#     source .gpu/on-device.sh && scripts/gpu.sh tests       the GPU-only tap tests (cuda-wiring, device, Hopper GEMM and attention self-tests; < 1 min)
 #     source .gpu/on-device.sh && scripts/gpu.sh parity      every op on the GPU vs the CPU (test/parity's harness)
 #     source .gpu/on-device.sh && scripts/gpu.sh sanitize    the parity run under compute-sanitizer
 #     source .gpu/on-device.sh && scripts/gpu.sh kernels     bench/kernels vs torch
@@ -52,7 +52,7 @@ case "$job" in
     SEQTUNE_ADDON="$root/build-gpu/Release/seqtune.node" node -e "const d = require('./dist/lib/device').devices(); if (!d.cuda.compiled) { console.error('build-gpu/Release/seqtune.node has no CUDA: ' + d.cuda.unusableReason); process.exit(1); } console.log('addon: CUDA ' + d.cuda.architectures.join(','))"
     # The GPU-only tap tests into dist/test (emitted even if tsc reports type errors: tap runs them untyped).
     npx tsc -p scripts/tsconfig.gpu-tests.json || echo "type errors above; the GPU tests were emitted anyway"
-    cp test/kernels/gemm-hopper-child.js dist/test/kernels/  # the Hopper test's child, plain JS (tsc skips it)
+    cp test/kernels/hopper-child.js dist/test/kernels/  # the Hopper test's child, plain JS (tsc skips it)
     rm -rf .gpu/prod && mkdir -p .gpu/prod
     cp package.json package-lock.json .gpu/prod/
     (cd .gpu/prod && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null)
@@ -66,7 +66,7 @@ case "$job" in
   tests)
     on_device_env
     status=0
-    for t in dist/test/ops/cuda-wiring.test.js dist/test/runtime/device.test.js dist/test/kernels/gemm-hopper-gpu.test.js; do
+    for t in dist/test/ops/cuda-wiring.test.js dist/test/runtime/device.test.js dist/test/kernels/hopper-gpu.test.js; do
       node "$t" | tee -a "$out/tests.tap" || status=1
     done
     exit $status
