@@ -20,12 +20,10 @@
 #include <string>
 #include <type_traits>
 
+#include "kernels/flash_attention_hopper.cuh"
 #include "kernels/flash_attention_hopper.h"
-#include "kernels/flash_attention_hopper_layout.h"
 #include "kernels/flash_attention_launch.cuh"
-#include "kernels/flash_attention_mma.cuh"
 #include "kernels/hopper_host.h"
-#include "kernels/hopper_pipeline.cuh"
 
 namespace seqtune::gpu::attn::hopper {
 
@@ -47,15 +45,11 @@ struct Params {
 
 #if defined(SEQTUNE_SM90A)
 
-namespace ptx = seqtune::hopper::ptx;
 using seqtune::hopper::barrier;
-using seqtune::hopper::encodeDesc;
-using seqtune::hopper::kKMajorLbo;
-using seqtune::hopper::kSbo;
 using seqtune::hopper::waitPhase;
 
-// The block a CTA owns (flash_attention_fwd.cuh's decomposition).
-struct Block {
+// The query block a CTA owns (flash_attention_fwd.cuh's decomposition).
+struct QueryBlock {
   Sequence s;
   int q0, nq, h, g;
   TileRange tiles;
@@ -63,19 +57,18 @@ struct Block {
 };
 
 template <int D>
-__device__ __forceinline__ Block blockOf(const int32_t* cu, int batch, int64_t tokens, int heads, int kvHeads,
-                                         bool causal) {
-  using C = Config<D>;
-  Block b{};
-  const BlockSlot slot = findBlock(cu, batch, C::kBM, gridDim.x - 1 - int64_t(blockIdx.x));
+__device__ __forceinline__ QueryBlock queryBlockOf(const int32_t* cu, int batch, int64_t tokens, int heads, int kvHeads,
+                                                   bool causal) {
+  QueryBlock b{};
+  const BlockSlot slot = findBlock(cu, batch, kBlockRows, gridDim.x - 1 - int64_t(blockIdx.x));
   if (slot.block < 0) return b;
   b.s = sequenceOf(cu, nullptr, nullptr, slot.doc, tokens, 0);
-  b.q0 = slot.block * C::kBM;
+  b.q0 = slot.block * kBlockRows;
   if (!b.s.ok || b.q0 >= b.s.len) return b;
   b.h = blockIdx.y;
   b.g = kvHeadOf(b.h, heads, kvHeads);
-  b.nq = min(C::kBM, b.s.len - b.q0);
-  b.tiles = keyTilesOf(causal, b.s, b.q0, C::kBM, C::kBN);
+  b.nq = min(kBlockRows, b.s.len - b.q0);
+  b.tiles = keyTilesOf(causal, b.s, b.q0, kBlockRows, FwdConfig<D>::kTileRows);
   b.ok = true;
   return b;
 }
@@ -85,7 +78,7 @@ template <int D>
 struct Barriers {
   uint32_t qFull, kFull, kEmpty, vFull, vEmpty;
   __device__ __forceinline__ explicit Barriers(uint32_t base) {
-    constexpr int S = Config<D>::kStages;
+    constexpr int S = FwdConfig<D>::kStages;
     qFull = base;
     kFull = base + 8;
     kEmpty = kFull + 8 * S;
@@ -98,27 +91,28 @@ struct Barriers {
 // warpgroups released it.
 template <int D>
 __device__ __forceinline__ void produce(const CUtensorMap* mapQ, const CUtensorMap* mapK, const CUtensorMap* mapV,
-                                        const Block& b, uint32_t base, const Barriers<D>& bars, int* fault) {
-  using C = Config<D>;
-  ptx::mbarArriveExpectTx(bars.qFull, C::kQBytes);  // out-of-bounds box elements count too
+                                        const QueryBlock& b, uint32_t base, const Barriers<D>& bars, int* fault) {
+  using C = FwdConfig<D>;
+  using Ti = typename C::Ti;
+  ptx::mbarArriveExpectTx(bars.qFull, C::B::kBytes);  // out-of-bounds box elements count too
   const int64_t qRow = int64_t(b.s.start) + b.q0;
 #pragma unroll
-  for (int wg = 0; wg < C::kConsumers; ++wg) {
+  for (int wg = 0; wg < kConsumers; ++wg) {
 #pragma unroll
-    for (int c = 0; c < C::kChunks; ++c) {
-      const BoxAt box = qBox<D>(wg, c, qRow, b.h);
+    for (int c = 0; c < C::B::kChunks; ++c) {
+      const BoxAt box = blockBox<D>(wg, c, qRow, b.h);
       ptx::tmaLoad3d(base + box.offset, mapQ, bars.qFull, box.col, box.head, box.row);
     }
   }
   auto load = [&](const CUtensorMap* map, uint32_t tiles, uint32_t full, uint32_t empty, int t) {
-    const StageUse use = stageOf<D>(t);
+    const StageUse use = stageOf<C::kStages>(t);
     if (!waitPhase(barrier(empty, use.stage), use.parity ^ 1u)) return false;
     const uint32_t bar = barrier(full, use.stage);
-    ptx::mbarArriveExpectTx(bar, C::kKvStageBytes);
+    ptx::mbarArriveExpectTx(bar, Ti::kBytes);
 #pragma unroll
-    for (int c = 0; c < C::kChunks; ++c) {
-      const BoxAt box = kvBox<D>(c, int64_t(b.s.start) + int64_t(t) * C::kBN, b.g);
-      ptx::tmaLoad3d(tiles + use.stage * C::kKvStageBytes + box.offset, map, bar, box.col, box.head, box.row);
+    for (int c = 0; c < Ti::kChunks; ++c) {
+      const BoxAt box = tileBox<D, C::kTileRows>(c, int64_t(b.s.start) + int64_t(t) * C::kTileRows, b.g);
+      ptx::tmaLoad3d(tiles + use.stage * Ti::kBytes + box.offset, map, bar, box.col, box.head, box.row);
     }
     return true;
   };
@@ -132,12 +126,12 @@ __device__ __forceinline__ void produce(const CUtensorMap* mapQ, const CUtensorM
 
 // One consumer warpgroup (wg 0 or 1): query rows [64 wg, 64 wg + 64) of the block.
 template <typename T, int D>
-__device__ __forceinline__ void consume(const Params<T>& p, const Block& b, uint32_t base, unsigned char* baseGeneric,
-                                        const Barriers<D>& bars, int wg) {
-  using C = Config<D>;
-  constexpr int kNT = C::kBN / 8, kDT = D / 8, kSSteps = D / kMmaK, kPSteps = C::kBN / kMmaK;
+__device__ __forceinline__ void consume(const Params<T>& p, const QueryBlock& b, uint32_t base,
+                                        unsigned char* baseGeneric, const Barriers<D>& bars, int wg) {
+  using C = FwdConfig<D>;
+  constexpr int kN = C::kTileRows, kNT = kN / 8, kDT = D / 8;
   const int warp = (threadIdx.x / 32) % 4, lane = threadIdx.x & 31;
-  const int row0 = wg * C::kConsumerRows + 16 * warp;  // this warp's first row in the block
+  const int row0 = wg * kWarpgroupRows + 16 * warp;  // this warp's first row in the block
 
   int limit[1][2];
   float m[1][2], l[1][2];
@@ -149,17 +143,11 @@ __device__ __forceinline__ void consume(const Params<T>& p, const Block& b, uint
     l[0][half] = 0.f;
   }
   float sc[1][kNT][4] = {}, o[1][kDT][4] = {};
-  uint32_t pa[kPSteps][4];
+  uint32_t pa[kN / 16][4];
 
   auto fail = [&]() {
     ptx::wgmmaWait<0>();  // exit with nothing in flight
     reportFault(p.fault, kFaultStall);
-  };
-  auto waitFull = [&](uint32_t full, int t) {
-    const StageUse use = stageOf<D>(t);
-    const bool ok = waitPhase(barrier(full, use.stage), use.parity);
-    __syncwarp();  // wgmma is .sync.aligned: the warp leaves the wait loop together
-    return ok;
   };
   // The registers written since the last wgmma (P, the rescaled O) are final before wgmma.fence.
   auto fenceOperands = [&]() {
@@ -167,30 +155,11 @@ __device__ __forceinline__ void consume(const Params<T>& p, const Block& b, uint
     ptx::fenceFragments(pa);
     ptx::wgmmaFence();
   };
-  // S = Q·Kᵀ of tile t (overwrites sc), one commit group.
-  auto issueScores = [&](int t) {
-    const uint32_t k = base + C::kKOffset + stageOf<D>(t).stage * C::kKvStageBytes;
-#pragma unroll
-    for (int s = 0; s < kSSteps; ++s) {
-      const uint64_t descQ = encodeDesc(base + qDescStart<D>(wg, s), kKMajorLbo, kSbo);
-      const uint64_t descK = encodeDesc(k + kDescStart<D>(s), kKMajorLbo, kSbo);
-      ptx::wgmmaSS<T, 0, 0, C::kBN>(sc[0], descQ, descK, s > 0);
-    }
-    ptx::wgmmaCommit();
-  };
-  // O += P·V of tile t, P from registers, one commit group.
-  auto issueValues = [&](int t) {
-    const uint32_t v = base + C::kVOffset + stageOf<D>(t).stage * C::kKvStageBytes;
-#pragma unroll
-    for (int kk = 0; kk < kPSteps; ++kk) {
-      ptx::wgmmaRS<T, 1, D>(o[0], pa[kk], encodeDesc(v + vDescStart(kk), vDescLbo<D>(), kSbo), 1);
-    }
-    ptx::wgmmaCommit();
-  };
-  auto release = [&](uint32_t empty, int t) { ptx::mbarArrive(barrier(empty, stageOf<D>(t).stage)); };
-
+  auto kTile = [&](int t) { return base + C::kKOffset + stageOf<C::kStages>(t).stage * C::Ti::kBytes; };
+  auto vTile = [&](int t) { return base + C::kVOffset + stageOf<C::kStages>(t).stage * C::Ti::kBytes; };
+  auto release = [&](uint32_t empty, int t) { ptx::mbarArrive(barrier(empty, stageOf<C::kStages>(t).stage)); };
   auto softmax = [&](int t, float (&alpha)[1][2]) {
-    softmaxTile<1, kNT>(sc, m, l, alpha, limit, t >= b.tiles.unmasked, t * C::kBN, p.scaleLog2);
+    softmaxTile<1, kNT>(sc, m, l, alpha, limit, t >= b.tiles.unmasked, t * kN, p.scaleLog2);
   };
 
   // Each wgmma stretch (fence, issues, commit) is branch-free: ptxas otherwise re-fences and
@@ -199,9 +168,10 @@ __device__ __forceinline__ void consume(const Params<T>& p, const Block& b, uint
   const int count = b.tiles.count;
   if (!waitPhase(bars.qFull, 0)) return fail();
   if (count > 0) {
-    if (!waitFull(bars.kFull, 0)) return fail();
+    if (!waitFull(bars.kFull, stageOf<C::kStages>(0))) return fail();
     fenceOperands();
-    issueScores(0);
+    issueBlockTimesTile<T, D, kN>(sc[0], base, wg, kTile(0));
+    ptx::wgmmaCommit();
     ptx::wgmmaWait<0>();
     ptx::fenceAccumulators(sc[0]);
     release(bars.kEmpty, 0);
@@ -210,10 +180,14 @@ __device__ __forceinline__ void consume(const Params<T>& p, const Block& b, uint
     accToA<T, kNT>(pa, sc[0]);
   }
   for (int t = 1; t < count; ++t) {
-    if (!waitFull(bars.kFull, t) || !waitFull(bars.vFull, t - 1)) return fail();
+    if (!waitFull(bars.kFull, stageOf<C::kStages>(t)) || !waitFull(bars.vFull, stageOf<C::kStages>(t - 1))) {
+      return fail();
+    }
     fenceOperands();
-    issueScores(t);
-    issueValues(t - 1);
+    issueBlockTimesTile<T, D, kN>(sc[0], base, wg, kTile(t));
+    ptx::wgmmaCommit();
+    issueFragTimesTile<T, D, kN>(o[0], pa, vTile(t - 1));
+    ptx::wgmmaCommit();
     ptx::wgmmaWait<1>();  // S(t) is done; P(t-1)·V(t-1) may still run
     ptx::fenceAccumulators(sc[0]);
     release(bars.kEmpty, t);
@@ -226,9 +200,10 @@ __device__ __forceinline__ void consume(const Params<T>& p, const Block& b, uint
     accToA<T, kNT>(pa, sc[0]);
   }
   if (count > 0) {
-    if (!waitFull(bars.vFull, count - 1)) return fail();
+    if (!waitFull(bars.vFull, stageOf<C::kStages>(count - 1))) return fail();
     fenceOperands();
-    issueValues(count - 1);
+    issueFragTimesTile<T, D, kN>(o[0], pa, vTile(count - 1));
+    ptx::wgmmaCommit();
     ptx::wgmmaWait<0>();
     ptx::fenceAccumulators(o[0]);
     release(bars.vEmpty, count - 1);
@@ -245,24 +220,21 @@ __device__ __forceinline__ void consume(const Params<T>& p, const Block& b, uint
           total > 0.f ? (m[0][half] + log2f(total)) * kLn2 : -INFINITY;
     }
   }
-  // Every warp of the warpgroup is past its last wgmma reading Q before any overwrites it.
-  asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wg), "n"(C::kWarpgroup) : "memory");
-  T* staging = reinterpret_cast<T*>(baseGeneric + wg * C::kQWarpgroupBytes);
   const int64_t ld = int64_t(p.heads) * D;
   T* dst = p.out + (int64_t(b.s.start) + b.q0 + row0) * ld + int64_t(b.h) * D;
-  storeRows<T, 1, kDT, D>(o, inv, staging, 16 * warp, dst, ld, b.nq - row0);
+  storeWarpgroupRows<T, D>(o, inv, baseGeneric, wg, dst, ld, b.nq - row0);
 }
 
 #endif  // SEQTUNE_SM90A
 
 template <typename T, int D>
-__global__ void __launch_bounds__(Config<D>::kThreads, 1)
+__global__ void __launch_bounds__(kThreads, 1)
     hopperForwardKernel(const __grid_constant__ CUtensorMap mapQ, const __grid_constant__ CUtensorMap mapK,
                         const __grid_constant__ CUtensorMap mapV, const Params<T> p) {
 #if defined(SEQTUNE_SM90A)
-  using C = Config<D>;
+  using C = FwdConfig<D>;
   extern __shared__ __align__(1024) unsigned char smem[];
-  const Block b = blockOf<D>(p.cu, p.batch, p.tokens, p.heads, p.kvHeads, p.causal);
+  const QueryBlock b = queryBlockOf<D>(p.cu, p.batch, p.tokens, p.heads, p.kvHeads, p.causal);
   if (!b.ok) return;  // the same for the whole CTA
   // TMA's and wgmma's swizzle work on absolute shared addresses: tiles start on 1024 bytes.
   const uint32_t raw = ptx::smemAddress(smem);
@@ -273,18 +245,18 @@ __global__ void __launch_bounds__(Config<D>::kThreads, 1)
     for (int s = 0; s < C::kStages; ++s) {
       ptx::mbarInit(barrier(bars.kFull, s), 1);  // the producer's arrive + the bytes
       ptx::mbarInit(barrier(bars.vFull, s), 1);
-      ptx::mbarInit(barrier(bars.kEmpty, s), C::kConsumers * C::kWarpgroup);  // every consumer thread
-      ptx::mbarInit(barrier(bars.vEmpty, s), C::kConsumers * C::kWarpgroup);
+      ptx::mbarInit(barrier(bars.kEmpty, s), kConsumers * kWarpgroup);  // every consumer thread
+      ptx::mbarInit(barrier(bars.vEmpty, s), kConsumers * kWarpgroup);
     }
     ptx::fenceBarrierInit();
   }
   __syncthreads();
-  if (threadIdx.x < C::kWarpgroup) {
-    ptx::setMaxRegsDec<C::kProducerRegs>();
+  if (threadIdx.x < kWarpgroup) {
+    ptx::setMaxRegsDec<kProducerRegs>();
     if (threadIdx.x == 0) produce<D>(&mapQ, &mapK, &mapV, b, base, bars, p.fault);
   } else {
-    ptx::setMaxRegsInc<C::kConsumerRegs>();
-    consume<T, D>(p, b, base, smem + (base - raw), bars, threadIdx.x / C::kWarpgroup - 1);
+    ptx::setMaxRegsInc<kConsumerRegs>();
+    consume<T, D>(p, b, base, smem + (base - raw), bars, threadIdx.x / kWarpgroup - 1);
   }
 #else
   reportFault(p.fault, kFaultNoSm90a);
@@ -304,14 +276,14 @@ constexpr int64_t kMaxCoord = int64_t(1) << 31;  // TMA coordinates are int32
 template <typename T, int D>
 bool launch(const AttentionShape& shape, const void* q, const void* k, const void* v, const int32_t* cu, void* out,
             float* lse, cudaStream_t stream, const HopperAttentionLaunch& options) {
-  using C = ah::Config<D>;
+  using C = ah::FwdConfig<D>;
   static HopperKernelState state;
   auto kernel = ah::hopperForwardKernel<T, D>;
-  if (!hopperKernelReady(kernel, C::kSmemBytes, C::kLaunchRegs, state, options.why)) return false;
+  if (!hopperKernelReady(kernel, C::kSmemBytes, ah::kLaunchRegs, state, options.why)) return false;
   const DType dtype = std::is_same_v<T, __nv_bfloat16> ? DType::BF16 : DType::F16;
   CUtensorMap mapQ, mapK, mapV;
-  const ah::TmaGeometry gq = ah::tmaGeometry(shape.tokens, shape.heads, D, C::kConsumerRows);
-  const ah::TmaGeometry gkv = ah::tmaGeometry(shape.tokens, shape.kvHeads, D, C::kBN);
+  const ah::TmaGeometry gq = ah::tmaGeometry(shape.tokens, shape.heads, D, ah::kWarpgroupRows);
+  const ah::TmaGeometry gkv = ah::tmaGeometry(shape.tokens, shape.kvHeads, D, C::kTileRows);
   if (!encodeTensorMap(&mapQ, dtype, q, gq.dims, gq.strides, gq.box, options.why) ||
       !encodeTensorMap(&mapK, dtype, k, gkv.dims, gkv.strides, gkv.box, options.why) ||
       !encodeTensorMap(&mapV, dtype, v, gkv.dims, gkv.strides, gkv.box, options.why)) {
@@ -320,8 +292,8 @@ bool launch(const AttentionShape& shape, const void* q, const void* k, const voi
   const ah::Params<T> p{static_cast<T*>(out), lse, cu, shape.tokens, static_cast<int>(shape.batch),
                         static_cast<int>(shape.heads), static_cast<int>(shape.kvHeads), attn::scaleLog2(shape),
                         shape.causal, options.fault};
-  const int64_t blocks = attn::virtualBlocks(shape.batch, shape.tokens, C::kBM);
-  kernel<<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(shape.heads)), C::kThreads, C::kSmemBytes,
+  const int64_t blocks = attn::virtualBlocks(shape.batch, shape.tokens, ah::kBlockRows);
+  kernel<<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(shape.heads)), ah::kThreads, C::kSmemBytes,
            stream>>>(mapQ, mapK, mapV, p);
   checkLaunch("attention (Hopper kernel)");
   return true;
@@ -336,7 +308,7 @@ bool hopperAttentionSupports(const AttentionShape& shape, DType dtype) {
   if (shape.heads % shape.kvHeads != 0 || shape.heads > 65535) return false;
   // Row coordinates reach T + 127; the grid's x extent is B + T / 128.
   return shape.tokens + 256 < kMaxCoord && shape.heads < kMaxCoord &&
-         attn::virtualBlocks(shape.batch, shape.tokens, ah::Config<64>::kBM) <= INT32_MAX;
+         attn::virtualBlocks(shape.batch, shape.tokens, ah::kBlockRows) <= INT32_MAX;
 }
 
 bool hopperAttentionForward(const AttentionShape& shape, DType dtype, const void* q, const void* k, const void* v,

@@ -1,14 +1,19 @@
-// Index math of the Hopper attention forward (kernels/flash_attention_hopper.cu): the tile
-// configuration, where each TMA box of Q, K and V lands in shared memory, the tensor maps over the
-// packed [T, heads, D] tensors, and the wgmma descriptors of S = Q·Kᵀ and O += P·V. Plain
-// __host__ __device__ code, so test/kernels/attention_hopper_layout.cpp checks the very functions
-// the kernel calls on a machine without a GPU.
+// Index math of the Hopper attention kernels (kernels/flash_attention_hopper*.cu): the tile
+// configurations, where each TMA box lands in shared memory, the tensor maps over the packed
+// [T, heads, D] tensors, and the wgmma descriptors. Plain __host__ __device__ code, so
+// test/kernels/attention_hopper_layout.cpp checks the very functions the kernels call on a machine
+// without a GPU.
 //
-// Shared memory holds every operand in its stored layout, 128B-swizzled (hopper_layout.h), as boxes
-// of 64 columns (128 bytes) x R rows: Q and K are K-major operands (D contiguous), V is the
-// MN-major B of P·V (keys are its K, D its N). Q comes in one box per (consumer warpgroup, column
-// chunk), so each warpgroup's 64 query rows are one contiguous region it may reuse to stage its
-// output; K and V come in one box per column chunk and stage.
+// Both kernels have the same shape. A CTA owns a *block* of 128 rows (64 per consumer warpgroup)
+// that stays in shared memory, and streams *tiles* of rows of the other side through a ring:
+// - forward: the block is Q (queries), the tiles K and V: S = Q·Kᵀ, O += P·V;
+// - backward: the blocks are K and V (keys), the tiles Q and dO: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ,
+//   dV += Pᵀ·dO, dK += dSᵀ·Q.
+// Every operand sits in its stored layout, 128B-swizzled (hopper_layout.h), as boxes of 64 columns
+// (128 bytes) x R rows: a block in one box per (warpgroup, column chunk), so each warpgroup's rows
+// are one contiguous region it may reuse to stage its output; a tile in one box per column chunk.
+// As the first operand of S (or Sᵀ, dPᵀ) blocks and tiles are K-major (D contiguous); as the
+// second operand of P·V (or Pᵀ·dO, dSᵀ·Q) a tile is MN-major (its rows are the K dimension).
 #pragma once
 #include <cstdint>
 
@@ -21,43 +26,70 @@ using seqtune::hopper::kMmaK;
 using seqtune::hopper::kRowBytes;
 using seqtune::hopper::kRowElems;
 
-// ---- configuration -------------------------------------------------------------------------------
+constexpr int kConsumers = 2, kWarpgroup = 128, kThreads = kWarpgroup * (1 + kConsumers);
+constexpr int kWarpgroupRows = 64;  // the M of every wgmma
+constexpr int kBlockRows = kConsumers * kWarpgroupRows;
+// setmaxnreg: the producer issues TMA from one thread; the launch allocation (65536 / 384 rounded
+// down to 8: 168) must cover what the warpgroups ask for.
+constexpr int kProducerRegs = 24, kConsumerRegs = 240, kLaunchRegs = 168;
+static_assert(kWarpgroup * kProducerRegs + kConsumers * kWarpgroup * kConsumerRegs <= kThreads * kLaunchRegs,
+              "setmaxnreg.inc can be served from what setmaxnreg.dec releases");
+static_assert(kThreads * kLaunchRegs <= 65536, "one block per SM at the launch allocation");
+
+// ---- blocks and tiles ----------------------------------------------------------------------------
 
 template <int D>
-struct Config {
+struct Block {
   static_assert(D == 64 || D == 128, "head dims 64 and 128");
-  static constexpr int kBM = 128;  // queries per CTA: 64 per consumer warpgroup
+  static constexpr int kChunks = D / kRowElems;  // 64-column boxes per row
+  static constexpr int kBoxBytes = kWarpgroupRows * kRowBytes;
+  static constexpr int kWarpgroupBytes = kChunks * kBoxBytes;
+  static constexpr int kBytes = kConsumers * kWarpgroupBytes;
+  static_assert(kBoxBytes % kAtomBytes == 0, "boxes start on atoms");
+  static_assert(kWarpgroupRows * D * 2 <= kWarpgroupBytes, "a warpgroup's output, staged, fits its block rows");
+};
+
+template <int D, int kRows>
+struct Tile {
+  static_assert(kRows % 64 == 0 && kRows <= 256, "whole swizzle atoms, one TMA box high");
+  static constexpr int kChunks = D / kRowElems;
+  static constexpr int kBoxBytes = kRows * kRowBytes;
+  static constexpr int kBytes = kChunks * kBoxBytes;
+};
+
+// ---- configurations ------------------------------------------------------------------------------
+
+// Forward: Q block, then the K and V rings (kStages tiles each), then the mbarriers.
+template <int D>
+struct FwdConfig {
   // Keys per tile: the N of S's wgmma, the K of P·V's. At D = 128 a 128-key tile needs more
   // registers than ptxas (CUDA 13.0) finds for the overlapped softmax: S, P and O live at once, it
   // spilled 240 bytes and serialised the wgmmas; 64 keys compile clean (bench/NOTES.md).
-  static constexpr int kBN = D == 128 ? 64 : 128;
+  static constexpr int kTileRows = D == 128 ? 64 : 128;
   static constexpr int kStages = 4;
-  static constexpr int kConsumers = 2, kWarpgroup = 128, kThreads = kWarpgroup * (1 + kConsumers);
-  static constexpr int kConsumerRows = kBM / kConsumers;
-  static constexpr int kChunks = D / kRowElems;  // 64-column boxes per row
-  static constexpr int kQBoxBytes = kConsumerRows * kRowBytes;
-  static constexpr int kQWarpgroupBytes = kChunks * kQBoxBytes;
-  static constexpr int kQBytes = kConsumers * kQWarpgroupBytes;
-  static constexpr int kKvBoxBytes = kBN * kRowBytes;
-  static constexpr int kKvStageBytes = kChunks * kKvBoxBytes;  // one K (or V) tile
-  static constexpr int kKOffset = kQBytes, kVOffset = kKOffset + kStages * kKvStageBytes;
-  static constexpr int kBarrierOffset = kVOffset + kStages * kKvStageBytes;
-  // mbarriers: Q full, then K full, K empty, V full, V empty (kStages each).
-  static constexpr int kBarriers = 1 + 4 * kStages;
+  using B = Block<D>;
+  using Ti = Tile<D, kTileRows>;
+  static constexpr int kKOffset = B::kBytes, kVOffset = kKOffset + kStages * Ti::kBytes;
+  static constexpr int kBarrierOffset = kVOffset + kStages * Ti::kBytes;
+  static constexpr int kBarriers = 1 + 4 * kStages;  // Q full; K full, K empty, V full, V empty
   static constexpr int kSmemBytes = kBarrierOffset + 8 * kBarriers + kAtomBytes;  // + slack to align the base
-  // setmaxnreg: the producer issues TMA from one thread; a consumer holds S (kBN / 2) and O (D / 2)
-  // f32 accumulators and P (kBN / 4) packed pairs per thread. The launch allocation (65536 / 384
-  // rounded down to 8: 168) must cover what the warpgroups ask for.
-  static constexpr int kProducerRegs = 24, kConsumerRegs = 240, kLaunchRegs = 168;
-  // The output, staged for 16-byte stores, fits the warpgroup's Q region.
-  static constexpr int kStagedOutBytes = kConsumerRows * D * 2;
-
-  static_assert(kQBoxBytes % kAtomBytes == 0 && kKvBoxBytes % kAtomBytes == 0, "boxes start on atoms");
   static_assert(kSmemBytes <= 227 * 1024, "fits Hopper's 227 KiB of shared memory per block");
-  static_assert(kWarpgroup * kProducerRegs + kConsumers * kWarpgroup * kConsumerRegs <= kThreads * kLaunchRegs,
-                "setmaxnreg.inc can be served from what setmaxnreg.dec releases");
-  static_assert(kThreads * kLaunchRegs <= 65536, "one block per SM at the launch allocation");
-  static_assert(kStagedOutBytes <= kQWarpgroupBytes, "the output staging fits the warpgroup's Q rows");
+};
+
+// Backward: the K and V blocks, then the Q and dO rings, then the mbarriers. Each pass keeps one
+// 64 x D accumulator per warpgroup (dV, or dK) next to Sᵀ (and dPᵀ) of a 64-query tile.
+template <int D>
+struct BwdConfig {
+  static constexpr int kTileRows = 64;
+  static constexpr int kStages = D == 128 ? 4 : 6;
+  using B = Block<D>;
+  using Ti = Tile<D, kTileRows>;
+  static constexpr int kKOffset = 0, kVOffset = B::kBytes;
+  static constexpr int kQOffset = 2 * B::kBytes, kDoOffset = kQOffset + kStages * Ti::kBytes;
+  static constexpr int kBarrierOffset = kDoOffset + kStages * Ti::kBytes;
+  static constexpr int kBarriers = 1 + 2 * kStages;  // K/V full; tile full, tile empty
+  static constexpr int kSmemBytes = kBarrierOffset + 8 * kBarriers + kAtomBytes;
+  static_assert(kSmemBytes <= 227 * 1024, "fits Hopper's 227 KiB of shared memory per block");
 };
 
 // ---- TMA boxes -----------------------------------------------------------------------------------
@@ -83,63 +115,63 @@ HOPPER_HD TmaGeometry tmaGeometry(int64_t tokens, int64_t heads, int D, int boxR
 }
 
 struct BoxAt {
-  uint32_t offset;         // from the tile's shared-memory base
+  uint32_t offset;         // from the block's or tile's shared-memory base
   int32_t col, head, row;  // tensor coordinates, innermost first
 };
 
-// Q box (warpgroup wg, chunk c) of the block whose first query is packed row `row0`, head h.
+// Box (warpgroup wg, chunk c) of the block whose first row is packed row `row0`, head h.
 template <int D>
-HOPPER_HD BoxAt qBox(int wg, int c, int64_t row0, int h) {
-  using C = Config<D>;
-  return {static_cast<uint32_t>(wg * C::kQWarpgroupBytes + c * C::kQBoxBytes), c * kRowElems, h,
-          static_cast<int32_t>(row0 + static_cast<int64_t>(wg) * C::kConsumerRows)};
+HOPPER_HD BoxAt blockBox(int wg, int c, int64_t row0, int h) {
+  using B = Block<D>;
+  return {static_cast<uint32_t>(wg * B::kWarpgroupBytes + c * B::kBoxBytes), c * kRowElems, h,
+          static_cast<int32_t>(row0 + static_cast<int64_t>(wg) * kWarpgroupRows)};
 }
 
-// K or V box of chunk c of the key tile whose first key is packed row `row0`, kv head g.
-template <int D>
-HOPPER_HD BoxAt kvBox(int c, int64_t row0, int g) {
-  return {static_cast<uint32_t>(c * Config<D>::kKvBoxBytes), c * kRowElems, g, static_cast<int32_t>(row0)};
+// Box of chunk c of the tile whose first row is packed row `row0`, head h.
+template <int D, int kRows>
+HOPPER_HD BoxAt tileBox(int c, int64_t row0, int h) {
+  return {static_cast<uint32_t>(c * Tile<D, kRows>::kBoxBytes), c * kRowElems, h, static_cast<int32_t>(row0)};
 }
 
 // ---- wgmma descriptors ---------------------------------------------------------------------------
 
-// S = Q·Kᵀ, K-step s (D = 16s .. 16s + 15): Q's rows of warpgroup wg and the K tile's, both
-// K-major: the chunk holding column 16s, then 32 bytes per step within its rows.
+// K-major operands, K-step s (D = 16s .. 16s + 15): the chunk holding column 16s, then 32 bytes
+// per step within its rows. A block's rows of warpgroup wg (first operands), or a tile's rows
+// (second operands of S, Sᵀ, dPᵀ).
 template <int D>
-HOPPER_HD uint32_t qDescStart(int wg, int s) {
-  using C = Config<D>;
+HOPPER_HD uint32_t blockDescStart(int wg, int s) {
+  using B = Block<D>;
   constexpr int kStepsPerChunk = kRowElems / kMmaK;
-  return static_cast<uint32_t>(wg * C::kQWarpgroupBytes + (s / kStepsPerChunk) * C::kQBoxBytes) +
+  return static_cast<uint32_t>(wg * B::kWarpgroupBytes + (s / kStepsPerChunk) * B::kBoxBytes) +
          seqtune::hopper::kMajorStep(s % kStepsPerChunk);
 }
 
-template <int D>
-HOPPER_HD uint32_t kDescStart(int s) {
+template <int D, int kRows>
+HOPPER_HD uint32_t tileKMajorStart(int s) {
   constexpr int kStepsPerChunk = kRowElems / kMmaK;
-  return static_cast<uint32_t>((s / kStepsPerChunk) * Config<D>::kKvBoxBytes) +
+  return static_cast<uint32_t>((s / kStepsPerChunk) * Tile<D, kRows>::kBoxBytes) +
          seqtune::hopper::kMajorStep(s % kStepsPerChunk);
 }
 
-// O += P·V, K-step kk (keys 16kk .. 16kk + 15): V is MN-major, 16 key rows per step, the next 64
-// columns of D one box (LBO) further.
-HOPPER_HD uint32_t vDescStart(int kk) { return seqtune::hopper::mnMajorStep(kk); }
-template <int D>
-HOPPER_HD uint32_t vDescLbo() {
-  return static_cast<uint32_t>(Config<D>::kKvBoxBytes);
+// A tile as the MN-major second operand of P·V (or Pᵀ·dO, dSᵀ·Q), K-step kk (tile rows
+// 16kk .. 16kk + 15): 16 rows per step, the next 64 columns of D one box (LBO) further.
+HOPPER_HD uint32_t tileMnMajorStart(int kk) { return seqtune::hopper::mnMajorStep(kk); }
+template <int D, int kRows>
+HOPPER_HD uint32_t tileMnMajorLbo() {
+  return static_cast<uint32_t>(Tile<D, kRows>::kBoxBytes);
 }
 
 // ---- the pipeline's order ------------------------------------------------------------------------
 
-// Key tile t uses stage t % kStages in lap t / kStages; consumers wait on "full" with the lap's
+// The t-th tile uses stage t % kStages in lap t / kStages; consumers wait on "full" with the lap's
 // parity, the producer on "empty" with the opposite one (a fresh barrier's previous phase).
 struct StageUse {
   int stage;
   uint32_t parity;
 };
 
-template <int D>
+template <int kStages>
 HOPPER_HD StageUse stageOf(int t) {
-  constexpr int kStages = Config<D>::kStages;
   return {t % kStages, static_cast<uint32_t>((t / kStages) & 1)};
 }
 

@@ -80,13 +80,13 @@ hopper_models::TensorMap mapOf(const Packed& p, int D, int boxRows) {
 // written exactly once and matches the float64 reference.
 template <int D>
 std::string emulate(const Case& c) {
-  using C = ah::Config<D>;
+  using C = ah::FwdConfig<D>;
   std::vector<int32_t> cu{0};
   for (int len : c.lens) cu.push_back(cu.back() + len);
   const int batch = static_cast<int>(c.lens.size());
   const int64_t T = cu.back();
   const Packed q = makePacked(T, c.heads, D, 1), k = makePacked(T, c.kvHeads, D, 2), v = makePacked(T, c.kvHeads, D, 3);
-  const hopper_models::TensorMap mq = mapOf(q, D, C::kConsumerRows), mk = mapOf(k, D, C::kBN), mv = mapOf(v, D, C::kBN);
+  const hopper_models::TensorMap mq = mapOf(q, D, ah::kWarpgroupRows), mk = mapOf(k, D, C::kTileRows), mv = mapOf(v, D, C::kTileRows);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   const bool swizzle = gFault != "swizzle";
 
@@ -95,104 +95,104 @@ std::string emulate(const Case& c) {
   const uint32_t base = 5 * seqtune::hopper::kAtomBytes;  // any 1024-aligned shared address
   std::vector<double> smem((base + C::kBarrierOffset) / 2, 0.0);
 
-  const int64_t blocks = attn::virtualBlocks(batch, T, C::kBM);
+  const int64_t blocks = attn::virtualBlocks(batch, T, ah::kBlockRows);
   for (int64_t vb = 0; vb < blocks; ++vb) {
     for (int h = 0; h < c.heads; ++h) {
-      const attn::BlockSlot slot = attn::findBlock(cu.data(), batch, C::kBM, vb);
+      const attn::BlockSlot slot = attn::findBlock(cu.data(), batch, ah::kBlockRows, vb);
       if (slot.block < 0) continue;
       const attn::Sequence s = attn::sequenceOf(cu.data(), nullptr, nullptr, slot.doc, T, 0);
-      const int q0 = slot.block * C::kBM;
+      const int q0 = slot.block * ah::kBlockRows;
       if (!s.ok || q0 >= s.len) continue;
       const int g = attn::kvHeadOf(h, c.heads, c.kvHeads);
-      const int nq = std::min(C::kBM, s.len - q0);
-      const attn::TileRange tiles = attn::keyTilesOf(c.causal, s, q0, C::kBM, C::kBN);
+      const int nq = std::min(ah::kBlockRows, s.len - q0);
+      const attn::TileRange tiles = attn::keyTilesOf(c.causal, s, q0, ah::kBlockRows, C::kTileRows);
       std::fill(smem.begin(), smem.end(), 1e30);  // stale data must not matter
-      for (int wg = 0; wg < C::kConsumers; ++wg) {
-        for (int ch = 0; ch < C::kChunks; ++ch) {
-          ah::BoxAt box = ah::qBox<D>(gFault == "qbox" ? 0 : wg, ch, int64_t(s.start) + q0, h);
-          box.row = ah::qBox<D>(wg, ch, int64_t(s.start) + q0, h).row;
+      for (int wg = 0; wg < ah::kConsumers; ++wg) {
+        for (int ch = 0; ch < C::B::kChunks; ++ch) {
+          ah::BoxAt box = ah::blockBox<D>(gFault == "qbox" ? 0 : wg, ch, int64_t(s.start) + q0, h);
+          box.row = ah::blockBox<D>(wg, ch, int64_t(s.start) + q0, h).row;
           hopper_models::tmaBox(smem, base + box.offset, q.data, mq, box.col, box.head, box.row, swizzle);
         }
       }
-      for (int wg = 0; wg < C::kConsumers; ++wg) {
+      for (int wg = 0; wg < ah::kConsumers; ++wg) {
         // Per row of the warpgroup: running max and sum (natural log domain), unnormalised O.
-        std::vector<double> m(C::kConsumerRows, -INFINITY), l(C::kConsumerRows, 0.0);
-        std::vector<double> o(static_cast<size_t>(C::kConsumerRows * D), 0.0);
+        std::vector<double> m(ah::kWarpgroupRows, -INFINITY), l(ah::kWarpgroupRows, 0.0);
+        std::vector<double> o(static_cast<size_t>(ah::kWarpgroupRows * D), 0.0);
         for (int t = 0; t < tiles.count; ++t) {
-          const ah::StageUse use = ah::stageOf<D>(t);
+          const ah::StageUse use = ah::stageOf<C::kStages>(t);
           const int vStage = gFault == "stage" ? (use.stage + 1) % C::kStages : use.stage;
-          const uint32_t kTile = base + C::kKOffset + use.stage * C::kKvStageBytes;
-          for (int ch = 0; ch < C::kChunks; ++ch) {
-            const ah::BoxAt kb = ah::kvBox<D>(ch, int64_t(s.start) + int64_t(t) * C::kBN, g);
+          const uint32_t kTile = base + C::kKOffset + use.stage * C::Ti::kBytes;
+          for (int ch = 0; ch < C::B::kChunks; ++ch) {
+            const ah::BoxAt kb = ah::tileBox<D, C::kTileRows>(ch, int64_t(s.start) + int64_t(t) * C::kTileRows, g);
             hopper_models::tmaBox(smem, kTile + kb.offset, k.data, mk, kb.col, kb.head, kb.row, swizzle);
-            hopper_models::tmaBox(smem, base + C::kVOffset + vStage * C::kKvStageBytes + kb.offset, v.data, mv, kb.col,
+            hopper_models::tmaBox(smem, base + C::kVOffset + vStage * C::Ti::kBytes + kb.offset, v.data, mv, kb.col,
                                   kb.head, kb.row, swizzle);
           }
-          const uint32_t vTile = base + C::kVOffset + use.stage * C::kKvStageBytes;
+          const uint32_t vTile = base + C::kVOffset + use.stage * C::Ti::kBytes;
           // S = Q·Kᵀ, K-step by K-step through the descriptors.
-          std::vector<double> S(static_cast<size_t>(C::kConsumerRows * C::kBN), 0.0);
+          std::vector<double> S(static_cast<size_t>(ah::kWarpgroupRows * C::kTileRows), 0.0);
           for (int st = 0; st < D / seqtune::hopper::kMmaK; ++st) {
             const uint32_t kStart =
-                kTile + ah::kDescStart<D>(st) - (gFault == "kstep" ? seqtune::hopper::kMajorStep(st % 4) : 0);
-            const Desc dq = decode(seqtune::hopper::encodeDesc(base + ah::qDescStart<D>(wg, st), seqtune::hopper::kKMajorLbo, seqtune::hopper::kSbo));
+                kTile + ah::tileKMajorStart<D, C::kTileRows>(st) - (gFault == "kstep" ? seqtune::hopper::kMajorStep(st % 4) : 0);
+            const Desc dq = decode(seqtune::hopper::encodeDesc(base + ah::blockDescStart<D>(wg, st), seqtune::hopper::kKMajorLbo, seqtune::hopper::kSbo));
             const Desc dk = decode(seqtune::hopper::encodeDesc(kStart, seqtune::hopper::kKMajorLbo, seqtune::hopper::kSbo));
-            for (int r = 0; r < C::kConsumerRows; ++r) {
-              for (int n = 0; n < C::kBN; ++n) {
+            for (int r = 0; r < ah::kWarpgroupRows; ++r) {
+              for (int n = 0; n < C::kTileRows; ++n) {
                 double sum = 0;
                 for (int kk = 0; kk < 16; ++kk) {
                   sum += smem[wgmmaAddress(dq, false, r, kk) / 2] * smem[wgmmaAddress(dk, false, n, kk) / 2];
                 }
-                S[static_cast<size_t>(r * C::kBN + n)] += sum;
+                S[static_cast<size_t>(r * C::kTileRows + n)] += sum;
               }
             }
           }
           // The online softmax on the accumulator rows, masked as softmaxTile masks.
           const bool masked = gFault == "mask" ? false : t >= tiles.unmasked;
-          std::vector<double> P(S.size(), 0.0), alpha(C::kConsumerRows, 1.0);
-          for (int r = 0; r < C::kConsumerRows; ++r) {
-            const int row = wg * C::kConsumerRows + r;
+          std::vector<double> P(S.size(), 0.0), alpha(ah::kWarpgroupRows, 1.0);
+          for (int r = 0; r < ah::kWarpgroupRows; ++r) {
+            const int row = wg * ah::kWarpgroupRows + r;
             const int limit = row < nq ? attn::keyLimit(c.causal, s, q0 + row) : 0;
             double rowMax = -INFINITY;
-            for (int n = 0; n < C::kBN; ++n) {
-              double x = S[static_cast<size_t>(r * C::kBN + n)] * scale;
-              if (masked && t * C::kBN + n >= limit) x = -INFINITY;
-              S[static_cast<size_t>(r * C::kBN + n)] = x;
+            for (int n = 0; n < C::kTileRows; ++n) {
+              double x = S[static_cast<size_t>(r * C::kTileRows + n)] * scale;
+              if (masked && t * C::kTileRows + n >= limit) x = -INFINITY;
+              S[static_cast<size_t>(r * C::kTileRows + n)] = x;
               rowMax = std::max(rowMax, x);
             }
             const double mNew = std::max(m[r], rowMax), shift = mNew == -INFINITY ? 0.0 : mNew;
             alpha[r] = std::exp(m[r] - shift);
             m[r] = mNew;
             double sum = 0;
-            for (int n = 0; n < C::kBN; ++n) {
-              const double p = std::exp(S[static_cast<size_t>(r * C::kBN + n)] - shift);
-              P[static_cast<size_t>(r * C::kBN + n)] = p;
+            for (int n = 0; n < C::kTileRows; ++n) {
+              const double p = std::exp(S[static_cast<size_t>(r * C::kTileRows + n)] - shift);
+              P[static_cast<size_t>(r * C::kTileRows + n)] = p;
               sum += p;
             }
             l[r] = l[r] * alpha[r] + sum;
           }
-          for (int r = 0; r < C::kConsumerRows; ++r) {
+          for (int r = 0; r < ah::kWarpgroupRows; ++r) {
             for (int d = 0; d < D; ++d) o[static_cast<size_t>(r * D + d)] *= alpha[r];
           }
           // O += P·V: each warp's A fragment of K-step kk built from its S accumulators as accToA
           // does, placed where the fragment layout says, times V through its descriptor.
-          for (int kk = 0; kk < C::kBN / 16; ++kk) {
-            std::vector<double> A(static_cast<size_t>(C::kConsumerRows * 16), NAN);
+          for (int kk = 0; kk < C::kTileRows / 16; ++kk) {
+            std::vector<double> A(static_cast<size_t>(ah::kWarpgroupRows * 16), NAN);
             for (int warp = 0; warp < 4; ++warp) {
               for (int lane = 0; lane < 32; ++lane) {
                 for (int reg = 0; reg < 4; ++reg) {
                   for (int hh = 0; hh < 2; ++hh) {
                     const attn::RowCol acc = attn::accAt(lane, attn::accElemForA(reg, hh));
                     const int tile = attn::accTileForA(kk, reg);
-                    const double value = P[static_cast<size_t>((16 * warp + acc.row) * C::kBN + 8 * tile + acc.col)];
+                    const double value = P[static_cast<size_t>((16 * warp + acc.row) * C::kTileRows + 8 * tile + acc.col)];
                     const attn::RowCol at = attn::fragAAt(lane, reg, hh);
                     A[static_cast<size_t>((16 * warp + at.row) * 16 + at.col)] = value;
                   }
                 }
               }
             }
-            const uint32_t lbo = gFault == "vlbo" ? ah::vDescLbo<D>() / 2 : ah::vDescLbo<D>();
-            const Desc dv = decode(seqtune::hopper::encodeDesc(vTile + ah::vDescStart(kk), lbo, seqtune::hopper::kSbo));
-            for (int r = 0; r < C::kConsumerRows; ++r) {
+            const uint32_t lbo = gFault == "vlbo" ? ah::tileMnMajorLbo<D, C::kTileRows>() / 2 : ah::tileMnMajorLbo<D, C::kTileRows>();
+            const Desc dv = decode(seqtune::hopper::encodeDesc(vTile + ah::tileMnMajorStart(kk), lbo, seqtune::hopper::kSbo));
+            for (int r = 0; r < ah::kWarpgroupRows; ++r) {
               for (int d = 0; d < D; ++d) {
                 double sum = 0;
                 for (int j = 0; j < 16; ++j) sum += A[static_cast<size_t>(r * 16 + j)] * smem[wgmmaAddress(dv, true, d, j) / 2];
@@ -203,7 +203,7 @@ std::string emulate(const Case& c) {
         }
         // The epilogue: each warp's 16 rows, those below nq stored.
         for (int warp = 0; warp < 4; ++warp) {
-          const int row0 = wg * C::kConsumerRows + 16 * warp;
+          const int row0 = wg * ah::kWarpgroupRows + 16 * warp;
           for (int r = 0; r < 16 && r < nq - row0; ++r) {
             const int local = 16 * warp + r;
             const int64_t token = int64_t(s.start) + q0 + row0 + r;
@@ -268,20 +268,20 @@ std::string describe(const Case& c, int D) {
 
 template <int D>
 std::string checkConfig() {
-  using C = ah::Config<D>;
-  for (int wg = 0; wg < C::kConsumers; ++wg) {
-    for (int ch = 0; ch < C::kChunks; ++ch) {
-      const ah::BoxAt box = ah::qBox<D>(wg, ch, 0, 0);
-      if (box.offset % seqtune::hopper::kAtomBytes != 0 || box.offset + C::kQBoxBytes > static_cast<uint32_t>(C::kQBytes)) {
+  using C = ah::FwdConfig<D>;
+  for (int wg = 0; wg < ah::kConsumers; ++wg) {
+    for (int ch = 0; ch < C::B::kChunks; ++ch) {
+      const ah::BoxAt box = ah::blockBox<D>(wg, ch, 0, 0);
+      if (box.offset % seqtune::hopper::kAtomBytes != 0 || box.offset + C::B::kBoxBytes > static_cast<uint32_t>(C::B::kBytes)) {
         return fmt("Q box (%g, %g) outside Q", wg, ch);
       }
     }
   }
-  if (C::kQBytes > C::kKOffset || C::kKOffset + C::kStages * C::kKvStageBytes > C::kVOffset ||
-      C::kVOffset + C::kStages * C::kKvStageBytes > C::kBarrierOffset) {
+  if (C::B::kBytes > C::kKOffset || C::kKOffset + C::kStages * C::Ti::kBytes > C::kVOffset ||
+      C::kVOffset + C::kStages * C::Ti::kBytes > C::kBarrierOffset) {
     return "regions overlap";
   }
-  if (C::kBN % 64 != 0 || C::kKvBoxBytes % seqtune::hopper::kAtomBytes != 0) return fmt("key tile %g", C::kBN);
+  if (C::kTileRows % 64 != 0 || C::Ti::kBoxBytes % seqtune::hopper::kAtomBytes != 0) return fmt("key tile %g", C::kTileRows);
   return "";
 }
 
