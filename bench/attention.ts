@@ -67,10 +67,11 @@ interface OursResult {
   fwd_ms: number | null;
   bwd_ms: number | null;
   ampere_fwd_ms: number | null; // Hopper only: the forward with SEQTUNE_ATTENTION_HOPPER=0
+  ampere_bwd_ms: number | null; // and the backward
   error: string | null;
 }
 
-// The same forward on the FlashAttention-2 kernel: the variable is read at every call.
+// The same calls on the FlashAttention-2 kernels: the variable is read at every call.
 async function withoutHopperKernel<R>(fn: () => Promise<R>): Promise<R> {
   const saved = process.env.SEQTUNE_ATTENTION_HOPPER;
   process.env.SEQTUNE_ATTENTION_HOPPER = '0';
@@ -98,16 +99,25 @@ async function oursOn(device: string, s: Shape, rng: Rng, hopper: boolean): Prom
       // About 50 ms of work per sample whatever the shape (at an assumed 300 TFLOP/s, 20 GFLOP/s on a CPU).
       const calls = Math.max(2, Math.round(0.05 / (forwardFlops(s) / (device === 'cpu' ? 20e9 : 300e12))));
       const fwd = await medianSeconds(device, () => attention(q, k, v, options), calls);
-      const ampere = hopper
-        ? await withoutHopperKernel(() => medianSeconds(device, () => attention(q, k, v, options), calls))
-        : null;
       const backward = () => attentionBackward(dout, q, k, v, forward, options);
       const bwd = await medianSeconds(device, backward, Math.ceil(calls / 3));
-      return { fwd_ms: fwd * 1e3, bwd_ms: bwd * 1e3, ampere_fwd_ms: ampere === null ? null : ampere * 1e3, error: null };
+      const ampere = hopper
+        ? await withoutHopperKernel(async () => ({
+            fwd: await medianSeconds(device, () => attention(q, k, v, options), calls),
+            bwd: await medianSeconds(device, backward, Math.ceil(calls / 3)),
+          }))
+        : null;
+      return {
+        fwd_ms: fwd * 1e3,
+        bwd_ms: bwd * 1e3,
+        ampere_fwd_ms: ampere ? ampere.fwd * 1e3 : null,
+        ampere_bwd_ms: ampere ? ampere.bwd * 1e3 : null,
+        error: null,
+      };
     });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    return { fwd_ms: null, bwd_ms: null, ampere_fwd_ms: null, error: message };
+    return { fwd_ms: null, bwd_ms: null, ampere_fwd_ms: null, ampere_bwd_ms: null, error: message };
   }
 }
 
@@ -192,8 +202,9 @@ async function main(): Promise<void> {
   console.log(`attention benchmark on ${device} (${gpu.name}), bf16, ${TOTAL_TOKENS} tokens per batch`);
   const rng = new Rng(2026);
   const ours: OursResult[] = [];
-  // On a Hopper the default forward is the wgmma/TMA kernel once its self-test passed (a failure
-  // prints one stderr line); the FlashAttention-2 forward is measured too, in the same run.
+  // On a Hopper the default forward and (deterministic) backward take the wgmma/TMA kernels once
+  // their self-tests passed (a failure prints one stderr line); the FlashAttention-2 kernels are
+  // measured too, in the same run.
   const hopper = gpu.computeCapability === '9.0';
   for (const s of shapes) {
     ours.push(await oursOn(device, s, rng, hopper));
@@ -219,6 +230,7 @@ async function main(): Promise<void> {
       fwd_tflops: round(ourFwd),
       fwd_ampere_kernel_tflops: round(tflops(fwd, o.ampere_fwd_ms)),
       bwd_tflops: round(ourBwd),
+      bwd_ampere_kernel_tflops: round(tflops(bwd, o.ampere_bwd_ms)),
       ours_error: o.error,
       torch_flash_fwd_tflops: round(tflops(fwd, p?.flash_fwd_ms ?? null)),
       torch_flash_bwd_tflops: round(tflops(bwd, p?.flash_bwd_ms ?? null)),
@@ -228,11 +240,12 @@ async function main(): Promise<void> {
       attention_fwd_ratio: round(ourFwd !== null && peerFwd !== null ? ourFwd / peerFwd : null),
       attention_bwd_ratio: round(ourBwd !== null && peerBwd !== null ? ourBwd / peerBwd : null),
       hopper_kernel_fwd_ratio: round(o.ampere_fwd_ms !== null && o.fwd_ms !== null ? o.ampere_fwd_ms / o.fwd_ms : null),
+      hopper_kernel_bwd_ratio: round(o.ampere_bwd_ms !== null && o.bwd_ms !== null ? o.ampere_bwd_ms / o.bwd_ms : null),
     };
   });
-  console.log('\nTFLOP/s (ratio: seqtune / the faster torch backend; fa2: our FlashAttention-2 forward, Hopper only)');
+  console.log('\nTFLOP/s (ratio: seqtune / the faster torch backend; fa2: our FlashAttention-2 kernels, Hopper only)');
   table(
-    ['D', 'mask', 'len', 'batch', 'fwd', 'fa2', 'flash', 'cudnn', 'ratio', 'bwd', 'flash', 'cudnn', 'ratio'],
+    ['D', 'mask', 'len', 'batch', 'fwd', 'fa2', 'flash', 'cudnn', 'ratio', 'bwd', 'fa2', 'flash', 'cudnn', 'ratio'],
     rows.map((r) => [
       r.head_dim,
       r.causal ? 'causal' : 'full',
@@ -244,6 +257,7 @@ async function main(): Promise<void> {
       r.torch_cudnn_fwd_tflops,
       r.attention_fwd_ratio,
       r.bwd_tflops,
+      r.bwd_ampere_kernel_tflops,
       r.torch_flash_bwd_tflops,
       r.torch_cudnn_bwd_tflops,
       r.attention_bwd_ratio,
@@ -262,7 +276,7 @@ async function main(): Promise<void> {
     dtype: 'bf16',
     total_tokens: TOTAL_TOKENS,
     flops: 'fwd 4·len²·D·H·batch (/2 causal), bwd 2.5× fwd',
-    hopper_kernel_fwd_ratio: 'FlashAttention-2 forward time / default forward time (on a Hopper: the wgmma/TMA kernel)',
+    hopper_kernel_ratios: 'FlashAttention-2 kernel time / default time (on a Hopper: the wgmma/TMA kernels), forward and backward',
     peer: peer.error ? null : { torch: peer.torch, device: peer.device },
     peer_skipped: peer.error ?? null,
     rows,

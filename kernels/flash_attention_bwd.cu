@@ -1,7 +1,10 @@
 // Attention backward launchers (packed layout): Di and lse2, the key-block pass
-// (flash_attention_bwd.cuh), then dQ from the f32 accumulator (fast) or from the query-block pass
-// of flash_attention_bwd_dq.cu (deterministic); see attentionBackward in flash_attention.h.
+// (flash_attention_bwd.cuh; in deterministic mode on a Hopper that passed its self-test, the
+// Hopper passes of flash_attention_hopper_bwd.cu), then dQ from the f32 accumulator (fast) or from
+// the query-block pass of flash_attention_bwd_dq.cu (deterministic); see attentionBackward in
+// flash_attention.h.
 #include "kernels/flash_attention_bwd.cuh"
+#include "kernels/flash_attention_hopper.h"
 #include "kernels/flash_attention_launch.cuh"
 #include "kernels/kernel_util.cuh"
 
@@ -29,13 +32,17 @@ __global__ void convertDqKernel(T* dq, const float* acc, int64_t n, float scale)
 
 template <typename T, int D>
 void launchBackward(const AttentionShape& shape, DType dtype, const BwdArgs& args, const float* lse, const void* out,
-                    bool deterministic, cudaStream_t stream) {
+                    bool deterministic, bool hopper, cudaStream_t stream) {
   using C = BwdConfig<D>;
   const BwdParams<T> p = bwdParams<T>(shape, args, scaleLog2(shape));
   preprocessKernel<T, D><<<gridFor(shape.tokens * shape.heads * (D / 8)), kThreads, 0, stream>>>(
       args.di, args.lse2, p.dout, static_cast<const T*>(out), lse,
       shape.tokens, p.heads);
   checkLaunch("attentionBackward: preprocess kernel");
+  if (hopper) {
+    const HopperBackwardArgs h{args.q, args.k, args.v, args.dout, args.dk, args.dv, args.lse2, args.di, args.cu};
+    if (hopperAttentionBackwardKeys(shape, dtype, h, stream)) return launchDeterministicDq(shape, dtype, args, stream);
+  }
   const int64_t blocks = virtualBlocks(shape.batch, shape.tokens, C::kBN);
   expectGrid("attentionBackward", blocks, shape.kvHeads);
   const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(shape.kvHeads));
@@ -69,9 +76,12 @@ size_t attentionBackwardWorkspaceBytes(const AttentionShape& shape, bool determi
   return 2 * alignUp(rows * sizeof(float)) + (deterministic ? 0 : rows * shape.headDim * sizeof(float));
 }
 
-void attentionBackward(const AttentionShape& shape, DType dtype, const void* dout, const void* q, const void* k,
-                       const void* v, const void* out, const float* lse, const int32_t* cuSeqlens, void* dq, void* dk,
-                       void* dv, bool deterministic, void* workspace, cudaStream_t stream) {
+namespace {
+
+// hopper: take the Hopper key-block passes (deterministic mode only) where attentionBackward may.
+void backward(const AttentionShape& shape, DType dtype, const void* dout, const void* q, const void* k, const void* v,
+              const void* out, const float* lse, const int32_t* cuSeqlens, void* dq, void* dk, void* dv,
+              bool deterministic, bool hopper, void* workspace, cudaStream_t stream) {
   if (shape.maxTokens != 0) fail(code::kArgument, "attentionBackward: only the packed layout has a backward");
   if (shape.tokens == 0 || shape.heads == 0 || shape.batch == 0) return;
   const char* names[] = {"dout", "q", "k", "v", "out", "dq", "dk", "dv", "workspace"};
@@ -89,8 +99,24 @@ void attentionBackward(const AttentionShape& shape, DType dtype, const void* dou
       cudaCheck(cudaMemsetAsync(dqAccum, 0, rows * shape.headDim * sizeof(float), stream),
                 "attentionBackward: cudaMemsetAsync");
     }
-    launchBackward<typename K::type, K::kHeadDim>(shape, dtype, args, lse, out, deterministic, stream);
+    launchBackward<typename K::type, K::kHeadDim>(shape, dtype, args, lse, out, deterministic, hopper, stream);
   });
+}
+
+}  // namespace
+
+void attentionBackward(const AttentionShape& shape, DType dtype, const void* dout, const void* q, const void* k,
+                       const void* v, const void* out, const float* lse, const int32_t* cuSeqlens, void* dq, void* dk,
+                       void* dv, bool deterministic, void* workspace, cudaStream_t stream) {
+  const bool hopper = deterministic && shape.maxTokens == 0 && shape.tokens > 0 &&
+                      hopperAttentionBackwardWanted(shape, dtype, stream);
+  backward(shape, dtype, dout, q, k, v, out, lse, cuSeqlens, dq, dk, dv, deterministic, hopper, workspace, stream);
+}
+
+void attentionBackwardAmpere(const AttentionShape& shape, DType dtype, const void* dout, const void* q, const void* k,
+                             const void* v, const void* out, const float* lse, const int32_t* cuSeqlens, void* dq,
+                             void* dk, void* dv, bool deterministic, void* workspace, cudaStream_t stream) {
+  backward(shape, dtype, dout, q, k, v, out, lse, cuSeqlens, dq, dk, dv, deterministic, false, workspace, stream);
 }
 
 }  // namespace seqtune::gpu

@@ -1,7 +1,7 @@
-// The Hopper attention forward (sm_90a: TMA loads into 128B-swizzled shared memory, wgmma with P
-// kept in registers, a warp-specialised producer/consumer pipeline) behind attentionForward: same
-// AttentionShape, same out and lse, the same results up to f32 summation order. It was written
-// without a GPU to run it on, so attentionForward only takes it on a device whose one-time
+// The Hopper attention kernels (sm_90a: TMA loads into 128B-swizzled shared memory, wgmma with P
+// kept in registers, a warp-specialised producer/consumer pipeline) behind attentionForward and
+// attentionBackward: same AttentionShape, same results up to f32 summation order. They were
+// written without a GPU to run them on, so each is only taken on a device where its one-time
 // self-test (below) passed. Plain C++: includable without the CUDA headers.
 #pragma once
 #include <string>
@@ -31,10 +31,29 @@ bool hopperAttentionForward(const AttentionShape& shape, DType dtype, const void
                             const int32_t* cuSeqlens, void* out, float* lse, cudaStream_t stream,
                             const HopperAttentionLaunch& launch = {});
 
+// The device pointers of the backward's key-block passes: q, dout [T, H, D]; k, v, dk, dv
+// [T, Hkv, D]; lse2 = lse·log2(e) (+inf where no key was seen) and di = rowsum(dout ∘ out), f32
+// [H, T] (attentionBackward's preprocess writes both).
+struct HopperBackwardArgs {
+  const void *q, *k, *v, *dout;
+  void *dk, *dv;
+  const float *lse2, *di;
+  const int32_t* cuSeqlens;
+};
+
+// dk and dv (never dq) on the Hopper kernels: a dV pass, then a dK pass, over (128-key block, kv
+// head, document) CTAs; deterministic. Same conditions and fallback as hopperAttentionForward.
+bool hopperAttentionBackwardKeys(const AttentionShape& shape, DType dtype, const HopperBackwardArgs& args,
+                                 cudaStream_t stream, const HopperAttentionLaunch& launch = {});
+
 // attentionForward's choice: supported, SEQTUNE_ATTENTION_HOPPER not "0", a compute capability 9.0
 // device, and that device's self-test passed (run by the first such call on `stream`; on failure
 // the kernel stays off there and one warning goes to stderr).
 bool hopperAttentionWanted(const AttentionShape& shape, DType dtype, cudaStream_t stream);
+
+// attentionBackward's choice for dk and dv in deterministic mode: the same conditions with the
+// backward's own self-test (hopperAttentionBackwardSelfTest).
+bool hopperAttentionBackwardWanted(const AttentionShape& shape, DType dtype, cudaStream_t stream);
 
 // Runs the Hopper forward on fixed pseudo-random problems (ragged packed documents, empty ones
 // included; causal and not; grouped-query heads; head dims 64 and 128; bf16 and f16) and compares
@@ -44,9 +63,17 @@ bool hopperAttentionWanted(const AttentionShape& shape, DType dtype, cudaStream_
 // capability 9.0. Synchronises `stream`.
 bool hopperAttentionSelfTest(cudaStream_t stream, std::string* detail = nullptr);
 
-// attentionForward's FlashAttention-2 path (never the Hopper kernel), defined in
-// flash_attention_fwd.cu: the self-test's reference.
+// The same problems through attentionBackward's deterministic FlashAttention-2 path and through
+// the Hopper key-block passes (dq from the FlashAttention-2 query-block pass in both), comparing
+// dk and dv with each other and with a float64 host gradient.
+bool hopperAttentionBackwardSelfTest(cudaStream_t stream, std::string* detail = nullptr);
+
+// attentionForward's and attentionBackward's FlashAttention-2 paths (never the Hopper kernels),
+// defined in flash_attention_fwd.cu and flash_attention_bwd.cu: the self-tests' references.
 void attentionForwardAmpere(const AttentionShape& shape, DType dtype, const void* q, const void* k, const void* v,
                             const int32_t* cuSeqlens, void* out, float* lse, cudaStream_t stream);
+void attentionBackwardAmpere(const AttentionShape& shape, DType dtype, const void* dout, const void* q, const void* k,
+                             const void* v, const void* out, const float* lse, const int32_t* cuSeqlens, void* dq,
+                             void* dk, void* dv, bool deterministic, void* workspace, cudaStream_t stream);
 
 }  // namespace seqtune::gpu

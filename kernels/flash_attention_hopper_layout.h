@@ -175,4 +175,14 @@ HOPPER_HD StageUse stageOf(int t) {
   return {t % kStages, static_cast<uint32_t>((t / kStages) & 1)};
 }
 
+// The backward's stream: position u of a key block of kv head g walks the group's heads, each over
+// the query tiles [first, first + count) of `rows` queries that see the block.
+struct QueryTileAt {
+  int h, i0;  // query head, first query of the tile (in the document)
+};
+
+HOPPER_HD QueryTileAt queryTileAt(int g, int group, int first, int count, int u, int rows) {
+  return {g * group + u / count, (first + u % count) * rows};
+}
+
 }  // namespace seqtune::gpu::attn::hopper

@@ -1,6 +1,7 @@
 // Child process for hopper-gpu.test.ts: one bf16 problem large enough for a Hopper kernel on the
 // device in argv[2] and on the CPU, straight through the binding: argv[3] = gemm (a product for
-// kernels/gemm_hopper.h) or attention (a packed causal GQA batch for flash_attention_hopper.h).
+// kernels/gemm_hopper.h) or attention (a packed causal GQA batch, forward and backward, for
+// flash_attention_hopper.h).
 // The first such call runs the kernel's one-time self-test, which reports a failure on this
 // process's stderr (the parent looks for it). Prints {"maxError": ..., "scale": ...}.
 'use strict';
@@ -25,7 +26,7 @@ const cu = Int32Array.from([0, ...lens.map((_, i) => lens.slice(0, i + 1).reduce
 const inputs =
   what === 'gemm'
     ? { a: random(M * K), b: random(N * K) }
-    : { q: random(T * H * D, 4), k: random(T * Hkv * D, 4), v: random(T * Hkv * D) };
+    : { q: random(T * H * D, 4), k: random(T * Hkv * D, 4), v: random(T * Hkv * D), dout: random(T * H * D) };
 
 async function run(where) {
   const keep = [];
@@ -43,7 +44,12 @@ async function run(where) {
     const cuSeqlens = m.fromHost(where, 'i32', [cu.length], cu);
     keep.push(cuSeqlens);
     const q = bf16(inputs.q, [T, H, D]), k = bf16(inputs.k, [T, Hkv, D]), v = bf16(inputs.v, [T, Hkv, D]);
-    outputs = m.runOp('attention', [q, k, v, cuSeqlens, undefined, undefined], { causal: true, scale: 1 / Math.sqrt(D) });
+    const options = { causal: true, scale: 1 / Math.sqrt(D) };
+    const [out, lse] = m.runOp('attention', [q, k, v, cuSeqlens, undefined, undefined], options);
+    // The deterministic backward (the default), whose dk and dv take the Hopper passes.
+    const dout = bf16(inputs.dout, [T, H, D]);
+    const grads = m.runOp('attentionBackward', [dout, q, k, v, out, lse, cuSeqlens], { ...options, deterministic: true });
+    outputs = [out, lse, ...grads];
   }
   const result = [];
   for (const t of outputs) {

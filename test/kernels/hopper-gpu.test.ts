@@ -17,7 +17,7 @@ const reason = report.cuda.unusableReason ?? 'no GPU of compute capability 9.0 (
 // bf16 rounding at the largest magnitude.
 const kernels = [
   { what: 'gemm', label: 'GEMM', tolerance: (scale: number) => 2e-2 + 1e-2 * scale },
-  { what: 'attention', label: 'attention forward', tolerance: (scale: number) => 2e-2 + 2e-2 * scale },
+  { what: 'attention', label: 'attention forward and backward', tolerance: (scale: number) => 2e-2 + 2e-2 * scale },
 ];
 
 for (const { what, label, tolerance } of kernels) {
