@@ -25,7 +25,7 @@ const kernels = [
 ];
 
 for (const { what, label, tolerance } of kernels) {
-  t.test(`the Hopper ${label} and match the CPU`, { skip: hoppers.length ? false : reason }, async (t) => {
+  t.test(`the Hopper ${label}, and the results match the CPU`, { skip: hoppers.length ? false : reason }, async (t) => {
     for (const gpu of hoppers) {
       const env = { ...process.env };
       delete env.SEQTUNE_GEMM_HOPPER;
