@@ -22,6 +22,7 @@ import { packageRoot } from '../lib/native';
 import { attention, attentionBackward } from '../lib/ops';
 import { Rng } from '../lib/rng';
 import { randn, scope, sync, tensor } from '../lib/tensor';
+import { hopperKernelsNow } from './train-shapes';
 
 const HIDDEN = 2048;
 
@@ -272,6 +273,7 @@ async function main(): Promise<void> {
       compute_capability: gpu.computeCapability,
       cuda_runtime: device === 'cpu' ? null : report.cuda.runtimeVersion,
       driver: device === 'cpu' ? null : report.cuda.driverVersion,
+      hopper_kernels: hopperKernelsNow(device),
     },
     dtype: 'bf16',
     total_tokens: TOTAL_TOKENS,

@@ -30,6 +30,7 @@ import { isPresetName, presetConfig } from '../lib/model/presets';
 import { linearCrossEntropy, linearCrossEntropyBackward, loraLinear, loraLinearBackward, matmul, opSupport } from '../lib/ops';
 import { HostRng, Rng } from '../lib/rng';
 import { randn, sync, tensor, type Tensor } from '../lib/tensor';
+import { hopperKernelsNow } from './train-shapes';
 
 const RANK = 16;
 
@@ -318,6 +319,7 @@ async function main(): Promise<void> {
       cuda_runtime: cpu ? null : report.cuda.runtimeVersion,
       driver: cpu ? null : report.cuda.driverVersion,
       architectures: report.cuda.architectures,
+      hopper_kernels: hopperKernelsNow(device),
       cpu: os.cpus()[0]?.model ?? 'unknown',
       node: process.version,
     },

@@ -197,9 +197,21 @@ export function resultFile(name: string): string {
 }
 
 /** Writes resultFile(name): the date, the command line, the device, then `body`; says where. */
+/**
+ * The self-tested Hopper kernels' states on a GPU after the measurements ("on" where the run used
+ * them; null on the CPU and on GPUs without them): which kernels a result is of.
+ */
+export function hopperKernelsNow(device: string): Record<string, string> | null {
+  const index = Number(/^cuda:(\d+)$/.exec(device)?.[1] ?? NaN);
+  const kernels = devices().gpus.find((g) => g.index === index)?.hopperKernels;
+  return kernels && Object.keys(kernels).length ? kernels : null;
+}
+
 export function writeResult(name: string, device: DeviceDescription, body: Record<string, unknown>): void {
   const file = resultFile(name);
-  fs.writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), command: commandLine(), device, ...body }, null, 2)}\n`);
+  const withKernels = { ...device, hopper_kernels: hopperKernelsNow(device.device) };
+  const result = { date: new Date().toISOString(), command: commandLine(), device: withKernels, ...body };
+  fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
 }
 

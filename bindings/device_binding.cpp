@@ -31,6 +31,10 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
       g.Set("computeCapability", std::to_string(gpu.major) + "." + std::to_string(gpu.minor));
       g.Set("usable", gpu.usable);
       g.Set("reason", gpu.reason);
+      // Read now, not cached with the rest: a self-test may have run since the last call.
+      Napi::Object kernels = Napi::Object::New(env);
+      for (const KernelState& k : hopperKernelStates(gpu.index)) kernels.Set(k.kernel, k.state);
+      g.Set("hopperKernels", kernels);
       gpus.Set(i, g);
     }
     out.Set("gpus", gpus);

@@ -375,15 +375,19 @@ bool hopperAttentionBackwardSelfTest(cudaStream_t stream, std::string* detail) {
   return runProblems(backwardProblem, stream, detail);
 }
 
+namespace {
+selftest::HopperGate forwardGate("attentionForward", "SEQTUNE_ATTENTION_HOPPER", "attention forward kernel",
+                                 hopperAttentionSelfTest);
+selftest::HopperGate backwardGate("attentionBackward", "SEQTUNE_ATTENTION_HOPPER", "attention backward kernels",
+                                  hopperAttentionBackwardSelfTest);
+}  // namespace
+
 bool hopperAttentionWanted(const AttentionShape& shape, DType dtype, cudaStream_t stream) {
-  static selftest::HopperGate gate("SEQTUNE_ATTENTION_HOPPER", "attention forward kernel", hopperAttentionSelfTest);
-  return hopperAttentionSupports(shape, dtype) && gate.open(stream);
+  return hopperAttentionSupports(shape, dtype) && forwardGate.open(stream);
 }
 
 bool hopperAttentionBackwardWanted(const AttentionShape& shape, DType dtype, cudaStream_t stream) {
-  static selftest::HopperGate gate("SEQTUNE_ATTENTION_HOPPER", "attention backward kernels",
-                                   hopperAttentionBackwardSelfTest);
-  return hopperAttentionSupports(shape, dtype) && gate.open(stream);
+  return hopperAttentionSupports(shape, dtype) && backwardGate.open(stream);
 }
 
 }  // namespace seqtune::gpu

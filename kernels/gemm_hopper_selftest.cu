@@ -247,6 +247,10 @@ std::string runProblem(size_t index, const Problem& pr, cudaStream_t stream) {
 
 }  // namespace
 
+namespace {
+selftest::HopperGate gemmGate("gemm", "SEQTUNE_GEMM_HOPPER", "GEMM kernel", hopperGemmSelfTest);
+}  // namespace
+
 bool hopperGemmSelfTest(cudaStream_t stream, std::string* detail) {
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess || !isHopper(device)) {
@@ -270,8 +274,7 @@ bool hopperGemmWanted(const GemmArgs& g, cudaStream_t stream) {
       134217728.0) {  // 2^27
     return false;
   }
-  static selftest::HopperGate gate("SEQTUNE_GEMM_HOPPER", "GEMM kernel", hopperGemmSelfTest);
-  return hopperGemmSupports(g) && gate.open(stream);
+  return hopperGemmSupports(g) && gemmGate.open(stream);
 }
 
 }  // namespace seqtune::gpu

@@ -1,6 +1,10 @@
 // kernels/hopper_selftest.h: host helpers and the per-device gate of the Hopper self-tests.
 #include "kernels/hopper_selftest.h"
 
+#include <vector>
+
+#include "native/runtime/device.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -68,9 +72,42 @@ bool isHopper(int device) {
   return major == 9 && minor == 0;
 }
 
+namespace {
+
+std::mutex& registryMutex() {
+  static std::mutex m;
+  return m;
+}
+
+std::vector<HopperGate*>& registry() {
+  static std::vector<HopperGate*> gates;
+  return gates;
+}
+
+bool disabled(const char* envVar) {
+  const char* env = std::getenv(envVar);
+  return env && std::strcmp(env, "0") == 0;
+}
+
+}  // namespace
+
+HopperGate::HopperGate(const char* name, const char* envVar, const char* what, SelfTest selfTest)
+    : name_(name), envVar_(envVar), what_(what), selfTest_(selfTest) {
+  std::lock_guard<std::mutex> lock(registryMutex());
+  registry().push_back(this);
+}
+
+std::string HopperGate::describe(int device) {
+  if (disabled(envVar_)) return std::string("off: ") + envVar_ + "=0";
+  const int s = states_[device & 63].load(std::memory_order_acquire);
+  if (s == kUntested) return "untested";
+  if (s == kOn) return "on";
+  std::lock_guard<std::mutex> lock(testing_);
+  return "off: " + (why_[device & 63].empty() ? std::string("self-test failed") : why_[device & 63]);
+}
+
 bool HopperGate::open(cudaStream_t stream) {
-  const char* env = std::getenv(envVar_);
-  if (env && std::strcmp(env, "0") == 0) return false;
+  if (disabled(envVar_)) return false;
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) {
     cudaGetLastError();
@@ -84,6 +121,7 @@ bool HopperGate::open(cudaStream_t stream) {
     if (s == kUntested) {
       std::string detail;
       s = isHopper(device) && selfTest_(stream, &detail) ? kOn : kOff;
+      why_[device & 63] = detail;
       if (!detail.empty()) {
         std::fprintf(stderr,
                      "seqtune: the Hopper (sm_90a) %s failed its self-test on GPU %d and stays off there; the "
@@ -97,3 +135,15 @@ bool HopperGate::open(cudaStream_t stream) {
 }
 
 }  // namespace seqtune::gpu::selftest
+
+namespace seqtune {
+
+std::vector<KernelState> hopperKernelStates(int device) {
+  std::vector<KernelState> out;
+  if (!gpu::selftest::isHopper(device)) return out;
+  std::lock_guard<std::mutex> lock(gpu::selftest::registryMutex());
+  for (gpu::selftest::HopperGate* gate : gpu::selftest::registry()) out.push_back({gate->name(), gate->describe(device)});
+  return out;
+}
+
+}  // namespace seqtune

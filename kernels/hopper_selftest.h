@@ -56,19 +56,25 @@ bool isHopper(int device);
 // "0", the device has compute capability 9.0, and `selfTest` passed there. The first call per
 // device runs the self-test on `stream`; a failure leaves the kernel off for that device and
 // writes one line to stderr naming `what` and the reason.
+// Gates are namespace-scope objects: each registers itself for hopperKernelStates
+// (native/runtime/device.h), which reports `name` and the state on a device.
 class HopperGate {
  public:
   using SelfTest = bool (*)(cudaStream_t, std::string*);
-  HopperGate(const char* envVar, const char* what, SelfTest selfTest)
-      : envVar_(envVar), what_(what), selfTest_(selfTest) {}
+  HopperGate(const char* name, const char* envVar, const char* what, SelfTest selfTest);
   bool open(cudaStream_t stream);
+  const char* name() const { return name_; }
+  // "untested", "on", "off: <why>" on `device`, "off: <envVar>=0" when disabled.
+  std::string describe(int device);
 
  private:
   enum State : int { kUntested = 0, kOn = 1, kOff = 2 };
+  const char* name_;
   const char* envVar_;
   const char* what_;
   SelfTest selfTest_;
   std::atomic<int> states_[64] = {};
+  std::string why_[64];  // the self-test's failure, under testing_
   std::mutex testing_;
 };
 

@@ -38,6 +38,12 @@ export interface NativeBuildInfo {
     computeCapability: string;
     usable: boolean;
     reason: string;
+    /**
+     * Compute capability 9.0 only: each self-tested Hopper kernel (gemm, attentionForward,
+     * attentionBackward) and its state on this GPU: "untested" (tested at its first eligible
+     * call), "on", or "off: <why>".
+     */
+    hopperKernels: Record<string, string>;
   }>;
 }
 

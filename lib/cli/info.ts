@@ -1,4 +1,4 @@
-import { devices } from '../device';
+import { devices, type DeviceReport } from '../device';
 import { opSupport } from '../ops';
 import { Command } from './command';
 
@@ -6,9 +6,8 @@ function gib(bytes: number): string {
   return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 }
 
-/** The text of `seqtune info`. */
-export function formatDeviceReport(): string {
-  const report = devices();
+/** The text of `seqtune info` (for this machine's report unless given one). */
+export function formatDeviceReport(report: DeviceReport = devices()): string {
   const ops = opSupport();
   const cudaOps = [...ops.values()].filter((o) => o.cuda).length;
   const lines = [
@@ -24,6 +23,8 @@ export function formatDeviceReport(): string {
         `GPU cuda:${gpu.index}: ${gpu.name}, ${gib(gpu.totalMemory)}, compute capability ${gpu.computeCapability}` +
           (gpu.usable ? '' : ` — not usable: ${gpu.reason}`),
       );
+      const hopper = Object.entries(gpu.hopperKernels ?? {});
+      if (hopper.length) lines.push(`  Hopper kernels: ${hopper.map(([k, state]) => `${k} ${state}`).join('; ')}`);
     }
   }
   lines.push(`CPU threads: ${report.cpuThreads}`);

@@ -16,5 +16,7 @@ CudaStatus cudaStatus() {
 
 Device* cudaDevice(int index) { fail(code::kDevice, "cuda:", index, " is not available: ", cudaStatus().reason); }
 
+std::vector<KernelState> hopperKernelStates(int) { return {}; }
+
 }  // namespace seqtune
 #endif

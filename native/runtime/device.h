@@ -89,6 +89,15 @@ struct CudaStatus {
 
 // Implemented in kernels/cuda_device.cu, or by the CPU-only stub in native/runtime/cuda_stub.cpp.
 CudaStatus cudaStatus();
+
+// The Hopper kernels that run only after a one-time self-test on a device (kernels/hopper_selftest.h),
+// with their state on GPU `device` now: "untested" (runs at the first eligible call), "on", or
+// "off: <why>". Empty on a device that is not compute capability 9.0 and without CUDA. Implemented
+// in kernels/hopper_selftest.cu, or by the stub.
+struct KernelState {
+  std::string kernel, state;
+};
+std::vector<KernelState> hopperKernelStates(int device);
 // Throws Error(ERR_DEVICE) naming why when the GPU cannot be used.
 Device* cudaDevice(int index);
 

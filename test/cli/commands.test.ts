@@ -4,6 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { main } from '../../lib/cli';
+import { formatDeviceReport } from '../../lib/cli/info';
+import { devices } from '../../lib/device';
 import { initModel } from '../../lib/model/init-model';
 import { testSeed } from '../helpers/random';
 
@@ -28,6 +30,25 @@ async function capture(argv: string[]): Promise<{ code: number; stdout: string; 
     console.error = error;
   }
 }
+
+t.test('info lists each GPU, and the Hopper kernels\' self-test states on a compute capability 9.0 one', async (t) => {
+  const here = devices();
+  const gpu = { totalMemory: 80 * 2 ** 30, usable: true, reason: '' };
+  const report = {
+    ...here,
+    gpus: [
+      { ...gpu, index: 0, name: 'NVIDIA H100 80GB HBM3', computeCapability: '9.0', hopperKernels: { gemm: 'on', attentionForward: 'untested', attentionBackward: 'off: problem 2 (token 7): Hopper kernels 0.5' } },
+      { ...gpu, index: 1, name: 'NVIDIA A100-SXM4-80GB', computeCapability: '8.0', hopperKernels: {} },
+    ],
+  };
+  const lines = formatDeviceReport(report).split('\n');
+  const h100 = lines.findIndex((l) => l.startsWith('GPU cuda:0: NVIDIA H100 80GB HBM3, 80.0 GiB, compute capability 9.0'));
+  t.ok(h100 >= 0, 'the H100 line');
+  t.equal(lines[h100 + 1], '  Hopper kernels: gemm on; attentionForward untested; attentionBackward off: problem 2 (token 7): Hopper kernels 0.5');
+  const a100 = lines.findIndex((l) => l.startsWith('GPU cuda:1: NVIDIA A100-SXM4-80GB'));
+  t.ok(a100 > h100, 'the A100 line');
+  t.notOk(lines[a100 + 1].includes('Hopper'), 'no Hopper kernels line for compute capability 8.0');
+});
 
 t.test('help, unknown commands and info', async (t) => {
   const help = await capture(['--help']);
