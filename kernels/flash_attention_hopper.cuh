@@ -1,7 +1,8 @@
 // Device building blocks shared by the Hopper attention kernels (flash_attention_hopper.cu, the
 // forward; flash_attention_hopper_bwd.cu, the backward): the two wgmma products every consumer
 // warpgroup runs on the layouts of flash_attention_hopper_layout.h, and the epilogue that stages a
-// warpgroup's rows through its own block rows for 16-byte stores. sm_90a only (SEQTUNE_SM90A).
+// warpgroup's rows through its own block rows for 16-byte stores. The sm_90a device pass and the
+// host emulator only (SEQTUNE_HOPPER_CODE).
 #pragma once
 #include <cstdint>
 
@@ -10,7 +11,7 @@
 #include "kernels/hopper_pipeline.cuh"
 #include "kernels/hopper_ptx.cuh"
 
-#if defined(SEQTUNE_SM90A)
+#if defined(SEQTUNE_HOPPER_CODE)
 
 namespace seqtune::gpu::attn::hopper {
 
@@ -58,11 +59,11 @@ __device__ __forceinline__ bool waitFull(uint32_t bar, StageUse use) {
 template <typename T, int D>
 __device__ __forceinline__ void storeWarpgroupRows(const float (&acc)[1][D / 8][4], const float (&scale)[1][2],
                                                    unsigned char* block, int wg, T* dst, int64_t ld, int valid) {
-  asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wg), "n"(kWarpgroup) : "memory");
+  ptx::namedBarrierSync(1 + wg, kWarpgroup);
   T* staging = reinterpret_cast<T*>(block + wg * Block<D>::kWarpgroupBytes);
   storeRows<T, 1, D / 8, D>(acc, scale, staging, 16 * ((threadIdx.x / 32) % 4), dst, ld, valid);
 }
 
 }  // namespace seqtune::gpu::attn::hopper
 
-#endif  // SEQTUNE_SM90A
+#endif  // SEQTUNE_HOPPER_CODE

@@ -20,7 +20,7 @@ __device__ __forceinline__ void reportFault(int* fault, int code) {
   }
 }
 
-#if defined(SEQTUNE_SM90A)
+#if defined(SEQTUNE_HOPPER_CODE)
 
 // No wait of a working pipeline comes near this, even with the GPU time-sliced between processes.
 constexpr uint64_t kStallNs = 4000000000ull;
@@ -53,6 +53,6 @@ struct Ring {
 // Barrier `stage` of an array of 8-byte mbarriers at shared address base.
 __device__ __forceinline__ uint32_t barrier(uint32_t base, int stage) { return base + 8u * stage; }
 
-#endif  // SEQTUNE_SM90A
+#endif  // SEQTUNE_HOPPER_CODE
 
 }  // namespace seqtune::hopper

@@ -1,14 +1,22 @@
-// PTX wrappers of the Hopper kernels (gemm_hopper.cu, flash_attention_hopper.cu): mbarriers, TMA
+// PTX wrappers of the Hopper kernels (gemm_hopper.cu, flash_attention_hopper*.cu): mbarriers, TMA
 // tensor loads, wgmma (m64nNk16, f32 accumulators; A from shared memory or registers, B from
-// shared memory) and setmaxnreg. They exist only
-// in the sm_90a device pass (SEQTUNE_SM90A): wgmma and setmaxnreg are arch-specific, so every
-// caller is compiled under the same guard and other targets never see them.
+// shared memory), setmaxnreg and named barriers. Under nvcc they exist only in the sm_90a device
+// pass (SEQTUNE_SM90A): wgmma and setmaxnreg are arch-specific, so every caller is compiled under
+// the same guard and other targets never see them.
+//
+// Compiled by a host compiler they are only declared: test/kernels/attention_layout_hopper_emu.h
+// defines them (as the PTX ISA specifies them) and runs the Hopper attention kernels' bodies on
+// the CPU, so a change of signature here must be made there too. SEQTUNE_HOPPER_CODE marks the
+// code that exists in both: the sm_90a device pass and host compilers.
 #pragma once
 #include <cstdint>
 #include <type_traits>
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define SEQTUNE_SM90A 1
+#endif
+#if defined(SEQTUNE_SM90A) || !defined(__CUDACC__)
+#define SEQTUNE_HOPPER_CODE 1
 #endif
 
 #if defined(SEQTUNE_SM90A)
@@ -229,6 +237,47 @@ __device__ __forceinline__ void setMaxRegsInc() {
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
 }
 
+// ---- named barriers ------------------------------------------------------------------------------
+
+// Waits until `threads` threads (whole warps) reached barrier `id` (1..15; 0 is __syncthreads').
+__device__ __forceinline__ void namedBarrierSync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 }  // namespace seqtune::hopper::ptx
 
-#endif  // SEQTUNE_SM90A
+#elif !defined(__CUDACC__)  // host compilers: defined by the emulator
+
+#include "kernels/mma_ptx.cuh"
+
+namespace seqtune::hopper::ptx {
+
+using seqtune::gpu::ptx::smemAddress;
+void mbarInit(uint32_t bar, uint32_t count);
+void fenceBarrierInit();
+void mbarArriveExpectTx(uint32_t bar, uint32_t bytes);
+void mbarArrive(uint32_t bar);
+bool mbarTryWait(uint32_t bar, uint32_t parity);
+uint64_t globalTimer();
+void tmaLoad3d(uint32_t dst, const void* tensorMap, uint32_t bar, int32_t c0, int32_t c1, int32_t c2);
+void wgmmaFence();
+void wgmmaCommit();
+template <int N>
+void wgmmaWait();
+template <int NT>
+void fenceAccumulators(float (&)[NT][4]) {}
+template <int NT>
+void fenceFragments(uint32_t (&)[NT][4]) {}
+template <typename T, int TA_, int TB_, int N>
+void wgmmaSS(float (&d)[N / 8][4], uint64_t descA, uint64_t descB, int scaleD);
+template <typename T, int TB_, int N>
+void wgmmaRS(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t descB, int scaleD);
+template <int N>
+void setMaxRegsDec() {}
+template <int N>
+void setMaxRegsInc() {}
+void namedBarrierSync(int id, int threads);
+
+}  // namespace seqtune::hopper::ptx
+
+#endif

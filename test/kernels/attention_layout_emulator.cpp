@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <string>
 #include <vector>
@@ -65,10 +66,25 @@ float atomicAdd(float* address, float value) {
 namespace seqtune::gpu {
 void flagBadIndex(int* flag, int64_t p, int64_t count) { *flag = std::max<int>(*flag, static_cast<int>(count - p)); }
 }  // namespace seqtune::gpu
+int atomicExch(int* address, int value) {
+  const int old = *address;
+  *address = value;
+  return old;
+}
+[[noreturn]] void __trap();
+// The emulator's tensor map: what cuTensorMapEncodeTiled would encode (rank 3, 16-bit elements,
+// 128-byte swizzle, zero fill).
+struct CUtensorMap {
+  const uint16_t* base;
+  uint64_t dims[3], strides[2];  // strides in bytes
+  uint32_t box[3];
+};
 
 #include "kernels/flash_attention_bwd_dq.cuh"
 #include "kernels/flash_attention_decode.cuh"
 #include "kernels/flash_attention_fwd.cuh"
+#include "kernels/flash_attention_hopper_bwd.cuh"
+#include "kernels/flash_attention_hopper_fwd.cuh"
 
 extern std::string gFault;
 
@@ -105,6 +121,29 @@ struct Warp {
   float outF[32][4];
 };
 
+// The Hopper kernels' state (attention_layout_hopper_emu.h): mbarriers by shared address, named
+// barriers by id, and per warpgroup the collective in progress and its wgmma groups.
+struct MBarrier {
+  bool initialised = false;
+  uint32_t count = 0, pending = 0, phase = 0;
+  int64_t tx = 0;  // transaction bytes announced and not yet delivered
+};
+
+struct NamedBarrier {
+  int arrived = 0, threads = 0;
+  uint64_t generation = 0;
+};
+
+struct WgmmaOp;  // attention_layout_hopper_emu.h
+
+struct Warpgroup {
+  int arrived = 0;
+  uint64_t generation = 0;
+  int kind = 0;
+  std::vector<WgmmaOp*> open;                 // issued since the last commit
+  std::vector<std::vector<WgmmaOp*>> groups;  // committed, oldest first
+};
+
 struct Cta {
   std::vector<Fiber> fibers;
   std::vector<Warp> warps;
@@ -113,6 +152,9 @@ struct Cta {
   uint64_t generation = 0, progress = 0;
   std::string error;
   bool lazyCopies = false;
+  std::deque<std::pair<uint32_t, MBarrier>> mbarriers;  // deques: waiting threads hold references
+  std::deque<std::pair<int, NamedBarrier>> named;
+  std::vector<Warpgroup> warpgroups;
 };
 
 Cta* gCta = nullptr;
@@ -185,6 +227,7 @@ std::string launch(dim3 grid, unsigned threads, size_t smemBytes, bool reverse, 
         Cta cta;
         cta.fibers.resize(threads);
         cta.warps.resize(threads / 32);
+        cta.warpgroups.resize((threads + 127) / 128);
         // Poisoned shared memory: data read before anything wrote it shows up as NaN.
         cta.smem.assign(smemBytes, 0xff);
         cta.live = static_cast<int>(threads);
@@ -422,6 +465,8 @@ float exp2Fast(float x) { return std::exp2(x); }
 
 }  // namespace seqtune::gpu::ptx
 
+#include "test/kernels/attention_layout_hopper_emu.h"  // the Hopper primitives
+
 // ---- emulated launches, mirroring the launchers in kernels/*.cu -------------------------------------------
 // (attention_layout_kernels.cpp declares these.)
 
@@ -433,7 +478,14 @@ using namespace seqtune::gpu::attn;
 struct Options {
   bool reverse = false;     // run each CTA's threads in reverse order
   bool lazyCopies = false;  // complete cp.async copies at the last moment a wait allows
+  bool hopper = false;      // the Hopper kernels (packed layout; the backward's deterministic mode)
 };
+
+// The emulator's tensor map of a packed [tokens, heads, D] tensor (hopper::tmaGeometry).
+CUtensorMap tensorMap(const uint16_t* base, int64_t tokens, int64_t heads, int D, int rows) {
+  const hopper::TmaGeometry g = hopper::tmaGeometry(tokens, heads, D, rows);
+  return {base, {g.dims[0], g.dims[1], g.dims[2]}, {g.strides[0], g.strides[1]}, {g.box[0], g.box[1], g.box[2]}};
+}
 
 // A device buffer: the data between two guard zones of NaN bits, checked after each launch.
 template <typename E>
@@ -498,6 +550,18 @@ std::string forwardImpl(const AttentionShape& s, const std::vector<uint16_t>& q,
       });
     }
     intact = ws.intact();
+  } else if (o.hopper) {
+    using C = hopper::FwdConfig<D>;
+    const CUtensorMap mq = tensorMap(gq.data(), s.tokens, s.heads, D, hopper::kWarpgroupRows);
+    const CUtensorMap mk = tensorMap(gk.data(), s.tokens, s.kvHeads, D, C::kTileRows);
+    const CUtensorMap mv = tensorMap(gv.data(), s.tokens, s.kvHeads, D, C::kTileRows);
+    int fault = 0;
+    const hopper::Params<T> p{outT, glse.data(), gcu.data(), s.tokens, int(s.batch), int(s.heads), int(s.kvHeads),
+                              scaleLog2, s.causal, &fault};
+    const dim3 grid{unsigned(virtualBlocks(s.batch, s.tokens, hopper::kBlockRows)), unsigned(s.heads), 1};
+    error = launch(grid, hopper::kThreads, C::kSmemBytes, o.reverse, o.lazyCopies,
+                   [&](uint8_t* smem) { hopper::forwardCta<T, D>(mq, mk, mv, p, smem); });
+    if (fault != 0) error += " fault " + std::to_string(fault);
   } else {
     using C = FwdConfig<D>;
     const FwdParams<T> p{qT, kT, vT, outT, glse.data(), gcu.data(), qo, kl, s.tokens, s.maxTokens, int(s.batch),
@@ -534,7 +598,26 @@ std::string backwardImpl(const AttentionShape& s, const std::vector<uint16_t>& d
   });
   using B = BwdConfig<D>;
   const dim3 keyGrid{unsigned(virtualBlocks(s.batch, s.tokens, B::kBN)), unsigned(s.kvHeads), 1};
-  if (error.empty()) {
+  if (error.empty() && o.hopper && deterministic) {
+    // The Hopper dV and dK passes (flash_attention_hopper_bwd.cu's launch), then dQ below.
+    using H = hopper::BwdConfig<D>;
+    const CUtensorMap mq = tensorMap(gq.data(), s.tokens, s.heads, D, H::kTileRows);
+    const CUtensorMap mdo = tensorMap(gdout.data(), s.tokens, s.heads, D, H::kTileRows);
+    const CUtensorMap mk = tensorMap(gk.data(), s.tokens, s.kvHeads, D, hopper::kWarpgroupRows);
+    const CUtensorMap mv = tensorMap(gv.data(), s.tokens, s.kvHeads, D, hopper::kWarpgroupRows);
+    int fault = 0;
+    hopper::BwdParams<T> hp{p.dv, lse2.data(), di.data(), gcu.data(), s.tokens, int(s.batch), int(s.heads),
+                            int(s.kvHeads), p.scaleLog2, p.scale, s.causal, &fault};
+    const dim3 grid{unsigned(virtualBlocks(s.batch, s.tokens, hopper::kBlockRows)), unsigned(s.kvHeads), 1};
+    error = launch(grid, hopper::kThreads, H::kSmemBytes, o.reverse, o.lazyCopies,
+                   [&](uint8_t* smem) { hopper::backwardCta<T, D, false>(mq, mk, mv, mdo, hp, smem); });
+    hp.grad = p.dk;
+    if (error.empty()) {
+      error = launch(grid, hopper::kThreads, H::kSmemBytes, o.reverse, o.lazyCopies,
+                     [&](uint8_t* smem) { hopper::backwardCta<T, D, true>(mq, mk, mv, mdo, hp, smem); });
+    }
+    if (fault != 0) error += " fault " + std::to_string(fault);
+  } else if (error.empty()) {
     error = launch(keyGrid, B::kThreads, B::kSmemBytes, o.reverse, o.lazyCopies, [&](uint8_t* smem) {
       if (deterministic) {
         keyBlockTile<T, D, false>(p, reinterpret_cast<T*>(smem));

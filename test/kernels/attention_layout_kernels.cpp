@@ -21,6 +21,7 @@ namespace emu {
 struct Options {
   bool reverse = false;
   bool lazyCopies = false;
+  bool hopper = false;
 };
 std::string forward(const AttentionShape& s, bool bf16, const std::vector<uint16_t>& q, const std::vector<uint16_t>& k,
                     const std::vector<uint16_t>& v, const std::vector<int32_t>& cu, const std::vector<int32_t>& qOffset,
@@ -189,6 +190,7 @@ std::string checkBackward(const Problem& p, emu::Options o) {
     }
   }
   for (bool deterministic : {false, true}) {
+    if (o.hopper && !deterministic) continue;  // the Hopper passes serve the deterministic mode only
     std::vector<uint16_t> gq, gk, gv;
     error = emu::backward(p.s, p.bf16, p.dout, p.q, p.k, p.v, out, lse, p.cu, deterministic, gq, gk, gv, o);
     const std::string mode = deterministic ? "deterministic " : "fast ";
@@ -206,7 +208,7 @@ std::string checkBackward(const Problem& p, emu::Options o) {
       // Another schedule (threads reversed, copies landing late) must give the same bits.
       std::vector<uint16_t> q2, k2, v2;
       error = emu::backward(p.s, p.bf16, p.dout, p.q, p.k, p.v, out, lse, p.cu, true, q2, k2, v2,
-                            {!o.reverse, !o.lazyCopies});
+                            {!o.reverse, !o.lazyCopies, o.hopper});
       if (!error.empty()) return mode + error;
       if (q2 != gq || k2 != gk || v2 != gv) return "deterministic mode differs between schedules";
     }
@@ -272,6 +274,21 @@ void checkKernels() {
          checkBackward(problem(rng, true, 128, 2, 1, false, {65, 3}), shuffled));
   report("emulated backward (fast, deterministic): f16, D 64, docs 33, causal",
          checkBackward(problem(rng, false, 64, 2, 2, true, {33}), plain));
+  // The Hopper kernels (kernels/flash_attention_hopper_{fwd,bwd}.cuh) under the Hopper primitives.
+  // lazy: wgmmas retire as late as their wait allows, after the producer had its turn.
+  const emu::Options hopper{false, true, true}, hopperReversed{true, true, true};
+  report("emulated Hopper forward: bf16, D 64, GQA 8/2, docs 0 1 17 150 0 65 640, causal",
+         checkForward(problem(rng, true, 64, 8, 2, true, {0, 1, 17, 150, 0, 65, 640}), 0, hopper));
+  report("emulated Hopper forward: f16, D 128, GQA 4/1, docs 129 1 300, non-causal",
+         checkForward(problem(rng, false, 128, 4, 1, false, {129, 1, 300}), 0, hopperReversed));
+  report("emulated Hopper forward: bf16, D 128, GQA 2/2, docs 256 70, causal",
+         checkForward(problem(rng, true, 128, 2, 2, true, {256, 70}), 0, hopper));
+  report("emulated Hopper backward (deterministic): bf16, D 64, GQA 4/2, docs 1 17 150 0 70, causal",
+         checkBackward(problem(rng, true, 64, 4, 2, true, {1, 17, 150, 0, 70}), hopper));
+  report("emulated Hopper backward (deterministic): bf16, D 128, GQA 2/1, docs 65 130 3, non-causal",
+         checkBackward(problem(rng, true, 128, 2, 1, false, {65, 130, 3}), hopperReversed));
+  report("emulated Hopper backward (deterministic): f16, D 64, docs 200, causal",
+         checkBackward(problem(rng, false, 64, 2, 2, true, {200}), hopper));
   report("emulated kvCacheWrite: 16-byte units", checkCacheWrite(16, false));
   report("emulated kvCacheWrite: 2-byte units", checkCacheWrite(2, false));
   report("emulated kvCacheWrite: a row past the cache is skipped and flagged", checkCacheWrite(16, true));
