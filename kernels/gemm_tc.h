@@ -13,16 +13,22 @@
 // - optional dropout on one operand (LoRA's dropout(x)) zeroes dropped elements in shared memory
 //   after they land, with the keep decision of the dropout op (native/runtime/philox.h);
 // - the epilogue functor receives the f32 accumulators and the free pipeline buffers.
+//
+// Host compilers see the device code only (the Hopper GEMM's emulated test reuses the epilogue);
+// the kernel and its launch exist under nvcc.
 #pragma once
+#if defined(__CUDACC__)
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+
+#include "kernels/cuda_check.h"
+#endif
 
 #include <atomic>
 #include <cstdint>
 #include <type_traits>
 
-#include "kernels/cuda_check.h"
 #include "kernels/gemm_layout.h"
 #include "kernels/mma_ptx.cuh"
 #include "native/runtime/philox.h"
@@ -230,6 +236,8 @@ __device__ __forceinline__ void mainLoop(T* smem, const T* A, const T* B, const 
 
 // ---- kernel and launch -----------------------------------------------------------------------------
 
+#if defined(__CUDACC__)
+
 template <class Cfg, typename T, bool TA, bool TB, bool VEC, int DROP, class Epi>
 __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) tcGemmKernel(const TcParams p, const Epi epi) {
   extern __shared__ __align__(128) unsigned char smemRaw[];
@@ -288,6 +296,8 @@ void launchTc(TcParams p, int64_t batches, const Epi& epi, cudaStream_t stream, 
     checkLaunch(what);
   }
 }
+
+#endif  // __CUDACC__
 
 // The kernel's grid geometry for an M x N output with tile config Cfg.
 template <class Cfg>

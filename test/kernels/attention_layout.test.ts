@@ -4,8 +4,8 @@ import { buildHostCheck, root, runHostCheck as run } from './host-check';
 
 // The CUDA attention kernels checked on the host, no GPU needed: their index math
 // (kernels/flash_attention_layout.h) and the kernel bodies themselves, run by a CPU emulator of
-// CUDA threads, ldmatrix, mma and cp.async (and for the Hopper kernels mbarriers, TMA, wgmma and
-// named barriers) against a float64 reference. attention_layout*.cpp is
+// CUDA threads, ldmatrix, mma and cp.async (and for the Hopper attention kernels and GEMM
+// mbarriers, TMA, wgmma and named barriers) against a float64 reference. attention_layout*.cpp is
 // compiled with g++ and run; see the .cpp files for what is checked. Each deliberately broken
 // variant must be caught, so the checks can fail.
 const sources = [
@@ -25,7 +25,7 @@ t.test('attention tile coverage, swizzle, mma fragment maps and the emulated ker
   t.ok(result.passed.length > 150, `${result.passed.length} checks ran`);
   const kinds = ['fragment maps', 'bijection', 'bank-conflict-free', 'warp GEMMs', 'forward/dq tiles', 'backward tiles'];
   kinds.push('decode splits', 'sequence search', 'emulated forward', 'emulated decode', 'emulated backward', 'emulated kvCacheWrite');
-  kinds.push('emulated Hopper forward', 'emulated Hopper backward');
+  kinds.push('emulated Hopper forward', 'emulated Hopper backward', 'emulated Hopper GEMM');
   for (const kind of kinds) {
     t.ok(result.passed.some((l) => l.includes(kind)), `ran: ${kind}`);
   }
@@ -42,6 +42,7 @@ t.test('the checks catch deliberately broken variants', { skip: built.reason ?? 
     ['emulator', 'emulated forward'],
     ['hopper', 'emulated Hopper forward'],
     ['hopper', 'emulated Hopper backward'],
+    ['hopper', 'emulated Hopper GEMM'],
   ];
   for (const [fault, symptom] of faults) {
     const result = run(built.binary!, fault);

@@ -45,6 +45,8 @@ struct float4 {
   float x, y, z, w;
 };
 inline float2 make_float2(float x, float y) { return {x, y}; }
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
 inline int min(int a, int b) { return a < b ? a : b; }
 struct __nv_bfloat16 {
   uint16_t bits;
@@ -85,6 +87,7 @@ struct CUtensorMap {
 #include "kernels/flash_attention_fwd.cuh"
 #include "kernels/flash_attention_hopper_bwd.cuh"
 #include "kernels/flash_attention_hopper_fwd.cuh"
+#include "kernels/gemm_hopper.cuh"
 
 extern std::string gFault;
 
@@ -446,12 +449,20 @@ uint32_t pack2(float lo, float hi) {
 
 template <typename T>
 float toFloat(T x) {
-  return std::is_same_v<T, __nv_bfloat16> ? bf16Value(x.bits) : f16Value(x.bits);
+  if constexpr (std::is_same_v<T, float>) {
+    return x;
+  } else {
+    return std::is_same_v<T, __nv_bfloat16> ? bf16Value(x.bits) : f16Value(x.bits);
+  }
 }
 
 template <typename T>
 T fromFloat(float x) {
-  return T{std::is_same_v<T, __nv_bfloat16> ? seqtune::floatToBf16(x) : seqtune::floatToF16(x)};
+  if constexpr (std::is_same_v<T, float>) {
+    return x;
+  } else {
+    return T{std::is_same_v<T, __nv_bfloat16> ? seqtune::floatToBf16(x) : seqtune::floatToF16(x)};
+  }
 }
 
 template <typename T>
@@ -689,3 +700,5 @@ std::string cacheWrite(std::vector<uint8_t>& cache, const std::vector<uint8_t>& 
 }
 
 }  // namespace emu
+
+#include "test/kernels/attention_layout_gemm_emu.h"  // the Hopper GEMM under the same primitives

@@ -24,6 +24,7 @@ struct WgmmaOp {
   uint64_t descA = 0, descB = 0;
   float* d[128] = {};
   std::vector<float> before[128];  // the accumulators at issue
+  bool chained[128] = {};          // an earlier op still in flight writes the same accumulators
   const uint32_t* aPtr[128] = {};  // RS: the A registers, and their values at issue
   uint32_t a[128][4] = {};
 };
@@ -103,8 +104,8 @@ float operandAt(uint64_t desc, bool mnMajor, int mn, int k, bool bf16) {
   return halfValue(bits, bf16);
 }
 
-// Runs one issued wgmma; `written` collects the accumulators earlier ops of this wait produced.
-void execute(const WgmmaOp& op, std::vector<float*>& written) {
+// Runs one issued wgmma (ops run in issue order).
+void execute(const WgmmaOp& op) {
   double A[64][16], B[256][16];
   for (int m = 0; m < 64 && !op.rs; ++m) {
     for (int k = 0; k < 16; ++k) A[m][k] = operandAt(op.descA, op.transA, m, k, op.bf16);
@@ -125,8 +126,7 @@ void execute(const WgmmaOp& op, std::vector<float*>& written) {
   }
   for (int t = 0; t < 128; ++t) {
     float* d = op.d[t];
-    const bool chained = std::find(written.begin(), written.end(), d) != written.end();
-    if (!chained && std::memcmp(d, op.before[t].data(), op.before[t].size() * sizeof(float)) != 0) {
+    if (!op.chained[t] && std::memcmp(d, op.before[t].data(), op.before[t].size() * sizeof(float)) != 0) {
       fail("accumulators changed while their wgmma was in flight");
     }
     for (int j = 0; j < op.n / 8; ++j) {
@@ -137,7 +137,6 @@ void execute(const WgmmaOp& op, std::vector<float*>& written) {
         d[4 * j + v] = static_cast<float>(acc);
       }
     }
-    written.push_back(d);
   }
 }
 
@@ -162,6 +161,13 @@ void issue(bool rs, bool bf16, int n, int transA, int transB, uint64_t descA, ui
   WgmmaOp& op = *w.open.back();
   if (op.rs != rs || op.n != n || op.descA != descA || op.descB != descB || op.scaleD != scaleD || op.bf16 != bf16) {
     fail("threads of a warpgroup issue a wgmma with different operands");
+  }
+  // Chained accumulation (the k-steps of a product, or groups in flight back to back) is legal:
+  // the hardware orders wgmmas on the same accumulators.
+  auto writes = [&](const WgmmaOp* other) { return other != &op && other->d[t] == d; };
+  for (const WgmmaOp* other : w.open) op.chained[t] = op.chained[t] || writes(other);
+  for (const auto& group : w.groups) {
+    for (const WgmmaOp* other : group) op.chained[t] = op.chained[t] || writes(other);
   }
   op.d[t] = d;
   op.before[t].assign(d, d + n / 2);
@@ -262,10 +268,9 @@ template <int N>
 EMU_BARRIER void wgmmaWait() {
   EMU_FENCE;
   wgCollective(kWgWait, [](Warpgroup& w) {
-    std::vector<float*> written;
     while (w.groups.size() > static_cast<size_t>(N)) {
       for (WgmmaOp* op : w.groups.front()) {
-        execute(*op, written);
+        execute(*op);
         delete op;
       }
       w.groups.erase(w.groups.begin());

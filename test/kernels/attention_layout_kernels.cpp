@@ -32,6 +32,9 @@ std::string backward(const AttentionShape& s, bool bf16, const std::vector<uint1
                      const std::vector<uint16_t>& out, const std::vector<float>& lse, const std::vector<int32_t>& cu,
                      bool deterministic, std::vector<uint16_t>& dq, std::vector<uint16_t>& dk,
                      std::vector<uint16_t>& dv, Options o);
+int hopperGemmCases();
+std::string describeGemm(int index);
+std::string hopperGemm(int index, Options o);
 std::string cacheWrite(std::vector<uint8_t>& cache, const std::vector<uint8_t>& values, int unitBytes, int64_t tokens,
                        int64_t kvHeads, int64_t rowBytes, int64_t batch, int64_t maxTokens,
                        const std::vector<int32_t>& cu, const std::vector<int32_t>& offsets, int& flag, Options o);
@@ -289,6 +292,9 @@ void checkKernels() {
          checkBackward(problem(rng, true, 128, 2, 1, false, {65, 130, 3}), hopperReversed));
   report("emulated Hopper backward (deterministic): f16, D 64, docs 200, causal",
          checkBackward(problem(rng, false, 64, 2, 2, true, {200}), hopper));
+  for (int i = 0; i < emu::hopperGemmCases(); ++i) {
+    report("emulated Hopper GEMM: " + emu::describeGemm(i), emu::hopperGemm(i, i % 2 ? hopperReversed : hopper));
+  }
   report("emulated kvCacheWrite: 16-byte units", checkCacheWrite(16, false));
   report("emulated kvCacheWrite: 2-byte units", checkCacheWrite(2, false));
   report("emulated kvCacheWrite: a row past the cache is skipped and flagged", checkCacheWrite(16, true));
