@@ -26,7 +26,6 @@ namespace {
 
 using selftest::DeviceArena;
 using selftest::fromHalfBits;
-using selftest::isHopper;
 using selftest::Rng;
 using selftest::toHalfBits;
 
@@ -349,20 +348,8 @@ std::string backwardProblem(size_t index, const Problem& pr, cudaStream_t stream
 using ProblemCheck = std::string (*)(size_t, const Problem&, cudaStream_t);
 
 bool runProblems(ProblemCheck check, cudaStream_t stream, std::string* detail) {
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || !isHopper(device)) {
-    cudaGetLastError();
-    if (detail) *detail = "not a compute capability 9.0 device";
-    return false;
-  }
-  for (size_t i = 0; i < sizeof kProblems / sizeof kProblems[0]; ++i) {
-    const std::string failure = check(i, kProblems[i], stream);
-    if (!failure.empty()) {
-      if (detail) *detail = failure;
-      return false;
-    }
-  }
-  return true;
+  return selftest::runSelfTest(
+      sizeof kProblems / sizeof kProblems[0], [&](size_t i) { return check(i, kProblems[i], stream); }, detail);
 }
 
 }  // namespace

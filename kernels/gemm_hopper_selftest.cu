@@ -25,7 +25,6 @@ namespace {
 using selftest::DeviceArena;
 using selftest::Rng;
 using selftest::fromHalfBits;
-using selftest::isHopper;
 using selftest::toHalfBits;
 
 // ---- the problems --------------------------------------------------------------------------------
@@ -252,20 +251,8 @@ selftest::HopperGate gemmGate("gemm", "SEQTUNE_GEMM_HOPPER", "GEMM kernel", hopp
 }  // namespace
 
 bool hopperGemmSelfTest(cudaStream_t stream, std::string* detail) {
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || !isHopper(device)) {
-    cudaGetLastError();
-    if (detail) *detail = "not a compute capability 9.0 device";
-    return false;
-  }
-  for (size_t i = 0; i < sizeof kProblems / sizeof kProblems[0]; ++i) {
-    const std::string failure = runProblem(i, kProblems[i], stream);
-    if (!failure.empty()) {
-      if (detail) *detail = failure;
-      return false;
-    }
-  }
-  return true;
+  return selftest::runSelfTest(
+      sizeof kProblems / sizeof kProblems[0], [&](size_t i) { return runProblem(i, kProblems[i], stream); }, detail);
 }
 
 bool hopperGemmWanted(const GemmArgs& g, cudaStream_t stream) {

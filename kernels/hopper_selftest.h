@@ -52,6 +52,27 @@ class DeviceArena {
 
 bool isHopper(int device);
 
+// Runs problem(i) for i < count on the current device, which must have compute capability 9.0;
+// false with the first failure (or why it did not run) in *detail. problem returns "" when its
+// results match.
+template <class Problem>
+bool runSelfTest(size_t count, Problem&& problem, std::string* detail) {
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || !isHopper(device)) {
+    cudaGetLastError();
+    if (detail) *detail = "not a compute capability 9.0 device";
+    return false;
+  }
+  for (size_t i = 0; i < count; ++i) {
+    const std::string failure = problem(i);
+    if (!failure.empty()) {
+      if (detail) *detail = failure;
+      return false;
+    }
+  }
+  return true;
+}
+
 // Whether a Hopper kernel may run on the current device: the environment variable `envVar` is not
 // "0", the device has compute capability 9.0, and `selfTest` passed there. The first call per
 // device runs the self-test on `stream`; a failure leaves the kernel off for that device and
