@@ -1,49 +1,18 @@
 // kernels/hopper_selftest.h: host helpers and the per-device gate of the Hopper self-tests.
 #include "kernels/hopper_selftest.h"
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "native/runtime/device.h"
 
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-
 namespace seqtune::gpu::selftest {
 
-namespace {
+uint16_t toHalfBits(float v, DType t) { return t == DType::BF16 ? floatToBf16(v) : floatToF16(v); }
 
-uint32_t floatBits(float v) {
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  return u;
-}
-
-float bitsFloat(uint32_t u) {
-  float v;
-  std::memcpy(&v, &u, 4);
-  return v;
-}
-
-}  // namespace
-
-uint16_t toHalfBits(float v, DType t) {
-  const uint32_t u = floatBits(v);
-  if (t == DType::BF16) return static_cast<uint16_t>(u >> 16);
-  if ((u & 0x7fffffffu) == 0) return static_cast<uint16_t>(u >> 16);
-  const uint32_t sign = (u >> 16) & 0x8000u, exponent = ((u >> 23) & 0xffu) - 127 + 15, mantissa = (u >> 13) & 0x3ffu;
-  return static_cast<uint16_t>(sign | (exponent << 10) | mantissa);
-}
-
-float fromHalfBits(uint16_t h, DType t) {
-  if (t == DType::BF16) return bitsFloat(static_cast<uint32_t>(h) << 16);
-  const float sign = (h & 0x8000u) ? -1.f : 1.f;
-  const int exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
-  if (exponent == 0) return sign * std::ldexp(static_cast<float>(mantissa), -24);
-  if (exponent == 31) return mantissa ? NAN : sign * INFINITY;
-  return sign * std::ldexp(static_cast<float>(mantissa | 0x400), exponent - 25);
-}
+float fromHalfBits(uint16_t h, DType t) { return t == DType::BF16 ? bf16ToFloat(h) : f16ToFloat(h); }
 
 DeviceArena::DeviceArena(size_t bytes) : error_(cudaMalloc(&base_, bytes)) {
   if (error_ != cudaSuccess) {

@@ -16,8 +16,7 @@
 
 namespace seqtune::gpu::selftest {
 
-// bf16 or f16 bits of v, exact for the values the self-tests use (zero or normal, at most 8
-// significant bits for bf16, 11 for f16; other values are truncated).
+// bf16 or f16 bits of v (native/runtime/dtype.h's rounding), and back.
 uint16_t toHalfBits(float v, DType t);
 float fromHalfBits(uint16_t h, DType t);
 
