@@ -130,6 +130,7 @@ export function makeEvalCommand(loadGenerator: LoadGenerator = loadModelGenerato
     name: 'eval',
     summary: 'evaluate a model (or existing outputs) on XQuAD, MGSM, GSM8K, CSQA, SeqEval or the synthetic tasks; compare two runs',
     usage: USAGE,
+    positionals: { max: 3 },
     options: {
       model: { type: 'string' },
       adapter: { type: 'string' },

@@ -41,6 +41,7 @@ export const generateCommand: Command = {
   usage:
     'seqtune generate --model DIR [--adapter DIR] --prompt TEXT|--prompts FILE [--template alpaca|tulu|chat|raw] ' +
     '[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--stop S] [--seed N] [--device auto|cpu|cuda:N]',
+  conflicts: [['prompt', 'prompts']],
   options: {
     model: { type: 'string' },
     adapter: { type: 'string' },

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { SeqtuneError } from '../errors';
-import { SafetensorsFile } from '../model/io/safetensors';
+import { ioError, SafetensorsFile } from '../model/io/safetensors';
 import { tensorEntry, writeSafetensors } from '../model/io/safetensors-writer';
 import { writeJsonAtomic } from '../model/io/atomic';
 import { RngState } from '../rng';
@@ -48,18 +48,32 @@ export async function saveCheckpoint(
   moments: { m: Map<string, Tensor>; v: Map<string, Tensor> },
   keep: number,
 ): Promise<string> {
+  try {
+    return await writeCheckpointDir(out, state, trainable, moments, keep);
+  } catch (error) {
+    throw ioError(checkpointRoot(out), `save the step-${state.step} checkpoint`, error);
+  }
+}
+
+async function writeCheckpointDir(
+  out: string,
+  state: TrainerState,
+  trainable: Map<string, Tensor>,
+  moments: { m: Map<string, Tensor>; v: Map<string, Tensor> },
+  keep: number,
+): Promise<string> {
   const root = checkpointRoot(out);
   await fs.mkdir(root, { recursive: true });
   const final = stepDir(root, state.step);
   const temp = path.join(root, `.tmp-${path.basename(final)}-${process.pid}`);
   await fs.rm(temp, { recursive: true, force: true });
   await fs.mkdir(temp);
-  await writeSafetensors(path.join(temp, TRAINABLE), [...trainable].map(([n, t]) => tensorEntry(n, t)));
-  await writeSafetensors(path.join(temp, OPTIMIZER), [
-    ...[...moments.m].map(([n, t]) => tensorEntry(`m.${n}`, t)),
-    ...[...moments.v].map(([n, t]) => tensorEntry(`v.${n}`, t)),
-  ]);
-  await writeJsonAtomic(path.join(temp, STATE), state);
+  try {
+    await writeTemp(temp, state, trainable, moments);
+  } catch (error) {
+    await fs.rm(temp, { recursive: true, force: true });
+    throw error;
+  }
   await fs.rm(final, { recursive: true, force: true });
   await fs.rename(temp, final);
   const handle = await fs.open(root, 'r');
@@ -71,6 +85,20 @@ export async function saveCheckpoint(
   const all = await listCheckpoints(out);
   for (const old of all.slice(0, Math.max(0, all.length - keep))) await fs.rm(old.dir, { recursive: true, force: true });
   return final;
+}
+
+async function writeTemp(
+  temp: string,
+  state: TrainerState,
+  trainable: Map<string, Tensor>,
+  moments: { m: Map<string, Tensor>; v: Map<string, Tensor> },
+): Promise<void> {
+  await writeSafetensors(path.join(temp, TRAINABLE), [...trainable].map(([n, t]) => tensorEntry(n, t)));
+  await writeSafetensors(path.join(temp, OPTIMIZER), [
+    ...[...moments.m].map(([n, t]) => tensorEntry(`m.${n}`, t)),
+    ...[...moments.v].map(([n, t]) => tensorEntry(`v.${n}`, t)),
+  ]);
+  await writeJsonAtomic(path.join(temp, STATE), state);
 }
 
 export async function listCheckpoints(out: string): Promise<Array<{ step: number; dir: string }>> {

@@ -27,6 +27,7 @@ import { TrainConfig } from './config';
 import { lossCurveSvg } from './loss-curve';
 import { checkFits, hostMemory, planMemory } from './memory';
 import { RunReporter } from './report';
+import { METRICS_FILE, openRunDirectory, trimMetrics } from './run-dir';
 import { runTraining, StepMetrics, TrainingResult, totalSteps } from './trainer';
 
 export interface TrainOutcome extends TrainingResult {
@@ -56,6 +57,8 @@ export async function train(
   config: TrainConfig,
   options: {
     resume?: string;
+    /** replace the previous run's files in a non-empty config.out */
+    overwrite?: boolean;
     signal?: AbortSignal;
     log?: (line: string) => void;
     progress?: NodeJS.WriteStream;
@@ -65,8 +68,18 @@ export async function train(
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const { device, fallbackReason } = resolveDevice(config.device);
   if (fallbackReason) log(`device: cpu (${fallbackReason})`);
-  await fs.mkdir(config.out, { recursive: true });
+  const runDir = await openRunDirectory(config, options);
+  try {
+    if (runDir.removed.length) log(`removed ${runDir.removed.length} temporary file(s) of an interrupted run: ${runDir.removed.join(', ')}`);
+    return await trainIn(config, device, options, log);
+  } finally {
+    runDir.lock.release();
+  }
+}
+
+async function trainIn(config: TrainConfig, device: string, options: Parameters<typeof train>[1] & object, log: (line: string) => void): Promise<TrainOutcome> {
   const resume = options.resume ? await loadCheckpoint(options.resume, device) : undefined;
+  if (resume) trimMetrics(config.out, resume.state.step);
   const hash = configHash(config);
 
   const loaded = await loadModel(config.model, {
@@ -120,7 +133,7 @@ export async function train(
   log(`model: ${(plan.totalParams / 1e6).toFixed(2)}M parameters, ${(plan.trainableParams / 1e6).toFixed(3)}M trainable (${config.mode}); about ${(plan.total / 2 ** 30).toFixed(2)} GiB needed`);
 
   const total = totalSteps(config, stream.batchesPerEpoch());
-  const reporter = new RunReporter(path.join(config.out, 'metrics.jsonl'), total, config.logEvery, options.progress);
+  const reporter = new RunReporter(path.join(config.out, METRICS_FILE), total, config.logEvery, options.progress);
   let result: TrainingResult;
   try {
     result = await runTraining({
