@@ -38,6 +38,7 @@ async function detectFormat(path: string): Promise<'json' | 'jsonl'> {
     throw new SeqtuneError(`cannot open ${path}: ${(error as Error).message}`, 'ERR_IO');
   }
   try {
+    if ((await handle.stat()).isDirectory()) throw new SeqtuneError(`cannot read ${path}: it is a directory, not a data file`, 'ERR_IO');
     const buf = Buffer.alloc(4096);
     for (let pos = 0; ; ) {
       const { bytesRead } = await handle.read(buf, 0, buf.length, pos);
