@@ -73,6 +73,13 @@ export function numberFlag(values: Values, name: string, fallback?: number): num
   return n;
 }
 
+/** A string flag as a positive integer (a count, a length), with the flag named in the error. */
+export function positiveIntegerFlag(values: Values, name: string, fallback?: number): number | undefined {
+  const n = numberFlag(values, name, fallback);
+  if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new SeqtuneError(`--${name} must be a positive integer, got ${n}`, 'ERR_ARGUMENT');
+  return n;
+}
+
 export function stringFlag(values: Values, name: string): string | undefined {
   const raw = values[name];
   return typeof raw === 'string' ? raw : undefined;

@@ -4,7 +4,7 @@ import { SeqtuneError } from '../errors';
 import { generate } from '../model/generate';
 import { loadModel } from '../model/load';
 import { promptFormat, TemplateName } from '../model/prompt-format';
-import { Command, numberFlag, requireFlag, stringFlag } from './command';
+import { Command, numberFlag, positiveIntegerFlag, requireFlag, stringFlag } from './command';
 
 /** Prompts from --prompt or --prompts (a text file, one per line, or JSONL with "prompt"/"instruction"[,"input"]). */
 async function readPrompts(values: Record<string, unknown>): Promise<Array<{ instruction: string; input: string }>> {
@@ -60,18 +60,25 @@ export const generateCommand: Command = {
   async run(values) {
     const template = stringFlag(values, 'template') ?? 'tulu';
     if (!['alpaca', 'tulu', 'chat', 'raw'].includes(template)) throw new SeqtuneError(`--template must be alpaca, tulu, chat or raw, got '${template}'`, 'ERR_ARGUMENT');
+    const maxNewTokens = positiveIntegerFlag(values, 'max-new-tokens', 256)!;
     const prompts = await readPrompts(values);
     const { device, fallbackReason } = resolveDevice(stringFlag(values, 'device') ?? 'auto');
     if (fallbackReason) process.stderr.write(`device: cpu (${fallbackReason})\n`);
-    const { model, tokenizer } = await loadModel(requireFlag(values, 'model', generateCommand), { device, adapterDir: stringFlag(values, 'adapter') });
+    const { model, tokenizer, config } = await loadModel(requireFlag(values, 'model', generateCommand), { device, adapterDir: stringFlag(values, 'adapter') });
     const texts =
       template === 'raw'
         ? prompts.map((p) => (p.input ? `${p.instruction}\n${p.input}` : p.instruction))
         : prompts.map((p) => promptFormat(template as TemplateName, tokenizer).prompt({ instruction: p.instruction, input: p.input, output: '' }));
+    const longest = Math.max(...texts.map((text) => tokenizer.encode(text).length));
+    if (longest + maxNewTokens > config.maxPositionEmbeddings) {
+      process.stderr.write(
+        `warning: a prompt of ${longest} tokens plus --max-new-tokens ${maxNewTokens} goes past the model's max_position_embeddings (${config.maxPositionEmbeddings}); text beyond it is of poor quality\n`,
+      );
+    }
     const streaming = texts.length === 1;
     let printed = 0;
     const results = await generate(model, tokenizer, texts, {
-      maxNewTokens: numberFlag(values, 'max-new-tokens', 256)!,
+      maxNewTokens,
       temperature: numberFlag(values, 'temperature', 0),
       topK: numberFlag(values, 'top-k'),
       topP: numberFlag(values, 'top-p'),

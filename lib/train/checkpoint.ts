@@ -134,12 +134,14 @@ export async function loadCheckpoint(from: string, device: string): Promise<Load
     if (all.length === 0) throw new SeqtuneError(`--resume ${from}: no checkpoint found (expected ${STATE} there or checkpoints/step-N/ under it)`, 'ERR_IO');
     dir = all[all.length - 1].dir;
   }
+  const stateFile = path.join(dir, STATE);
   let state: TrainerState;
   try {
-    state = JSON.parse(await fs.readFile(path.join(dir, STATE), 'utf8'));
+    state = JSON.parse(await fs.readFile(stateFile, 'utf8'));
   } catch (error) {
-    throw new SeqtuneError(`${path.join(dir, STATE)}: ${(error as Error).message}`, 'ERR_IO');
+    throw new SeqtuneError(`--resume: ${stateFile} is damaged: ${(error as Error).message}`, 'ERR_IO');
   }
+  checkState(state, stateFile);
   const trainable = await readAll(path.join(dir, TRAINABLE), device);
   const moments = await readAll(path.join(dir, OPTIMIZER), device);
   const m = new Map<string, Tensor>();
@@ -148,13 +150,30 @@ export async function loadCheckpoint(from: string, device: string): Promise<Load
   return { dir, state, trainable, m, v };
 }
 
+/** A trainer-state.json that parses but lacks what a resume needs is named, with the field. */
+function checkState(state: unknown, file: string): asserts state is TrainerState {
+  const s = state as Partial<TrainerState> | null;
+  const bad = (field: string, expected: string) => new SeqtuneError(`--resume: ${file} is damaged: ${field} must be ${expected}`, 'ERR_IO');
+  if (typeof s !== 'object' || s === null || Array.isArray(s)) throw bad('the top level', 'an object');
+  if (!Number.isInteger(s.step) || (s.step as number) < 0) throw bad('step', 'a non-negative integer');
+  if (typeof s.configHash !== 'string') throw bad('configHash', 'a string');
+  if (typeof s.rng !== 'object' || s.rng === null) throw bad('rng', 'an object');
+  if (s.data === undefined || s.data === null) throw bad('data (the loader position)', 'present');
+  if (typeof s.tokens !== 'number') throw bad('tokens', 'a number');
+  if (!Array.isArray(s.losses) || !Array.isArray(s.devLosses)) throw bad('losses and devLosses', 'arrays');
+}
+
 async function readAll(file: string, device: string): Promise<Map<string, Tensor>> {
-  const reader = await SafetensorsFile.open(file);
+  let reader: SafetensorsFile | undefined;
   try {
+    reader = await SafetensorsFile.open(file);
     const out = new Map<string, Tensor>();
     for (const name of reader.names()) out.set(name, await reader.readTensor(name, { device }));
     return out;
+  } catch (error) {
+    const message = (error as Error).message;
+    throw new SeqtuneError(`--resume: ${message.includes(file) ? message : `${file}: ${message}`}`, 'ERR_IO');
   } finally {
-    await reader.close();
+    await reader?.close();
   }
 }

@@ -8,7 +8,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { readRecords } from '../data/read';
 import { DataRecord } from '../data/records';
-import { tokenizeRecords, TokenizeReport } from '../data/tokenize';
+import { tokenizeRecords, TokenizeReport, whyEmpty } from '../data/tokenize';
 import { buildBatch } from '../data/batch';
 import { resolveDevice } from '../device';
 import { SeqtuneError } from '../errors';
@@ -91,6 +91,9 @@ async function trainIn(config: TrainConfig, device: string, options: Parameters<
     dtype: config.weightsDtype === 'auto' ? (device === 'cpu' ? 'f32' : 'bf16') : config.weightsDtype,
   });
   const { model, tokenizer } = loaded;
+  if (config.maxLength > loaded.config.maxPositionEmbeddings) {
+    log(`warning: --max-length ${config.maxLength} is above the model's max_position_embeddings (${loaded.config.maxPositionEmbeddings}); positions past it were never trained`);
+  }
 
   // Data: tokenized with the run's prompt format; the dev set is a file or a seeded sample.
   const format = promptFormat(config.template, tokenizer);
@@ -107,6 +110,7 @@ async function trainIn(config: TrainConfig, device: string, options: Parameters<
     records = records.filter((_, i) => !dev.has(i));
   }
   const trainData = await tokenizeRecords(records, tokenizeOptions);
+  if (trainData.report.kept === 0) throw new SeqtuneError(`${config.data.join(', ')}: no training examples, ${whyEmpty(trainData.report, config.maxLength)}`, 'ERR_DATA');
   log(`data: ${trainData.report.kept} training examples (${trainData.report.in} read, ${trainData.report.truncated} truncated, ${trainData.report.skipped} skipped)`);
   let devBatches: Batch[] | undefined;
   let devReport: TokenizeReport | undefined;
@@ -133,6 +137,9 @@ async function trainIn(config: TrainConfig, device: string, options: Parameters<
   log(`model: ${(plan.totalParams / 1e6).toFixed(2)}M parameters, ${(plan.trainableParams / 1e6).toFixed(3)}M trainable (${config.mode}); about ${(plan.total / 2 ** 30).toFixed(2)} GiB needed`);
 
   const total = totalSteps(config, stream.batchesPerEpoch());
+  if (config.schedule.warmupSteps !== undefined && config.schedule.warmupSteps >= total) {
+    log(`warning: the warmup (${config.schedule.warmupSteps} steps) is not shorter than the run (${total} steps): the learning rate never reaches ${config.optimizer.lr}`);
+  }
   const reporter = new RunReporter(path.join(config.out, METRICS_FILE), total, config.logEvery, options.progress);
   let result: TrainingResult;
   try {
