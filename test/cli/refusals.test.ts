@@ -6,7 +6,7 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { main } from '../../lib/cli';
+import { capture } from '../helpers/cli';
 import { generate } from '../../lib/model/generate';
 import { loadModel } from '../../lib/model/load';
 import { add } from '../../lib/ops';
@@ -18,27 +18,6 @@ const seed = testSeed();
 t.comment(`seed ${seed}`);
 const rng = hostRng(seed);
 const small = ['--device', 'cpu', '--batch-size', '2', '--max-length', '64', '--log-every', '1000'];
-
-async function capture(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = process.stdout.write.bind(process.stdout);
-  const err = process.stderr.write.bind(process.stderr);
-  const log = console.log;
-  const error = console.error;
-  process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
-  console.log = (...a: unknown[]) => void (stdout += `${a.join(' ')}\n`);
-  console.error = (...a: unknown[]) => void (stderr += `${a.join(' ')}\n`);
-  try {
-    return { code: await main(argv), stdout, stderr };
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-    console.log = log;
-    console.error = error;
-  }
-}
 
 /** Writes a NaN into one element of `tensorName` in an f32 model.safetensors. */
 function poison(modelDir: string, tensorName: string): void {
