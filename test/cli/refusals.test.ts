@@ -126,6 +126,27 @@ t.test('errors name their file: tokenizer.json ids, damaged resume files, an emp
   t.match(nothing.stderr, /data\.jsonl: no training examples, they hold no records/);
 });
 
+t.test('augment with nothing to write fails and writes nothing', async (t) => {
+  const dir = path.dirname(dataFile([]));
+  const emptyIn = path.join(dir, 'empty.jsonl');
+  fs.writeFileSync(emptyIn, '');
+  const invalidIn = path.join(dir, 'invalid.jsonl');
+  const n = 2 + rng.int(5);
+  fs.writeFileSync(invalidIn, Array.from({ length: n }, (_, i) => JSON.stringify({ text: `not a record ${i}` })).join('\n') + '\n');
+  const out = path.join(dir, 'out.jsonl');
+  const cases: Array<[string[], RegExp]> = [
+    [['--in', emptyIn], /empty\.jsonl: nothing to write, it has no records \(the file is empty\); no output was written/],
+    [['--in', invalidIn, '--skip-invalid'], new RegExp(`invalid\\.jsonl: nothing to write, all ${n} records were invalid and skipped`)],
+  ];
+  for (const [args, message] of cases) {
+    const r = await capture(['augment', ...args, '--out', out, '--strategy', 'repeat', '--fraction', '0.5']);
+    t.equal(r.code, 1, r.stderr);
+    t.match(r.stderr, message);
+    t.notOk(fs.existsSync(out), 'no output file');
+    t.same(fs.readdirSync(dir).filter((f) => f.includes('partial')), [], 'no temporary left');
+  }
+});
+
 t.test('non-finite weights: training names the tensor, generation refuses', async (t) => {
   const model = await tinyModelDir(seed + 5);
   const layer = rng.int(2);
