@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import { resolveDevice } from '../device';
-import { SeqtuneError } from '../errors';
+import { isSeqtuneError, SeqtuneError } from '../errors';
+import { firstNonFinite } from '../model/non-finite';
 import { generate } from '../model/generate';
 import { loadModel } from '../model/load';
 import { promptFormat, TemplateName } from '../model/prompt-format';
@@ -33,6 +34,17 @@ async function readPrompts(values: Record<string, unknown>): Promise<Array<{ ins
         throw new SeqtuneError(`${file}:${i + 1}: ${(error as Error).message}`, 'ERR_DATA');
       }
     });
+}
+
+/** generate(), with NaN scores traced to the weight that is not finite. */
+async function generateOrNameBadWeight(...args: Parameters<typeof generate>): ReturnType<typeof generate> {
+  try {
+    return await generate(...args);
+  } catch (error) {
+    if (!isSeqtuneError(error, 'ERR_NON_FINITE')) throw error;
+    const bad = await firstNonFinite(args[0].tensors());
+    throw bad ? new SeqtuneError(`${error.message}: ${bad} holds NaN or Inf values`, 'ERR_NON_FINITE') : error;
+  }
 }
 
 export const generateCommand: Command = {
@@ -77,7 +89,7 @@ export const generateCommand: Command = {
     }
     const streaming = texts.length === 1;
     let printed = 0;
-    const results = await generate(model, tokenizer, texts, {
+    const results = await generateOrNameBadWeight(model, tokenizer, texts, {
       maxNewTokens,
       temperature: numberFlag(values, 'temperature', 0),
       topK: numberFlag(values, 'top-k'),

@@ -13,6 +13,7 @@
 import { SeqtuneError } from '../errors';
 import { devices, memoryStats } from '../device';
 import type { LlamaModel } from '../model/llama';
+import { firstNonFinite } from '../model/non-finite';
 import { adamw, add, addInplace, cast, copyInto, gradNorm, scale } from '../ops';
 import { Rng } from '../rng';
 import { keep, scope, sync, Tensor, zeros } from '../tensor';
@@ -90,15 +91,6 @@ export async function evaluateLoss(model: LlamaModel, batches: Batch[]): Promise
 function deviceName(device: string): string | null {
   const match = /^cuda:(\d+)$/.exec(device);
   return match ? (devices().gpus.find((g) => g.index === Number(match[1]))?.name ?? null) : null;
-}
-
-/** The name of the first tensor holding a NaN or an infinity, or null. */
-async function firstNonFinite(tensors: Map<string, Tensor>): Promise<string | null> {
-  for (const [name, t] of tensors) {
-    const values = await t.toArray();
-    for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return name;
-  }
-  return null;
 }
 
 export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
