@@ -6,7 +6,9 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { saveCheckpoint } from '../../lib/train/checkpoint';
 import { RunReporter } from '../../lib/train/report';
+import { tensor } from '../../lib/tensor';
 import { hostRng, testSeed } from '../helpers/random';
 import { dataFile, sampleRecords, tempOut, tinyModelDir } from '../train/fixtures';
 
@@ -72,6 +74,20 @@ t.test('read-only run directories and checkpoints/ folders', { skip: root ? 'roo
   const b = run(['train', '--model', model, '--data', data, '--out', out, ...common, '--overwrite', '--keep-checkpoints', '1']);
   t.ok(b.status === 0 || b.status === 1, `exit ${b.status}`);
   t.notMatch(b.stderr, /\n\s+at /, 'no stack trace');
+});
+
+t.test('a checkpoint that cannot be saved is a SeqtuneError naming checkpoints/, not a raw system error', async (t) => {
+  const out = tempOut();
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'checkpoints'), 'in the way');
+  const step = 1 + rng.int(1000);
+  const state = { step, data: {}, rng: { seed: 1, offset: 0 }, tokens: 0, losses: [], devLosses: [], configHash: 'x' } as never;
+  const w = tensor([1, 2, 3], [3]);
+  await t.rejects(saveCheckpoint(out, state, new Map([['w', w]]), { m: new Map([['w', w]]), v: new Map([['w', w]]) }, 2), {
+    code: 'ERR_IO',
+    message: new RegExp(`checkpoints: cannot save the step-${step} checkpoint: EEXIST`),
+  });
+  w.dispose();
 });
 
 t.test('metrics.jsonl that cannot be opened is a SeqtuneError naming it, not an unhandled stream error', async (t) => {
