@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
  * The `seqtune` command line. User errors (SeqtuneError) print one line and exit 1 (2 for bad
- * usage); anything else is a bug and keeps its stack trace.
+ * usage), as do the system's file errors (a full disk, a permission) that reach here unwrapped:
+ * they name their path, and a stack trace would not help the user. Anything else is a bug and
+ * keeps its stack trace.
  */
 import { isSeqtuneError } from './errors';
 import { commands } from './cli/commands';
@@ -38,6 +40,11 @@ export async function main(argv: string[]): Promise<number> {
     if (isSeqtuneError(error)) {
       console.error(`seqtune ${command.name}: error: ${error.message}`);
       return error.code === 'ERR_ARGUMENT' ? 2 : 1;
+    }
+    const system = error as NodeJS.ErrnoException;
+    if (typeof system.syscall === 'string' && typeof system.code === 'string' && /^E[A-Z]+$/.test(system.code)) {
+      console.error(`seqtune ${command.name}: error: ${system.message}`);
+      return 1;
     }
     throw error;
   }

@@ -22,6 +22,12 @@ import { Attrs, native, NativeTensor } from './native';
 import { DType, Tensor } from './tensor';
 
 function run(name: string, inputs: Array<Tensor | null | undefined>, attrs: Attrs = {}): Tensor[] {
+  inputs.forEach((t, i) => {
+    if (t !== null && t !== undefined && !(t instanceof Tensor)) {
+      const got = typeof t === 'object' ? `a ${(t as object).constructor?.name ?? 'object'}` : `${typeof t} ${JSON.stringify(t)}`;
+      throw new SeqtuneError(`${name}: input ${i + 1} must be a Tensor, got ${got}`, 'ERR_ARGUMENT');
+    }
+  });
   const handles: Array<NativeTensor | null> = inputs.map((t) => (t ? t.handle : null));
   return native()
     .runOp(name, handles, attrs)

@@ -116,8 +116,22 @@ function hostArrayFor(dtype: DType, data: ArrayLike<number>): ArrayBufferView {
   return data instanceof Float32Array ? data : Float32Array.from(data);
 }
 
+/** A shape argument checked where it enters (a missing or malformed one would fail deep inside as a bare TypeError). */
+function checkShape(shape: unknown, where: string): asserts shape is Shape {
+  if (!Array.isArray(shape) || shape.some((d) => typeof d !== 'number' || !Number.isInteger(d) || d < 0)) {
+    let got: string;
+    try {
+      got = JSON.stringify(shape) ?? String(shape);
+    } catch {
+      got = String(shape);
+    }
+    throw new SeqtuneError(`${where}: shape must be an array of non-negative integers, e.g. [2, 3]; got ${got}`, 'ERR_SHAPE');
+  }
+}
+
 /** A tensor holding a copy of `data` (bf16/f16 are rounded from the f32 values). */
 export function tensor(data: ArrayLike<number>, shape: Shape, options: CreateOptions = {}): Tensor {
+  checkShape(shape, 'tensor');
   const dtype = options.dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Float64Array ? 'f64' : 'f32');
   const device = options.device ?? 'cpu';
   const n = shape.reduce((a, b) => a * b, 1);
@@ -136,10 +150,12 @@ export function tensor(data: ArrayLike<number>, shape: Shape, options: CreateOpt
 }
 
 export function zeros(shape: Shape, options: CreateOptions = {}): Tensor {
+  checkShape(shape, 'zeros');
   return new Tensor(native().fromHost(options.device ?? 'cpu', options.dtype ?? 'f32', [...shape], null));
 }
 
 export function full(shape: Shape, value: number, options: CreateOptions = {}): Tensor {
+  checkShape(shape, 'full');
   return new Tensor(
     native().runOp('fill', [], { shape: [...shape], value, dtype: options.dtype ?? 'f32', device: options.device ?? 'cpu' })[0],
   );
@@ -151,6 +167,7 @@ export interface RandomOptions extends CreateOptions {
 
 /** Normal(mean, std) from the counter-based generator: identical on every device. */
 export function randn(shape: Shape, options: RandomOptions & { mean?: number; std?: number }): Tensor {
+  checkShape(shape, 'randn');
   const { seed, offset } = options.rng.next();
   return new Tensor(
     native().runOp('randomNormal', [], {
@@ -167,6 +184,7 @@ export function randn(shape: Shape, options: RandomOptions & { mean?: number; st
 
 /** Uniform in [low, high) from the counter-based generator. */
 export function rand(shape: Shape, options: RandomOptions & { low?: number; high?: number }): Tensor {
+  checkShape(shape, 'rand');
   const { seed, offset } = options.rng.next();
   return new Tensor(
     native().runOp('randomUniform', [], {

@@ -118,6 +118,14 @@ function report(values: Values, summary: EvalSummary, judge: JudgeSummary | null
   if (outDir !== undefined) console.log(`written to ${outDir}`);
 }
 
+/** 1 when judging was asked for and no request got a verdict (a wrong endpoint, a dead server): a rate of nothing is no result. */
+function judgeExitCode(judge: JudgeSummary | null): number {
+  const c = judge?.follow.overall;
+  if (!c || c.n === 0 || c.followed + c.notFollowed + c.refused + c.malformed > 0) return 0;
+  console.error(`seqtune eval: error: every judge request failed (${c.errors} errors, ${c.timedOut} timeouts of ${c.n} items); check --judge-endpoint and --judge-model, then rerun to judge again`);
+  return 1;
+}
+
 async function runCompare(values: Values, positionals: string[]): Promise<number> {
   if (positionals.length !== 3) throw new SeqtuneError(`compare takes two run folders\nusage: ${USAGE}`, 'ERR_ARGUMENT');
   const comparison = await compareRuns(positionals[1], positionals[2], { samples: integerFlag(values, 'samples'), seed: integerFlag(values, 'seed') });
@@ -130,6 +138,7 @@ export function makeEvalCommand(loadGenerator: LoadGenerator = loadModelGenerato
     name: 'eval',
     summary: 'evaluate a model (or existing outputs) on XQuAD, MGSM, GSM8K, CSQA, SeqEval or the synthetic tasks; compare two runs',
     usage: USAGE,
+    positionals: { max: 3 },
     options: {
       model: { type: 'string' },
       adapter: { type: 'string' },
@@ -170,8 +179,9 @@ export function makeEvalCommand(loadGenerator: LoadGenerator = loadModelGenerato
       if (predictions !== undefined) {
         const outDir = stringFlag(values, 'out');
         const { summary } = await scorePredictions({ bench, dataFile: data, predictionsFile: predictions, benchOptions: options, limit, outDir });
-        report(values, summary, await judgeIfAsked(values, data, predictions, outDir, limit), outDir);
-        return 0;
+        const judge = await judgeIfAsked(values, data, predictions, outDir, limit);
+        report(values, summary, judge, outDir);
+        return judgeExitCode(judge);
       }
       const outDir = stringFlag(values, 'out') ?? defaultOutDir(bench, data, options);
       const template = parseTemplate(stringFlag(values, 'template') ?? 'tulu');
@@ -189,8 +199,9 @@ export function makeEvalCommand(loadGenerator: LoadGenerator = loadModelGenerato
         onProgress: values.json ? undefined : (done, total) => process.stderr.write(`\r${done}/${total} items`),
       });
       if (!values.json) process.stderr.write(resumed ? ` (${resumed} resumed from ${outDir})\n` : '\n');
-      report(values, summary, await judgeIfAsked(values, data, resultsPath(outDir), outDir, limit), outDir);
-      return 0;
+      const judge = await judgeIfAsked(values, data, resultsPath(outDir), outDir, limit);
+      report(values, summary, judge, outDir);
+      return judgeExitCode(judge);
     },
   };
   return command;

@@ -1,10 +1,11 @@
 import * as fs from 'node:fs/promises';
 import { resolveDevice } from '../device';
-import { SeqtuneError } from '../errors';
+import { isSeqtuneError, SeqtuneError } from '../errors';
+import { firstNonFinite } from '../model/non-finite';
 import { generate } from '../model/generate';
 import { loadModel } from '../model/load';
 import { promptFormat, TemplateName } from '../model/prompt-format';
-import { Command, numberFlag, requireFlag, stringFlag } from './command';
+import { Command, numberFlag, positiveIntegerFlag, requireFlag, stringFlag } from './command';
 
 /** Prompts from --prompt or --prompts (a text file, one per line, or JSONL with "prompt"/"instruction"[,"input"]). */
 async function readPrompts(values: Record<string, unknown>): Promise<Array<{ instruction: string; input: string }>> {
@@ -35,12 +36,24 @@ async function readPrompts(values: Record<string, unknown>): Promise<Array<{ ins
     });
 }
 
+/** generate(), with NaN scores traced to the weight that is not finite. */
+async function generateOrNameBadWeight(...args: Parameters<typeof generate>): ReturnType<typeof generate> {
+  try {
+    return await generate(...args);
+  } catch (error) {
+    if (!isSeqtuneError(error, 'ERR_NON_FINITE')) throw error;
+    const bad = await firstNonFinite(args[0].tensors());
+    throw bad ? new SeqtuneError(`${error.message}: ${bad} holds NaN or Inf values`, 'ERR_NON_FINITE') : error;
+  }
+}
+
 export const generateCommand: Command = {
   name: 'generate',
   summary: 'generate from a model (and adapter) for one prompt or a file of prompts, streaming a single prompt',
   usage:
     'seqtune generate --model DIR [--adapter DIR] --prompt TEXT|--prompts FILE [--template alpaca|tulu|chat|raw] ' +
     '[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--stop S] [--seed N] [--device auto|cpu|cuda:N]',
+  conflicts: [['prompt', 'prompts']],
   options: {
     model: { type: 'string' },
     adapter: { type: 'string' },
@@ -59,18 +72,25 @@ export const generateCommand: Command = {
   async run(values) {
     const template = stringFlag(values, 'template') ?? 'tulu';
     if (!['alpaca', 'tulu', 'chat', 'raw'].includes(template)) throw new SeqtuneError(`--template must be alpaca, tulu, chat or raw, got '${template}'`, 'ERR_ARGUMENT');
+    const maxNewTokens = positiveIntegerFlag(values, 'max-new-tokens', 256)!;
     const prompts = await readPrompts(values);
     const { device, fallbackReason } = resolveDevice(stringFlag(values, 'device') ?? 'auto');
     if (fallbackReason) process.stderr.write(`device: cpu (${fallbackReason})\n`);
-    const { model, tokenizer } = await loadModel(requireFlag(values, 'model', generateCommand), { device, adapterDir: stringFlag(values, 'adapter') });
+    const { model, tokenizer, config } = await loadModel(requireFlag(values, 'model', generateCommand), { device, adapterDir: stringFlag(values, 'adapter') });
     const texts =
       template === 'raw'
         ? prompts.map((p) => (p.input ? `${p.instruction}\n${p.input}` : p.instruction))
         : prompts.map((p) => promptFormat(template as TemplateName, tokenizer).prompt({ instruction: p.instruction, input: p.input, output: '' }));
+    const longest = Math.max(...texts.map((text) => tokenizer.encode(text).length));
+    if (longest + maxNewTokens > config.maxPositionEmbeddings) {
+      process.stderr.write(
+        `warning: a prompt of ${longest} tokens plus --max-new-tokens ${maxNewTokens} goes past the model's max_position_embeddings (${config.maxPositionEmbeddings}); text beyond it is of poor quality\n`,
+      );
+    }
     const streaming = texts.length === 1;
     let printed = 0;
-    const results = await generate(model, tokenizer, texts, {
-      maxNewTokens: numberFlag(values, 'max-new-tokens', 256)!,
+    const results = await generateOrNameBadWeight(model, tokenizer, texts, {
+      maxNewTokens,
       temperature: numberFlag(values, 'temperature', 0),
       topK: numberFlag(values, 'top-k'),
       topP: numberFlag(values, 'top-p'),

@@ -78,14 +78,22 @@ export const trainCommand: Command = {
     '[--lr X --beta1 X --beta2 X --weight-decay X] [--schedule constant|linear|cosine --warmup-steps N|--warmup-ratio X] ' +
     '[--epochs N|--max-steps N] [--batch-size N|--batch-tokens N] [--grad-accum N] [--max-length N] [--no-packing] ' +
     '[--loss-mask response|all] [--template alpaca|tulu|chat] [--max-grad-norm X] [--seed N] [--device auto|cpu|cuda:N] ' +
-    '[--dev FILE|--val-size N] [--eval-every N] [--save-every N] [--keep-checkpoints N] [--activation-checkpointing] [--weights-dtype auto|f32|bf16] [--resume DIR]',
+    '[--dev FILE|--val-size N] [--eval-every N] [--save-every N] [--keep-checkpoints N] [--activation-checkpointing] [--weights-dtype auto|f32|bf16] [--resume DIR|--overwrite]',
+  conflicts: [
+    ...['lora-r', 'lora-alpha', 'lora-dropout', 'lora-targets', 'rslora'].map((f): [string, string, string] => ['full', f, '--full trains every weight, no LoRA adapter']),
+    ['epochs', 'max-steps', '--max-steps sets the run length by itself'],
+    ['batch-size', 'batch-tokens', 'a micro-batch is a number of examples or a token budget'],
+    ['dev', 'val-size', 'the dev set is a file or a sample of the training data'],
+    ['warmup-steps', 'warmup-ratio'],
+    ['resume', 'overwrite', '--overwrite would delete the run --resume continues'],
+  ],
   options: {
     model: str, data: str, out: str, config: str, preset: str, full: bool, 'lora-r': str, 'lora-alpha': str,
     'lora-dropout': str, 'lora-targets': str, rslora: bool, lr: str, beta1: str, beta2: str, 'adam-eps': str,
     'weight-decay': str, schedule: str, 'warmup-steps': str, 'warmup-ratio': str, epochs: str, 'max-steps': str,
     'batch-size': str, 'batch-tokens': str, 'grad-accum': str, 'max-length': str, 'no-packing': bool, 'loss-mask': str,
     template: str, 'max-grad-norm': str, seed: str, device: str, dev: str, 'val-size': str, 'eval-every': str,
-    'save-every': str, 'keep-checkpoints': str, 'log-every': str, 'activation-checkpointing': bool, resume: str,
+    'save-every': str, 'keep-checkpoints': str, 'log-every': str, 'activation-checkpointing': bool, resume: str, overwrite: bool,
     'weights-dtype': str,
   },
   async run(values) {
@@ -97,24 +105,27 @@ export const trainCommand: Command = {
     layers.push(flagsToConfig(values));
     const config: TrainConfig = resolveConfig(layers);
     const controller = new AbortController();
-    let interrupts = 0;
-    const onInterrupt = () => {
-      interrupts++;
-      if (interrupts > 1) process.exit(130);
-      process.stderr.write('\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to quit at once)\n');
+    // A scheduler's stop (SIGTERM) is handled as Ctrl-C: finish the step, save, exit 128+signal.
+    let stoppedBy: NodeJS.Signals | null = null;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stoppedBy) process.exit(signal === 'SIGTERM' ? 143 : 130);
+      stoppedBy = signal;
+      process.stderr.write(`\n${signal === 'SIGINT' ? 'interrupted' : 'terminated'}: finishing this step and saving a checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to quit at once)\n`);
       controller.abort();
     };
-    process.on('SIGINT', onInterrupt);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     try {
-      const outcome = await train(config, { resume: stringFlag(values, 'resume'), signal: controller.signal });
+      const outcome = await train(config, { resume: stringFlag(values, 'resume'), overwrite: values.overwrite === true, signal: controller.signal });
       if (outcome.stopped === 'interrupted') {
         console.error(`stopped at step ${outcome.steps}/${outcome.totalSteps}; continue with --resume ${config.out}`);
-        return 130;
+        return stoppedBy === 'SIGTERM' ? 143 : 130;
       }
       console.log(`done: ${outcome.steps} steps, final loss ${outcome.finalLoss.toFixed(4)}, ${outcome.artifact ? `saved ${outcome.artifact}` : ''}`);
       return 0;
     } finally {
-      process.off('SIGINT', onInterrupt);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     }
   },
 };

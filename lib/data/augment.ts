@@ -15,7 +15,7 @@ import { orderedMap } from './concurrency';
 import { ChatClient } from './endpoint';
 import { mix32, MixOptions, MixPlan, planMix } from './mixing';
 import { FileFormat, readRecords, zipRecords } from './read';
-import { AlpacaRecord, asAlpaca, DataCounts, DataRecord, emptyCounts } from './records';
+import { AlpacaRecord, asAlpaca, DataCounts, DataRecord, emptyCounts, requireKept } from './records';
 import { Strategy, StrategyContext, strategyByName } from './strategies';
 import { JsonlWriter } from './write';
 
@@ -170,6 +170,8 @@ export async function augmentFile(options: AugmentFileOptions): Promise<AugmentR
       await writer.write(record);
       report.kept++;
     }
+    requireKept(options.in, report);
+    await writer.commit();
   } finally {
     await writer.close();
   }

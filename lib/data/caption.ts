@@ -11,7 +11,7 @@ import { SeqtuneError } from '../errors';
 import { HostRng } from '../rng';
 import { pick } from './sequential';
 import { readJsonValues } from './read';
-import { AlpacaRecord, DataCounts, dataError, emptyCounts } from './records';
+import { AlpacaRecord, DataCounts, dataError, emptyCounts, requireKept } from './records';
 import { JsonlWriter } from './write';
 
 export interface VqaQuestion {
@@ -123,6 +123,8 @@ export async function buildVqaData(options: VqaOptions): Promise<DataCounts> {
         counts.augmented++;
       }
     }
+    requireKept(options.questions, counts);
+    await writer.commit();
   } finally {
     await writer.close();
   }

@@ -7,7 +7,6 @@
  */
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { SeqtuneError } from '../errors';
 import { JsonArrayScanner } from './json-stream';
 import { DataCounts, DataRecord, dataError, emptyCounts, parseRecord, ParseOptions } from './records';
@@ -39,6 +38,7 @@ async function detectFormat(path: string): Promise<'json' | 'jsonl'> {
     throw new SeqtuneError(`cannot open ${path}: ${(error as Error).message}`, 'ERR_IO');
   }
   try {
+    if ((await handle.stat()).isDirectory()) throw new SeqtuneError(`cannot read ${path}: it is a directory, not a data file`, 'ERR_IO');
     const buf = Buffer.alloc(4096);
     for (let pos = 0; ; ) {
       const { bytesRead } = await handle.read(buf, 0, buf.length, pos);
@@ -56,14 +56,42 @@ async function detectFormat(path: string): Promise<'json' | 'jsonl'> {
   }
 }
 
-async function* jsonlTexts(path: string): AsyncGenerator<{ text: string; line: number }> {
-  const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
+/**
+ * The longest JSONL line read, in bytes: a file without newlines (binary data, /dev/zero) stops
+ * there with a message naming the file instead of growing one string until memory runs out.
+ */
+export const MAX_LINE_BYTES = 64 * 2 ** 20;
+
+async function* jsonlTexts(path: string, maxLineBytes = MAX_LINE_BYTES): AsyncGenerator<{ text: string; line: number }> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
   let line = 0;
-  for await (const text of lines) {
+  const tooLong = () =>
+    new SeqtuneError(`${path}:${line + 1}: the line is longer than ${maxLineBytes / 2 ** 20} MiB, the limit for one record (is this a JSONL or JSON file?)`, 'ERR_DATA');
+  function* emit(bytes: Buffer): Generator<{ text: string; line: number }> {
     line++;
-    const body = line === 1 && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-    if (body.trim() !== '') yield { text: body, line };
+    let text = bytes.toString('utf8');
+    if (text.endsWith('\r')) text = text.slice(0, -1);
+    if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    if (text.trim() !== '') yield { text, line };
   }
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (let nl = chunk.indexOf(10); nl >= 0; nl = chunk.indexOf(10, start)) {
+      const piece = chunk.subarray(start, nl);
+      if (pendingBytes + piece.length > maxLineBytes) throw tooLong();
+      yield* emit(pending.length ? Buffer.concat([...pending, piece]) : piece);
+      pending = [];
+      pendingBytes = 0;
+      start = nl + 1;
+    }
+    if (start < chunk.length) {
+      pending.push(chunk.subarray(start));
+      pendingBytes += chunk.length - start;
+      if (pendingBytes > maxLineBytes) throw tooLong();
+    }
+  }
+  if (pendingBytes > 0) yield* emit(Buffer.concat(pending));
 }
 
 async function* jsonArrayTexts(path: string): AsyncGenerator<{ text: string; line: number }> {

@@ -69,6 +69,21 @@ export function emptyCounts(): DataCounts {
   return { in: 0, augmented: 0, kept: 0, skipped: 0, truncated: 0 };
 }
 
+/**
+ * Refuses to produce an empty output: an input with no records, or whose every record was invalid,
+ * is a mistake (a wrong file, a wrong format) that an empty file with exit 0 would hide.
+ */
+export function requireKept(input: string, counts: DataCounts): void {
+  if (counts.kept > 0) return;
+  const why =
+    counts.in === 0
+      ? 'it has no records (the file is empty)'
+      : counts.skipped >= counts.in
+        ? `all ${counts.in} records were invalid and skipped`
+        : `none of its ${counts.in} records produced output`;
+  throw new SeqtuneError(`${input}: nothing to write, ${why}; no output was written`, 'ERR_DATA');
+}
+
 /** Where a record came from, for error messages: `file:line`. */
 export interface Origin {
   file: string;

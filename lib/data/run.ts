@@ -4,6 +4,7 @@
  * (runSeqInstruct), and caption-then-answer VQA data (buildVqaData).
  */
 import { SeqtuneError } from '../errors';
+import { checkOutputPath, refuseInputAsOutput } from '../io/out-path';
 import { augmentFile, AugmentFileOptions, AugmentReport } from './augment';
 import { buildVqaData, VqaMix } from './caption';
 import { EndpointOptions, OpenAIChatClient } from './endpoint';
@@ -30,6 +31,14 @@ export type AugmentResult =
   | { kind: 'caption'; counts: DataCounts };
 
 export async function runAugmentation(request: AugmentRequest): Promise<AugmentResult> {
+  const out = { flag: '--out', path: request.out, kind: 'file' as const };
+  checkOutputPath(out);
+  refuseInputAsOutput(out, [
+    { flag: '--in', path: request.in },
+    ...Object.entries(request.parallel ?? {}).map(([lang, file]) => ({ flag: `--parallel ${lang}`, path: file })),
+    { flag: '--vqa-questions', path: request.vqa?.questions },
+    { flag: '--captions', path: request.vqa?.captions },
+  ]);
   const solo = request.strategies.filter((s) => (SOLO_STRATEGIES as readonly string[]).includes(s));
   if (solo.length > 0 && request.strategies.length > 1) {
     throw new SeqtuneError(`strategy '${solo[0]}' runs on its own, not combined with others`, 'ERR_ARGUMENT');

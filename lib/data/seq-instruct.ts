@@ -17,12 +17,14 @@
  * - the classification parser takes the last cue and reports failures instead of silently
  *   choosing D (they are still treated as D, the paper's fallback, and counted).
  */
+import { existsSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
 import { SeqtuneError } from '../errors';
 import { HostRng } from '../rng';
 import { ChatClient, ChatRequest } from './endpoint';
 import { orderedMap } from './concurrency';
 import { readRecords, SourcedRecord } from './read';
-import { AlpacaRecord, asAlpaca, DataCounts, DataRecord, emptyCounts, SeqOption } from './records';
+import { AlpacaRecord, asAlpaca, DataCounts, DataRecord, emptyCounts, requireKept, SeqOption } from './records';
 import { classifyMessages, parseNewInstruction, parseOption, rewriteMessages } from './seq-instruct-prompts';
 import { JsonlWriter, scanExistingOutput } from './write';
 
@@ -154,7 +156,12 @@ async function runIteration(options: SeqInstructOptions, k: number, iterations: 
     options: { A: 0, B: 0, C: 0, D: 0 },
     parseFailures: { classify: 0, rewrite: 0, response: 0 },
   };
-  const done = options.overwrite ? new Set<string>() : (await scanExistingOutput(file, (v) => (v.idx === undefined ? undefined : keyOf(v.idx)))).keys;
+  // The iteration grows in `<file>.partial` (resumable work, named as such) and becomes `file` when
+  // complete; a rerun over a finished iteration scans it as a partial one (and finds all done).
+  const partial = `${file}.partial`;
+  if (options.overwrite) await rm(partial, { force: true });
+  else if (!existsSync(partial) && existsSync(file)) await rename(file, partial);
+  const done = options.overwrite ? new Set<string>() : (await scanExistingOutput(partial, (v) => (v.idx === undefined ? undefined : keyOf(v.idx)))).keys;
   const seen = new Set<string>();
   const seed = options.seed ?? 0;
   async function* todo(): AsyncGenerator<DataRecord> {
@@ -167,7 +174,7 @@ async function runIteration(options: SeqInstructOptions, k: number, iterations: 
       else yield record;
     }
   }
-  const writer = await JsonlWriter.open(file, { append: !options.overwrite });
+  const writer = await JsonlWriter.open(partial, { append: true });
   try {
     const results = orderedMap(todo(), options.concurrency ?? 8, (record) => {
       const ctx = { client: options.client, sampling: options.sampling, rng: new HostRng(hash32(`${keyOf(record.idx)}|${k}`, seed)) };
@@ -198,9 +205,11 @@ async function runIteration(options: SeqInstructOptions, k: number, iterations: 
           break;
       }
     }
+    if (k === 1) requireKept(input, { ...report, kept: report.kept + report.resumed });
   } finally {
     await writer.close();
   }
+  await rename(partial, file);
   return report;
 }
 

@@ -148,6 +148,17 @@ export interface TokenizeReport extends DataCounts {
   dropped: { tooLong: number; noTarget: number };
 }
 
+/** Why a tokenized dataset came out empty, for the error naming its files. */
+export function whyEmpty(report: TokenizeReport, maxLength: number | undefined): string {
+  if (report.in === 0) return 'they hold no records';
+  const parts: string[] = [];
+  if (report.dropped.tooLong) parts.push(`${report.dropped.tooLong} longer than --max-length ${maxLength}`);
+  if (report.dropped.noTarget) {
+    parts.push(`${report.dropped.noTarget} with nothing to learn (an empty response${maxLength !== undefined ? `, or one cut off entirely by --max-length ${maxLength}` : ''})`);
+  }
+  return `all ${report.in} records were left out: ${parts.join(', ')}`;
+}
+
 /** Tokenizes records (in memory or streamed from readRecords) into a dataset. */
 export async function tokenizeRecords(
   records: Iterable<DataRecord> | AsyncIterable<DataRecord | SourcedRecord>,

@@ -2,29 +2,44 @@
  * JSONL output with backpressure, and the scan that makes runs resumable: a rerun reads what an
  * earlier run wrote, drops a half-written last line (a crash mid-write), and skips the records
  * already done, so the output never holds a record twice and never loses one.
+ *
+ * A replacing writer writes a hidden temporary beside its path and renames it into place on
+ * commit(); close() without commit() (an error) deletes it, so a failed run leaves no partial file
+ * where a complete one is expected, and an existing file survives until the new one is whole.
  */
 import { createReadStream, createWriteStream, WriteStream } from 'node:fs';
-import { mkdir, open, stat, truncate } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { SeqtuneError } from '../errors';
+import { removeStaleStaged, stagedName } from '../io/staged';
 import { DataRecord, recordToJson } from './records';
 
 export class JsonlWriter {
+  private committed = false;
+
   private constructor(
     private readonly stream: WriteStream,
     readonly path: string,
+    /** where the lines go until commit(); `path` itself for an appending writer */
+    private readonly temp: string,
   ) {}
 
-  /** Opens for writing (`append` keeps existing lines; otherwise the file is replaced). */
+  /** Opens for writing (`append` keeps existing lines and writes in place; otherwise the file is replaced on commit()). */
   static async open(path: string, options: { append?: boolean } = {}): Promise<JsonlWriter> {
-    await mkdir(dirname(path), { recursive: true });
-    const stream = createWriteStream(path, { flags: options.append ? 'a' : 'w', encoding: 'utf8' });
+    const temp = options.append ? path : stagedName(path, 'partial');
+    try {
+      await mkdir(dirname(path), { recursive: true });
+    } catch (error) {
+      throw new SeqtuneError(`cannot write ${path}: ${(error as Error).message}`, 'ERR_IO');
+    }
+    if (!options.append) await removeStaleStaged(path, ['partial']);
+    const stream = createWriteStream(temp, { flags: options.append ? 'a' : 'w', encoding: 'utf8' });
     await new Promise<void>((resolve, reject) => {
       stream.once('open', () => resolve());
       stream.once('error', (e) => reject(new SeqtuneError(`cannot write ${path}: ${e.message}`, 'ERR_IO')));
     });
-    return new JsonlWriter(stream, path);
+    return new JsonlWriter(stream, path, temp);
   }
 
   async write(record: DataRecord): Promise<void> {
@@ -37,8 +52,24 @@ export class JsonlWriter {
     }
   }
 
+  /** Finishes the file and (for a replacing writer) renames it into place. */
+  async commit(): Promise<void> {
+    await this.end();
+    if (this.temp !== this.path) await rename(this.temp, this.path);
+    this.committed = true;
+  }
+
+  /** Ends the stream; a replacing writer that was not committed removes its temporary. */
   async close(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
+    if (this.committed) return;
+    if (this.temp === this.path) return this.end();
+    await this.end().catch(() => undefined);
+    await rm(this.temp, { force: true });
+  }
+
+  private end(): Promise<void> {
+    if (this.stream.writableFinished) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
       this.stream.end((error?: Error | null) => (error ? reject(new SeqtuneError(`cannot write ${this.path}: ${error.message}`, 'ERR_IO')) : resolve()));
     });
   }

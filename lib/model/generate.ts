@@ -48,6 +48,16 @@ export async function generate(
   prompts: string[],
   options: GenerateOptions,
 ): Promise<Generation[]> {
+  if (!Array.isArray(prompts) || prompts.some((p) => typeof p !== 'string')) {
+    const bad = Array.isArray(prompts) ? prompts.findIndex((p) => typeof p !== 'string') : -1;
+    throw new SeqtuneError(
+      `generate: prompts must be an array of strings${bad >= 0 ? `; prompt ${bad} is a ${typeof prompts[bad]} (${JSON.stringify(prompts[bad])})` : `, got ${typeof prompts}`} (token ids go through the tokenizer's decode first)`,
+      'ERR_ARGUMENT',
+    );
+  }
+  if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 1) {
+    throw new SeqtuneError(`generate: maxNewTokens must be a positive integer, got ${options.maxNewTokens}`, 'ERR_ARGUMENT');
+  }
   const B = prompts.length;
   if (B === 0) return [];
   const device = model.device;
@@ -96,7 +106,12 @@ export async function generate(
       let row = 0;
       feed.forEach((tokens, b) => {
         if (tokens.length === 0) return;
-        const token = sampleToken(logits.subarray(row * V, (row + 1) * V), [...promptIds[b], ...generated[b]], options, rng);
+        const rowLogits = logits.subarray(row * V, (row + 1) * V);
+        // sampling from NaN scores picks an arbitrary token: a silent garbage answer
+        if (rowLogits.some((x) => Number.isNaN(x))) {
+          throw new SeqtuneError(`generate: the model's scores for prompt ${b} are NaN (at new token ${generated[b].length}); its weights or adapter are not finite`, 'ERR_NON_FINITE');
+        }
+        const token = sampleToken(rowLogits, [...promptIds[b], ...generated[b]], options, rng);
         row++;
         if (token === tokenizer.eosId) {
           finish[b] = 'eos';

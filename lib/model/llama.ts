@@ -83,6 +83,39 @@ export const hfLinearName: Record<LinearName, string> = {
   down: 'mlp.down_proj',
 };
 
+/** Each block linear's weight shape, [out, in]. */
+export function linearShapes(arch: LlamaArch): Record<LinearName, [number, number]> {
+  const C = arch.hiddenSize;
+  const qOut = arch.numHeads * arch.headDim;
+  const kvOut = arch.numKvHeads * arch.headDim;
+  return {
+    q: [qOut, C],
+    k: [kvOut, C],
+    v: [kvOut, C],
+    o: [C, qOut],
+    gate: [arch.intermediateSize, C],
+    up: [arch.intermediateSize, C],
+    down: [C, arch.intermediateSize],
+  };
+}
+
+/**
+ * A LoRA rank above min(in, out) of a target adds parameters (and memory, and checkpoint size) but
+ * no capacity: B·A already spans every in×out matrix at that rank. Refused, naming the layer.
+ */
+export function checkLoraRank(arch: LlamaArch, lora: Pick<LoraConfig, 'r' | 'targets'>): void {
+  const shapes = linearShapes(arch);
+  for (const name of lora.targets) {
+    const [out, inp] = shapes[name];
+    if (lora.r > Math.min(out, inp)) {
+      throw new SeqtuneError(
+        `LoRA rank ${lora.r} is larger than the ${name} projection allows (min(in ${inp}, out ${out}) = ${Math.min(out, inp)}); use --lora-r ${Math.min(out, inp)} or less`,
+        'ERR_CONFIG',
+      );
+    }
+  }
+}
+
 export function loraScale(config: LoraConfig): number {
   return config.useRslora ? config.alpha / Math.sqrt(config.r) : config.alpha / config.r;
 }
@@ -130,17 +163,7 @@ export class LlamaModel {
     this.norm = this.weight('model.norm.weight', [arch.hiddenSize]);
     this.lmHead = arch.tieWordEmbeddings ? this.embed : this.weight('lm_head.weight', [arch.vocabSize, arch.hiddenSize]);
     const C = arch.hiddenSize;
-    const qOut = arch.numHeads * arch.headDim;
-    const kvOut = arch.numKvHeads * arch.headDim;
-    const shapes: Record<LinearName, [number, number]> = {
-      q: [qOut, C],
-      k: [kvOut, C],
-      v: [kvOut, C],
-      o: [C, qOut],
-      gate: [arch.intermediateSize, C],
-      up: [arch.intermediateSize, C],
-      down: [C, arch.intermediateSize],
-    };
+    const shapes = linearShapes(arch);
     this.blocks = [];
     for (let l = 0; l < arch.numLayers; l++) {
       const prefix = `model.layers.${l}`;

@@ -10,7 +10,7 @@ import { loadAdapter } from './adapter';
 import { llamaArch, ModelConfig, readModelConfig } from './config';
 import { CheckpointReader } from './io/checkpoint';
 import { checkWeights, expectedWeights } from './io/weights';
-import { LlamaModel, LoraConfig } from './llama';
+import { checkLoraRank, LlamaModel, LoraConfig } from './llama';
 import { HfTokenizer } from './tokenizer';
 
 export interface LoadModelOptions {
@@ -38,10 +38,11 @@ export interface LoadedModel {
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
   const device = options.device ?? 'cpu';
   const config = await readModelConfig(dir);
+  if (options.lora) checkLoraRank(llamaArch(config), options.lora);
   const tokenizer = await HfTokenizer.fromDir(dir);
   if (tokenizer.vocabSize > config.vocabSize) {
     throw new SeqtuneError(
-      `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocabSize}`,
+      `${tokenizer.source}: token ids go up to ${tokenizer.vocabSize - 1}, out of range for config.json's vocab_size ${config.vocabSize} (ids 0..${config.vocabSize - 1})`,
       'ERR_CONFIG',
     );
   }

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { SeqtuneError } from '../errors';
-import { SafetensorsFile } from '../model/io/safetensors';
+import { ioError, SafetensorsFile } from '../model/io/safetensors';
 import { tensorEntry, writeSafetensors } from '../model/io/safetensors-writer';
 import { writeJsonAtomic } from '../model/io/atomic';
 import { RngState } from '../rng';
@@ -48,18 +48,32 @@ export async function saveCheckpoint(
   moments: { m: Map<string, Tensor>; v: Map<string, Tensor> },
   keep: number,
 ): Promise<string> {
+  try {
+    return await writeCheckpointDir(out, state, trainable, moments, keep);
+  } catch (error) {
+    throw ioError(checkpointRoot(out), `save the step-${state.step} checkpoint`, error);
+  }
+}
+
+async function writeCheckpointDir(
+  out: string,
+  state: TrainerState,
+  trainable: Map<string, Tensor>,
+  moments: { m: Map<string, Tensor>; v: Map<string, Tensor> },
+  keep: number,
+): Promise<string> {
   const root = checkpointRoot(out);
   await fs.mkdir(root, { recursive: true });
   const final = stepDir(root, state.step);
   const temp = path.join(root, `.tmp-${path.basename(final)}-${process.pid}`);
   await fs.rm(temp, { recursive: true, force: true });
   await fs.mkdir(temp);
-  await writeSafetensors(path.join(temp, TRAINABLE), [...trainable].map(([n, t]) => tensorEntry(n, t)));
-  await writeSafetensors(path.join(temp, OPTIMIZER), [
-    ...[...moments.m].map(([n, t]) => tensorEntry(`m.${n}`, t)),
-    ...[...moments.v].map(([n, t]) => tensorEntry(`v.${n}`, t)),
-  ]);
-  await writeJsonAtomic(path.join(temp, STATE), state);
+  try {
+    await writeTemp(temp, state, trainable, moments);
+  } catch (error) {
+    await fs.rm(temp, { recursive: true, force: true });
+    throw error;
+  }
   await fs.rm(final, { recursive: true, force: true });
   await fs.rename(temp, final);
   const handle = await fs.open(root, 'r');
@@ -71,6 +85,20 @@ export async function saveCheckpoint(
   const all = await listCheckpoints(out);
   for (const old of all.slice(0, Math.max(0, all.length - keep))) await fs.rm(old.dir, { recursive: true, force: true });
   return final;
+}
+
+async function writeTemp(
+  temp: string,
+  state: TrainerState,
+  trainable: Map<string, Tensor>,
+  moments: { m: Map<string, Tensor>; v: Map<string, Tensor> },
+): Promise<void> {
+  await writeSafetensors(path.join(temp, TRAINABLE), [...trainable].map(([n, t]) => tensorEntry(n, t)));
+  await writeSafetensors(path.join(temp, OPTIMIZER), [
+    ...[...moments.m].map(([n, t]) => tensorEntry(`m.${n}`, t)),
+    ...[...moments.v].map(([n, t]) => tensorEntry(`v.${n}`, t)),
+  ]);
+  await writeJsonAtomic(path.join(temp, STATE), state);
 }
 
 export async function listCheckpoints(out: string): Promise<Array<{ step: number; dir: string }>> {
@@ -106,12 +134,14 @@ export async function loadCheckpoint(from: string, device: string): Promise<Load
     if (all.length === 0) throw new SeqtuneError(`--resume ${from}: no checkpoint found (expected ${STATE} there or checkpoints/step-N/ under it)`, 'ERR_IO');
     dir = all[all.length - 1].dir;
   }
+  const stateFile = path.join(dir, STATE);
   let state: TrainerState;
   try {
-    state = JSON.parse(await fs.readFile(path.join(dir, STATE), 'utf8'));
+    state = JSON.parse(await fs.readFile(stateFile, 'utf8'));
   } catch (error) {
-    throw new SeqtuneError(`${path.join(dir, STATE)}: ${(error as Error).message}`, 'ERR_IO');
+    throw new SeqtuneError(`--resume: ${stateFile} is damaged: ${(error as Error).message}`, 'ERR_IO');
   }
+  checkState(state, stateFile);
   const trainable = await readAll(path.join(dir, TRAINABLE), device);
   const moments = await readAll(path.join(dir, OPTIMIZER), device);
   const m = new Map<string, Tensor>();
@@ -120,13 +150,30 @@ export async function loadCheckpoint(from: string, device: string): Promise<Load
   return { dir, state, trainable, m, v };
 }
 
+/** A trainer-state.json that parses but lacks what a resume needs is named, with the field. */
+function checkState(state: unknown, file: string): asserts state is TrainerState {
+  const s = state as Partial<TrainerState> | null;
+  const bad = (field: string, expected: string) => new SeqtuneError(`--resume: ${file} is damaged: ${field} must be ${expected}`, 'ERR_IO');
+  if (typeof s !== 'object' || s === null || Array.isArray(s)) throw bad('the top level', 'an object');
+  if (!Number.isInteger(s.step) || (s.step as number) < 0) throw bad('step', 'a non-negative integer');
+  if (typeof s.configHash !== 'string') throw bad('configHash', 'a string');
+  if (typeof s.rng !== 'object' || s.rng === null) throw bad('rng', 'an object');
+  if (s.data === undefined || s.data === null) throw bad('data (the loader position)', 'present');
+  if (typeof s.tokens !== 'number') throw bad('tokens', 'a number');
+  if (!Array.isArray(s.losses) || !Array.isArray(s.devLosses)) throw bad('losses and devLosses', 'arrays');
+}
+
 async function readAll(file: string, device: string): Promise<Map<string, Tensor>> {
-  const reader = await SafetensorsFile.open(file);
+  let reader: SafetensorsFile | undefined;
   try {
+    reader = await SafetensorsFile.open(file);
     const out = new Map<string, Tensor>();
     for (const name of reader.names()) out.set(name, await reader.readTensor(name, { device }));
     return out;
+  } catch (error) {
+    const message = (error as Error).message;
+    throw new SeqtuneError(`--resume: ${message.includes(file) ? message : `${file}: ${message}`}`, 'ERR_IO');
   } finally {
-    await reader.close();
+    await reader?.close();
   }
 }

@@ -3,6 +3,7 @@
  * place on a terminal, plain lines every `logEvery` steps otherwise (CI logs, pipes).
  */
 import * as fs from 'node:fs';
+import { ioError } from '../model/io/safetensors';
 import type { StepMetrics } from './trainer';
 
 function duration(seconds: number): string {
@@ -22,6 +23,8 @@ export function progressLine(m: StepMetrics, totalSteps: number, width = 24): st
 export class RunReporter {
   private readonly metrics: fs.WriteStream | null;
   private drawn = false;
+  /** a write error of the metrics file, raised at the next step or at close (never an unhandled 'error' event) */
+  private failure: Error | null = null;
 
   constructor(
     metricsFile: string | null,
@@ -29,10 +32,24 @@ export class RunReporter {
     private readonly logEvery: number,
     private readonly stream: NodeJS.WriteStream = process.stderr,
   ) {
-    this.metrics = metricsFile ? fs.createWriteStream(metricsFile, { flags: 'a' }) : null;
+    if (!metricsFile) {
+      this.metrics = null;
+      return;
+    }
+    let fd: number;
+    try {
+      fd = fs.openSync(metricsFile, 'a');
+    } catch (error) {
+      throw ioError(metricsFile, 'open for writing', error);
+    }
+    this.metrics = fs.createWriteStream(metricsFile, { fd });
+    this.metrics.on('error', (error) => {
+      this.failure ??= ioError(metricsFile, 'write', error);
+    });
   }
 
   step(m: StepMetrics): void {
+    if (this.failure) throw this.failure;
     this.metrics?.write(`${JSON.stringify(m)}\n`);
     const line = progressLine(m, this.totalSteps);
     if (this.stream.isTTY) {
@@ -52,6 +69,7 @@ export class RunReporter {
 
   async close(): Promise<void> {
     if (this.drawn) this.stream.write('\n');
-    if (this.metrics) await new Promise<void>((resolve) => this.metrics!.end(resolve));
+    if (this.metrics && !this.metrics.destroyed) await new Promise<void>((resolve) => this.metrics!.end(resolve));
+    if (this.failure) throw this.failure;
   }
 }

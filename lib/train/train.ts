@@ -8,7 +8,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { readRecords } from '../data/read';
 import { DataRecord } from '../data/records';
-import { tokenizeRecords, TokenizeReport } from '../data/tokenize';
+import { tokenizeRecords, TokenizeReport, whyEmpty } from '../data/tokenize';
 import { buildBatch } from '../data/batch';
 import { resolveDevice } from '../device';
 import { SeqtuneError } from '../errors';
@@ -27,6 +27,7 @@ import { TrainConfig } from './config';
 import { lossCurveSvg } from './loss-curve';
 import { checkFits, hostMemory, planMemory } from './memory';
 import { RunReporter } from './report';
+import { METRICS_FILE, openRunDirectory, trimMetrics } from './run-dir';
 import { runTraining, StepMetrics, TrainingResult, totalSteps } from './trainer';
 
 export interface TrainOutcome extends TrainingResult {
@@ -56,6 +57,8 @@ export async function train(
   config: TrainConfig,
   options: {
     resume?: string;
+    /** replace the previous run's files in a non-empty config.out */
+    overwrite?: boolean;
     signal?: AbortSignal;
     log?: (line: string) => void;
     progress?: NodeJS.WriteStream;
@@ -65,8 +68,18 @@ export async function train(
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const { device, fallbackReason } = resolveDevice(config.device);
   if (fallbackReason) log(`device: cpu (${fallbackReason})`);
-  await fs.mkdir(config.out, { recursive: true });
+  const runDir = await openRunDirectory(config, options);
+  try {
+    if (runDir.removed.length) log(`removed ${runDir.removed.length} temporary file(s) of an interrupted run: ${runDir.removed.join(', ')}`);
+    return await trainIn(config, device, options, log);
+  } finally {
+    runDir.lock.release();
+  }
+}
+
+async function trainIn(config: TrainConfig, device: string, options: Parameters<typeof train>[1] & object, log: (line: string) => void): Promise<TrainOutcome> {
   const resume = options.resume ? await loadCheckpoint(options.resume, device) : undefined;
+  if (resume) trimMetrics(config.out, resume.state.step);
   const hash = configHash(config);
 
   const loaded = await loadModel(config.model, {
@@ -78,6 +91,9 @@ export async function train(
     dtype: config.weightsDtype === 'auto' ? (device === 'cpu' ? 'f32' : 'bf16') : config.weightsDtype,
   });
   const { model, tokenizer } = loaded;
+  if (config.maxLength > loaded.config.maxPositionEmbeddings) {
+    log(`warning: --max-length ${config.maxLength} is above the model's max_position_embeddings (${loaded.config.maxPositionEmbeddings}); positions past it were never trained`);
+  }
 
   // Data: tokenized with the run's prompt format; the dev set is a file or a seeded sample.
   const format = promptFormat(config.template, tokenizer);
@@ -94,6 +110,7 @@ export async function train(
     records = records.filter((_, i) => !dev.has(i));
   }
   const trainData = await tokenizeRecords(records, tokenizeOptions);
+  if (trainData.report.kept === 0) throw new SeqtuneError(`${config.data.join(', ')}: no training examples, ${whyEmpty(trainData.report, config.maxLength)}`, 'ERR_DATA');
   log(`data: ${trainData.report.kept} training examples (${trainData.report.in} read, ${trainData.report.truncated} truncated, ${trainData.report.skipped} skipped)`);
   let devBatches: Batch[] | undefined;
   let devReport: TokenizeReport | undefined;
@@ -120,7 +137,10 @@ export async function train(
   log(`model: ${(plan.totalParams / 1e6).toFixed(2)}M parameters, ${(plan.trainableParams / 1e6).toFixed(3)}M trainable (${config.mode}); about ${(plan.total / 2 ** 30).toFixed(2)} GiB needed`);
 
   const total = totalSteps(config, stream.batchesPerEpoch());
-  const reporter = new RunReporter(path.join(config.out, 'metrics.jsonl'), total, config.logEvery, options.progress);
+  if (config.schedule.warmupSteps !== undefined && config.schedule.warmupSteps >= total) {
+    log(`warning: the warmup (${config.schedule.warmupSteps} steps) is not shorter than the run (${total} steps): the learning rate never reaches ${config.optimizer.lr}`);
+  }
+  const reporter = new RunReporter(path.join(config.out, METRICS_FILE), total, config.logEvery, options.progress);
   let result: TrainingResult;
   try {
     result = await runTraining({

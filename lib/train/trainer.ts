@@ -13,6 +13,7 @@
 import { SeqtuneError } from '../errors';
 import { devices, memoryStats } from '../device';
 import type { LlamaModel } from '../model/llama';
+import { firstNonFinite } from '../model/non-finite';
 import { adamw, add, addInplace, cast, copyInto, gradNorm, scale } from '../ops';
 import { Rng } from '../rng';
 import { keep, scope, sync, Tensor, zeros } from '../tensor';
@@ -133,8 +134,12 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
     v.set(name, run.resume?.v.get(name) ?? zeros(p.shape, { dtype: 'f32', device: model.device }));
   }
   if (run.resume) {
-    train.restore(state.data);
-    run.rng = Rng.from(state.rng);
+    try {
+      train.restore(state.data);
+      run.rng = Rng.from(state.rng);
+    } catch (error) {
+      throw new SeqtuneError(`--resume: ${run.resume.dir}/trainer-state.json is damaged: its loader or RNG state is not usable: ${(error as Error).message}`, 'ERR_IO');
+    }
   }
 
   const save = async () => {
@@ -145,6 +150,7 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
     await saveCheckpoint(run.out, state, params, { m, v }, config.keepCheckpoints);
   };
 
+  const startStep = state.step;
   let lastSaved = state.step;
   let stopped: TrainingResult['stopped'] = 'done';
   let windowStart = Date.now();
@@ -222,11 +228,12 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
       const normValue = await normT.item();
       lossT.dispose();
       if (!Number.isFinite(lossValue) || !Number.isFinite(normValue)) {
-        throw new SeqtuneError(
-          `step ${step}: the ${Number.isFinite(lossValue) ? 'gradient norm' : 'loss'} is ${Number.isFinite(lossValue) ? normValue : lossValue}; ` +
-            `stopped without updating, the last good checkpoint is kept (step ${lastSaved}); try a lower learning rate`,
-          'ERR_NON_FINITE',
-        );
+        const what = `step ${step}: the ${Number.isFinite(lossValue) ? 'gradient norm' : 'loss'} is ${Number.isFinite(lossValue) ? normValue : lossValue}; stopped without updating`;
+        // At the run's first step nothing has been trained yet: the weights it started from are the suspects.
+        const bad = step === startStep + 1 ? await firstNonFinite(model.tensors()) : null;
+        if (bad) throw new SeqtuneError(`${what}: the weights it started from are not finite (${bad} holds NaN or Inf values)`, 'ERR_NON_FINITE');
+        const kept = lastSaved > 0 ? `the last good checkpoint is kept (step ${lastSaved})` : 'no checkpoint has been written yet';
+        throw new SeqtuneError(`${what}; ${kept}; try a lower learning rate or --max-grad-norm`, 'ERR_NON_FINITE');
       }
       await sync(model.device);
       return { loss: lossValue, norm: normValue };

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -126,9 +126,10 @@ t.test('a run that stops midway resumes without duplicates or losses, even after
   } finally {
     await broken.close();
   }
-  const partial = readJsonl(out).length;
-  t.ok(partial < 30, `stopped after ${partial} records`);
-  appendFileSync(out, '{"idx": "id-9999", "instruction": "torn');
+  t.notOk(existsSync(out), 'nothing at the output path until the iteration is complete');
+  const partial = readJsonl(`${out}.partial`).length;
+  t.ok(partial < 30, `stopped after ${partial} records, kept in ${out}.partial`);
+  appendFileSync(`${out}.partial`, '{"idx": "id-9999", "instruction": "torn');
   const server = await startFakeLlm(generator);
   try {
     const client = new OpenAIChatClient({ endpoint: server.url, model: 'gen', concurrency: 3 });
@@ -137,6 +138,7 @@ t.test('a run that stops midway resumes without duplicates or losses, even after
     t.equal(report.kept, 30 - partial);
     const rows = readJsonl(out);
     t.equal(rows.length, 30);
+    t.notOk(existsSync(`${out}.partial`), 'the partial file became the output');
     const ids = rows.map((r) => JSON.stringify(r.idx));
     t.equal(new Set(ids).size, 30, 'every idx exactly once');
     // a third run has nothing to do

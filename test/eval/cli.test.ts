@@ -127,6 +127,19 @@ t.test('SeqEval with the judge flags, through the CLI', async (t) => {
   t.equal(JSON.parse(readFileSync(join(dir, 'g/run.json'), 'utf8')).maxNewTokens, 2048, "SeqEval's 2048-token budget");
 });
 
+t.test('SeqEval: when every judge request fails, eval exits 1 and says so', async (t) => {
+  const dir = t.testdir({
+    'seq.json': JSON.stringify([{ instruction: 'a then b', iteration: 1 }, { instruction: 'c then d', iteration: 2 }]),
+    'p.jsonl': '{"id": 0, "output": "x"}\n{"id": 1, "output": "y"}\n',
+  });
+  const server = new FakeJudge();
+  const endpoint = await server.start();
+  await server.stop(); // a refused connection for every request
+  const r = await run(['--bench', 'seqeval', '--data', join(dir, 'seq.json'), '--predictions', join(dir, 'p.jsonl'), '--out', join(dir, 'o'), '--judge-endpoint', endpoint, '--judge-model', 'jm', '--judge-retries', '0', '--judge-timeout', '5']);
+  t.equal(r.code, 1);
+  t.match(r.err, /every judge request failed \(2 errors, 0 timeouts of 2 items\)/);
+});
+
 t.test('bad usage is a one-line argument error', async (t) => {
   const dir = t.testdir({});
   const data = writeXquad(dir);

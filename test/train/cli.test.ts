@@ -63,15 +63,30 @@ t.test('Ctrl-C saves a checkpoint and exits cleanly; --resume finishes the run',
   t.ok(fs.existsSync(path.join(out, 'adapter', 'adapter_model.safetensors')), 'the run finished and saved its adapter');
 });
 
-t.test('SIGKILL at random moments always leaves a loadable checkpoint', async (t) => {
+t.test('SIGKILL at random moments always leaves a loadable checkpoint; the next start removes the temporaries and metrics never repeat a step', async (t) => {
   const model = await tinyModelDir(seed + 1);
   const data = dataFile(sampleRecords);
   const out = tempOut();
   const args = ['--model', model, '--data', data, '--out', out, '--max-steps', '100000', '--save-every', '1', '--keep-checkpoints', '2', ...common];
-  for (let round = 0; round < 3; round++) {
+  const dead = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+  const temporaries = () => [
+    ...fs.readdirSync(path.join(out, 'checkpoints')).filter((n) => n.startsWith('.')),
+    ...fs.readdirSync(out).filter((n) => n.endsWith('.tmp')),
+  ];
+  for (let round = 0; round < 4; round++) {
     const run = startTrain(round === 0 ? args : [...args, '--resume', out]);
     await until(() => run.stepsSeen() >= 2);
+    if (round > 0) {
+      const left = temporaries().filter((n) => !n.includes(String(run.child.pid)));
+      t.same(left, [], `round ${round}: no temporaries of killed runs after the start`);
+    }
     await new Promise((r) => setTimeout(r, rng.int(400)));
+    if (round === 3) {
+      run.child.kill('SIGINT');
+      t.equal((await run.exited).code, 130);
+      t.same(temporaries(), [], 'after a clean stop: no temporaries at all');
+      break;
+    }
     run.child.kill('SIGKILL');
     await run.exited;
     const saved = await listCheckpoints(out);
@@ -79,7 +94,32 @@ t.test('SIGKILL at random moments always leaves a loadable checkpoint', async (t
     const loaded = await loadCheckpoint(out, 'cpu');
     t.equal(loaded.state.step, saved[saved.length - 1].step, `round ${round}: the latest checkpoint (step ${loaded.state.step}) loads`);
     t.ok(loaded.trainable.size > 0 && loaded.m.size === loaded.trainable.size);
+    // what a kill in the middle of a save leaves: a checkpoint directory and a file being written
+    fs.mkdirSync(path.join(out, 'checkpoints', `.tmp-step-${String(loaded.state.step + 1).padStart(6, '0')}-${dead}`, 'x'), { recursive: true });
+    fs.writeFileSync(path.join(out, `.summary.json.${dead}.0badc0de.tmp`), '{"half');
   }
+  const steps = fs
+    .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).step);
+  t.same(steps, steps.map((_, i) => i + 1), `metrics.jsonl: steps 1..${steps.length}, each once, after three kills and resumes`);
+});
+
+t.test('SIGTERM (a scheduler\'s stop) saves a checkpoint like Ctrl-C', async (t) => {
+  const model = await tinyModelDir(seed + 3);
+  const data = dataFile(sampleRecords);
+  const out = tempOut();
+  const run = startTrain(['--model', model, '--data', data, '--out', out, '--max-steps', '400', '--save-every', '1000', ...common]);
+  await until(() => run.stepsSeen() >= 3);
+  run.child.kill('SIGTERM');
+  const { code } = await run.exited;
+  t.equal(code, 143, 'exit code 143 after saving');
+  t.match(run.output().stderr, /terminated: finishing this step and saving a checkpoint/);
+  t.match(run.output().stderr, /--resume/, 'says how to continue');
+  const saved = await listCheckpoints(out);
+  t.equal(saved.length, 1, 'a checkpoint was written');
+  t.ok(saved[0].step >= 3, `at step ${saved[0].step}`);
 });
 
 t.test('bad configurations: one clear message, non-zero exit, no stack trace', async (t) => {
