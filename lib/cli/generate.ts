@@ -1,5 +1,5 @@
 import * as fs from 'node:fs/promises';
-import { resolveDevice } from '../device';
+import { resolveDevice, weightsDtype } from '../device';
 import { SeqtuneError } from '../errors';
 import { generate } from '../model/generate';
 import { loadModel } from '../model/load';
@@ -40,7 +40,7 @@ export const generateCommand: Command = {
   summary: 'generate from a model (and adapter) for one prompt or a file of prompts, streaming a single prompt',
   usage:
     'seqtune generate --model DIR [--adapter DIR] --prompt TEXT|--prompts FILE [--template alpaca|tulu|chat|raw] ' +
-    '[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--stop S] [--seed N] [--device auto|cpu|cuda:N]',
+    '[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--stop S] [--seed N] [--device auto|cpu|cuda:N] [--weights-dtype auto|f32|bf16]',
   options: {
     model: { type: 'string' },
     adapter: { type: 'string' },
@@ -55,6 +55,7 @@ export const generateCommand: Command = {
     stop: { type: 'string', multiple: true },
     seed: { type: 'string' },
     device: { type: 'string' },
+    'weights-dtype': { type: 'string' },
   },
   async run(values) {
     const template = stringFlag(values, 'template') ?? 'tulu';
@@ -62,7 +63,9 @@ export const generateCommand: Command = {
     const prompts = await readPrompts(values);
     const { device, fallbackReason } = resolveDevice(stringFlag(values, 'device') ?? 'auto');
     if (fallbackReason) process.stderr.write(`device: cpu (${fallbackReason})\n`);
-    const { model, tokenizer } = await loadModel(requireFlag(values, 'model', generateCommand), { device, adapterDir: stringFlag(values, 'adapter') });
+    const dtype = weightsDtype(stringFlag(values, 'weights-dtype'), device);
+    process.stderr.write(`weights: ${dtype} on ${device}\n`);
+    const { model, tokenizer } = await loadModel(requireFlag(values, 'model', generateCommand), { device, dtype, adapterDir: stringFlag(values, 'adapter') });
     const texts =
       template === 'raw'
         ? prompts.map((p) => (p.input ? `${p.instruction}\n${p.input}` : p.instruction))

@@ -10,7 +10,7 @@ import { readRecords } from '../data/read';
 import { DataRecord } from '../data/records';
 import { tokenizeRecords, TokenizeReport } from '../data/tokenize';
 import { buildBatch } from '../data/batch';
-import { resolveDevice } from '../device';
+import { resolveDevice, weightsDtype } from '../device';
 import { SeqtuneError } from '../errors';
 import { saveAdapter, mergedWeights } from '../model/adapter';
 import { llamaArch, modelConfigToJson } from '../model/config';
@@ -75,7 +75,7 @@ export async function train(
     rng: new Rng(config.seed),
     overrides: resume?.trainable,
     activationCheckpointing: config.activationCheckpointing,
-    dtype: config.weightsDtype === 'auto' ? (device === 'cpu' ? 'f32' : 'bf16') : config.weightsDtype,
+    dtype: weightsDtype(config.weightsDtype, device),
   });
   const { model, tokenizer } = loaded;
 
