@@ -82,6 +82,7 @@ struct CUtensorMap {
   uint32_t box[3];
 };
 
+#include "kernels/attention_simt.cuh"
 #include "kernels/flash_attention_bwd_dq.cuh"
 #include "kernels/flash_attention_decode.cuh"
 #include "kernels/flash_attention_fwd.cuh"
@@ -324,7 +325,9 @@ EMU_BARRIER float __shfl_xor_sync(unsigned mask, float value, int laneMask) {
   collective(Kind::Shuffle, [](Warp& w) {
     for (int i = 0; i < 32; ++i) {
       if (w.inU[i][0] != w.inU[0][0]) fail("shuffle lanes disagree on the lane mask");
-      w.outF[i][0] = w.inF[i ^ w.inU[0][0]][0];
+      // Fault "simt": the last butterfly step reads the lane itself, so a warp sum misses half the lanes.
+      const unsigned source = gFault == "simt" && w.inU[0][0] == 16 ? i : i ^ w.inU[0][0];
+      w.outF[i][0] = w.inF[source][0];
     }
   });
   return w.outF[l][0];
@@ -702,3 +705,4 @@ std::string cacheWrite(std::vector<uint8_t>& cache, const std::vector<uint8_t>& 
 }  // namespace emu
 
 #include "test/kernels/attention_layout_gemm_emu.h"  // the Hopper GEMM under the same primitives
+#include "test/kernels/attention_layout_simt_emu.h"  // the SIMT attention kernels
