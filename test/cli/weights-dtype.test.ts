@@ -8,7 +8,6 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { main } from '../../lib/cli';
 import { makeEvalCommand } from '../../lib/cli/eval';
 import { weightsDtype } from '../../lib/device';
 import { saveAdapter } from '../../lib/model/adapter';
@@ -16,23 +15,8 @@ import { initModel } from '../../lib/model/init-model';
 import { loadModel } from '../../lib/model/load';
 import { Rng } from '../../lib/rng';
 import { writeXquad } from '../eval/fixtures';
+import { captureCli as capture } from '../helpers/cli-capture';
 import { testSeed } from '../helpers/random';
-
-async function capture(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = process.stdout.write.bind(process.stdout);
-  const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(argv);
-    return { code, stdout, stderr };
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
-}
 
 t.test('auto is bf16 on any GPU and f32 on the CPU; explicit choices win; bad ones name the flag', async (t) => {
   for (const gpu of ['cuda:0', 'cuda:3']) {

@@ -89,6 +89,7 @@ struct CUtensorMap {
 #include "kernels/flash_attention_hopper_bwd.cuh"
 #include "kernels/flash_attention_hopper_fwd.cuh"
 #include "kernels/gemm_hopper.cuh"
+#include "test/kernels/attention_emulated.h"
 
 extern std::string gFault;
 
@@ -482,18 +483,13 @@ float exp2Fast(float x) { return std::exp2(x); }
 #include "test/kernels/attention_layout_hopper_emu.h"  // the Hopper primitives
 
 // ---- emulated launches, mirroring the launchers in kernels/*.cu -------------------------------------------
-// (attention_layout_kernels.cpp declares these.)
+// (test/kernels/attention_emulated.h declares these.)
 
 namespace emu {
 
 using seqtune::gpu::AttentionShape;
 using namespace seqtune::gpu::attn;
 
-struct Options {
-  bool reverse = false;     // run each CTA's threads in reverse order
-  bool lazyCopies = false;  // complete cp.async copies at the last moment a wait allows
-  bool hopper = false;      // the Hopper kernels (packed layout; the backward's deterministic mode)
-};
 
 // The emulator's tensor map of a packed [tokens, heads, D] tensor (hopper::tmaGeometry).
 CUtensorMap tensorMap(const uint16_t* base, int64_t tokens, int64_t heads, int D, int rows) {

@@ -14,25 +14,11 @@
 
 #include "kernels/flash_attention.h"
 #include "native/runtime/dtype.h"
+#include "test/kernels/attention_emulated.h"
 
 using seqtune::gpu::AttentionShape;
 
 void report(const std::string& check, const std::string& error);
-
-namespace emu {
-struct Options {
-  bool reverse = false;
-  bool lazyCopies = false;
-  bool hopper = false;
-};
-std::string simtForward(const AttentionShape& s, int dtype, const std::vector<float>& q, const std::vector<float>& k,
-                        const std::vector<float>& v, const std::vector<int32_t>& cu, const std::vector<int32_t>& qOffset,
-                        const std::vector<int32_t>& kvLens, std::vector<float>& out, std::vector<float>& lse, Options o);
-std::string simtBackward(const AttentionShape& s, int dtype, const std::vector<float>& dout, const std::vector<float>& q,
-                         const std::vector<float>& k, const std::vector<float>& v, const std::vector<float>& out,
-                         const std::vector<float>& lse, const std::vector<int32_t>& cu, std::vector<float>& dq,
-                         std::vector<float>& dk, std::vector<float>& dv, Options o);
-}  // namespace emu
 
 namespace {
 

@@ -2,7 +2,7 @@
 // kernels/attention_simt.cu launches them: one CTA per kWarps rows of one head (kv head in the
 // backward's key pass), register chunks chosen from D. Storage is f32, bf16 or f16; values go in
 // and come out as float (the inputs hold values the dtype represents). Included at the end of
-// attention_layout_emulator.cpp; attention_layout_simt.cpp declares these.
+// attention_layout_emulator.cpp; attention_emulated.h declares these.
 
 namespace emu {
 
