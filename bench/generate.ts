@@ -30,6 +30,10 @@ import {
   benchConfig,
   commonOptions,
   describeDevice,
+  hopperKernelsNow,
+  kernelsCell,
+  KernelStates,
+  kernelsOfChildren,
   median,
   randomWeights,
   round,
@@ -65,6 +69,8 @@ interface BatchResult {
 interface SideResult {
   rows: BatchResult[];
   peak_memory_bytes: number | null;
+  /** the Hopper kernels' states in the child that generated (seqtune only) */
+  hopper_kernels?: KernelStates;
   device_name?: string;
   versions?: Record<string, string>;
 }
@@ -108,7 +114,7 @@ async function measureOurs(spec: OursSpec): Promise<SideResult> {
     }
     rows.push(batchResult(batch, spec.newTokens, median(whole), median(prefill)));
   }
-  return { rows, peak_memory_bytes: memoryStats(spec.device).peakBytes };
+  return { rows, peak_memory_bytes: memoryStats(spec.device).peakBytes, hopper_kernels: hopperKernelsNow(spec.device) };
 }
 
 function batchResult(batch: number, newTokens: number, whole: number, prefill: number): BatchResult {
@@ -198,7 +204,7 @@ async function main(): Promise<void> {
 
   console.log('\nnew tokens/s (whole generate call); ratios = seqtune/torch, prefill ratio = torch time / seqtune time (higher favours seqtune)');
   table(
-    ['model', 'batch', 'seqtune tok/s', 'torch tok/s', 'ratio', 'decode ratio', 'prefill ratio'],
+    ['model', 'batch', 'seqtune tok/s', 'torch tok/s', 'ratio', 'decode ratio', 'prefill ratio', 'Hopper kernels (seqtune child)'],
     results.flatMap((p) =>
       p.rows.map((r) => [
         p.preset,
@@ -208,6 +214,7 @@ async function main(): Promise<void> {
         round(r.tokens_per_sec_ratio),
         round(r.decode_tokens_per_sec_ratio),
         round(r.prefill_time_ratio_torch_over_ours),
+        kernelsCell(p.seqtune?.hopper_kernels),
       ]),
     ),
   );
@@ -215,7 +222,7 @@ async function main(): Promise<void> {
     settings: { dtype: 'bf16', greedy: true, prompt_tokens: promptLen, new_tokens: newTokens, repeats, batches },
     timing: 'median of the repeats; one warm-up call (4 new tokens) per batch size first; each call timed to its last token on the host',
     presets: results,
-  });
+  }, kernelsOfChildren(results.map((p) => p.seqtune?.hopper_kernels)));
 }
 
 main().catch((error) => {

@@ -39,6 +39,10 @@ import {
   batchStream,
   commonOptions,
   describeDevice,
+  hopperKernelsNow,
+  kernelsCell,
+  KernelStates,
+  kernelsOfChildren,
   packedBatch,
   PEFT_TARGETS,
   round,
@@ -83,6 +87,8 @@ interface Curve {
   losses: number[];
   grad_norms: number[];
   lrs?: number[];
+  /** the Hopper kernels' states in the child that trained (seqtune only) */
+  hopper_kernels?: KernelStates;
 }
 
 interface PeerResult extends Curve {
@@ -106,7 +112,7 @@ async function seqtuneSide(spec: OursSpec): Promise<Curve> {
   const draw = (n: number) => Int32Array.from({ length: n }, () => FIRST_BYTE_ID + rng.int(256));
   const ids = draw(spec.steps * tokens);
   fs.writeFileSync(path.join(spec.work, 'batches.i32'), new Uint8Array(ids.buffer));
-  const curve: Required<Curve> = { losses: [], grad_norms: [], lrs: [] };
+  const curve: Required<Omit<Curve, 'hopper_kernels'>> = { losses: [], grad_norms: [], lrs: [] };
   await runTraining({
     model,
     config: {
@@ -155,7 +161,7 @@ async function seqtuneSide(spec: OursSpec): Promise<Curve> {
     vocab_size: config.vocabSize,
   };
   fs.writeFileSync(path.join(spec.work, 'plan.json'), JSON.stringify(plan));
-  return curve;
+  return { ...curve, hopper_kernels: hopperKernelsNow(spec.device) };
 }
 
 async function main(): Promise<number> {
@@ -225,6 +231,7 @@ async function main(): Promise<number> {
     console.log(`\nmax loss rel diff ${round(maxLossDiff)} (tolerance ${LOSS_RTOL}); probe logits of seqtune's adapter in peft: rel err ${round(theirs.probe_logits_rel_err)} (tolerance ${LOGITS_RTOL}), argmax agreement ${round(theirs.probe_argmax_agreement)}; lora_B after training, seqtune vs torch: rel diff ${round(theirs.lora_b_rel_diff)}`);
     console.log(passed ? 'PASS' : 'FAIL');
   }
+  console.log(`Hopper kernels in the seqtune child: ${kernelsCell(ours.result.hopper_kernels)}`);
   writeResult('train-parity', device, {
     settings: {
       checkpoint: `init-model --preset ${spec.preset} --dtype bf16 --seed ${spec.seed}`,
@@ -244,7 +251,7 @@ async function main(): Promise<number> {
     per_step: perStep,
     max_loss_rel_diff: maxLossDiff,
     passed,
-  });
+  }, kernelsOfChildren([ours.result.hopper_kernels]));
   if (!values.work) fs.rmSync(work, { recursive: true, force: true });
   return passed === false ? 1 : 0;
 }

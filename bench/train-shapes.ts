@@ -196,10 +196,11 @@ export function resultFile(name: string): string {
   return file;
 }
 
-/** Writes resultFile(name): the date, the command line, the device, then `body`; says where. */
 /**
  * The self-tested Hopper kernels' states on a GPU after the measurements ("on" where the run used
- * them; null on the CPU and on GPUs without them): which kernels a result is of.
+ * them; null on the CPU and on GPUs without them): which kernels a result is of. Only meaningful in
+ * the process that ran the kernels: a benchmark's child reports it with its result (see
+ * kernelsOfChildren), since the parent never launches them and reads "untested".
  */
 export function hopperKernelsNow(device: string): Record<string, string> | null {
   const index = Number(/^cuda:(\d+)$/.exec(device)?.[1] ?? NaN);
@@ -207,9 +208,32 @@ export function hopperKernelsNow(device: string): Record<string, string> | null 
   return kernels && Object.keys(kernels).length ? kernels : null;
 }
 
-export function writeResult(name: string, device: DeviceDescription, body: Record<string, unknown>): void {
+export type KernelStates = Record<string, string> | null;
+
+/** The states the children reported (undefined: a child that failed): their common value, else per row. */
+export function kernelsOfChildren(reports: Array<KernelStates | undefined>): KernelStates | 'differs per row' | 'no child reported' {
+  const seen = reports.filter((r): r is KernelStates => r !== undefined);
+  if (seen.length === 0) return 'no child reported';
+  const first = JSON.stringify(seen[0]);
+  return seen.every((r) => JSON.stringify(r) === first) ? seen[0] : 'differs per row';
+}
+
+/** One table cell: each kernel's state without the reason ("gemm on, attentionForward off"); - for none. */
+export function kernelsCell(states: KernelStates | undefined): string {
+  if (!states) return '-';
+  return Object.entries(states)
+    .map(([name, state]) => `${name} ${state.split(':')[0]}`)
+    .join(', ');
+}
+
+/**
+ * Writes resultFile(name): the date, the command line, the device, then `body`; says where.
+ * device.hopper_kernels is `kernels` (what the children that ran the kernels reported) when given,
+ * else this process's own states.
+ */
+export function writeResult(name: string, device: DeviceDescription, body: Record<string, unknown>, kernels?: ReturnType<typeof kernelsOfChildren>): void {
   const file = resultFile(name);
-  const withKernels = { ...device, hopper_kernels: hopperKernelsNow(device.device) };
+  const withKernels = { ...device, hopper_kernels: kernels === undefined ? hopperKernelsNow(device.device) : kernels };
   const result = { date: new Date().toISOString(), command: commandLine(), device: withKernels, ...body };
   fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`\nwrote ${path.relative(process.cwd(), file)}`);

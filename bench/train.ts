@@ -30,6 +30,10 @@ import {
   benchConfig,
   commonOptions,
   describeDevice,
+  hopperKernelsNow,
+  kernelsCell,
+  KernelStates,
+  kernelsOfChildren,
   median,
   packedBatch,
   PEFT_TARGETS,
@@ -73,6 +77,8 @@ interface SideResult {
   planned_memory_bytes?: number;
   device_name?: string;
   versions?: Record<string, string>;
+  /** the Hopper kernels' states in the child that ran the steps (seqtune only) */
+  hopper_kernels?: KernelStates;
 }
 
 async function measureOurs(spec: OursSpec): Promise<SideResult> {
@@ -140,6 +146,7 @@ async function measureOurs(spec: OursSpec): Promise<SideResult> {
     weights_dtype: dtype,
     trainable_params: trainable,
     final_loss: result.finalLoss,
+    hopper_kernels: hopperKernelsNow(spec.device),
   };
 }
 
@@ -244,6 +251,7 @@ async function main(): Promise<void> {
       flops_per_token: flops,
       seqtune: ours.result ? { ...ours.result, mfu: mfu(ours.result) } : null,
       seqtune_skipped: ours.error ?? null,
+      hopper_kernels: ours.result?.hopper_kernels ?? null,
       torch: torch.result ? { ...torch.result, mfu: mfu(torch.result) } : null,
       torch_skipped: torch.error ?? null,
       tokens_per_sec_ratio: ours.result && torch.result ? ours.result.tokens_per_sec / torch.result.tokens_per_sec : null,
@@ -256,7 +264,7 @@ async function main(): Promise<void> {
   const gib = (b?: number | null) => (b ? round(b / 2 ** 30) : null);
   console.log('\ntokens/s, MFU (bf16 dense peak), peak memory GiB; tok ratio = seqtune/torch, mem ratio = torch/seqtune (higher favours seqtune)');
   table(
-    ['row', 'seqtune tok/s', 'torch tok/s', 'tok ratio', 'seqtune MFU', 'torch MFU', 'seqtune GiB', 'torch GiB', 'mem ratio'],
+    ['row', 'seqtune tok/s', 'torch tok/s', 'tok ratio', 'seqtune MFU', 'torch MFU', 'seqtune GiB', 'torch GiB', 'mem ratio', 'Hopper kernels (seqtune child)'],
     out.map((r) => [
       r.label,
       round(r.seqtune?.tokens_per_sec, 4),
@@ -267,6 +275,7 @@ async function main(): Promise<void> {
       gib(r.seqtune?.peak_memory_bytes),
       gib(r.torch?.peak_memory_bytes),
       round(r.peak_memory_ratio_torch_over_ours),
+      kernelsCell(r.hopper_kernels),
     ]),
   );
   writeResult('train', device, {
@@ -276,7 +285,7 @@ async function main(): Promise<void> {
     ratios: 'tokens_per_sec_ratio = seqtune / torch; peak_memory_ratio_torch_over_ours = torch / seqtune; above 1 favours seqtune in both',
     timing: `${warmup} warm-up steps dropped, median of ${steps} timed steps, each ending synchronised`,
     rows: out,
-  });
+  }, kernelsOfChildren(out.map((r) => (r.seqtune ? r.hopper_kernels : undefined))));
 }
 
 main().catch((error) => {

@@ -3,8 +3,9 @@
 // or a KV cache (k, v [B, Hkv, maxTokens, D] with qOffset and kvLens int32 [B]); causal or not;
 // grouped-query heads (head h reads kv head h / (H / Hkv)); out [T, H, D] and lse f32 [H, T]
 // (natural log of the scaled scores' sum of exponentials); a query that sees no key gets out = 0
-// and lse = -inf. bf16 and f16 only, head dims 64 and 128; anything else throws
-// Error(ERR_NOT_IMPLEMENTED) before launching. Pointers must be 16-byte aligned (ERR_ARGUMENT).
+// and lse = -inf. The tensor-core kernels take bf16 and f16 at head dims 64 and 128 (pointers
+// 16-byte aligned, else ERR_ARGUMENT); f32 and other head dims up to 256 go to the SIMT kernels of
+// attention_simt.h, f64 and larger head dims throw Error(ERR_NOT_IMPLEMENTED) before launching.
 //
 // The kernels read cuSeqlens, qOffset and kvLens on the device and never index out of bounds
 // with bad values: a sequence with bad metadata is skipped (its rows are left unwritten).

@@ -3,6 +3,7 @@
 // Hopper passes of flash_attention_hopper_bwd.cu), then dQ from the f32 accumulator (fast) or from
 // the query-block pass of flash_attention_bwd_dq.cu (deterministic); see attentionBackward in
 // flash_attention.h.
+#include "kernels/attention_simt.h"
 #include "kernels/flash_attention_bwd.cuh"
 #include "kernels/flash_attention_hopper.h"
 #include "kernels/flash_attention_launch.cuh"
@@ -108,6 +109,10 @@ void backward(const AttentionShape& shape, DType dtype, const void* dout, const 
 void attentionBackward(const AttentionShape& shape, DType dtype, const void* dout, const void* q, const void* k,
                        const void* v, const void* out, const float* lse, const int32_t* cuSeqlens, void* dq, void* dk,
                        void* dv, bool deterministic, void* workspace, cudaStream_t stream) {
+  // Other dtypes and head dims: the SIMT kernels (deterministic in either mode; Di in the workspace).
+  if (!attentionOnTensorCores(dtype, shape.headDim)) {
+    return attentionBackwardSimt(shape, dtype, dout, q, k, v, out, lse, cuSeqlens, dq, dk, dv, workspace, stream);
+  }
   const bool hopper = deterministic && shape.maxTokens == 0 && shape.tokens > 0 &&
                       hopperAttentionBackwardWanted(shape, dtype, stream);
   backward(shape, dtype, dout, q, k, v, out, lse, cuSeqlens, dq, dk, dv, deterministic, hopper, workspace, stream);

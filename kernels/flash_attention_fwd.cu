@@ -1,7 +1,9 @@
 // Attention forward launchers: the tiled FlashAttention-2 kernel (flash_attention_fwd.cuh; mma.sync,
 // so sm_80 and up), the routing of decoding shapes to attention_decode and, on a Hopper that passed
-// its self-test, of packed shapes to flash_attention_hopper; and the index check.
+// its self-test, of packed shapes to flash_attention_hopper, and of other dtypes and head dims to
+// attention_simt; and the index check.
 #include "kernels/attention_decode.h"
+#include "kernels/attention_simt.h"
 #include "kernels/flash_attention_hopper.h"
 #include "kernels/flash_attention_launch.cuh"
 #include "kernels/flash_attention_fwd.cuh"
@@ -66,6 +68,9 @@ void attentionForward(const AttentionShape& shape, DType dtype, const void* q, c
                       void* workspace, cudaStream_t stream) {
   // No sequences: nothing to do (T > 0 then is bad metadata, which attentionCheckIndices reports).
   if (shape.tokens == 0 || shape.heads == 0 || shape.batch == 0) return;
+  if (!attentionOnTensorCores(dtype, shape.headDim)) {
+    return attentionForwardSimt(shape, dtype, q, k, v, cuSeqlens, qOffset, kvLens, out, lse, stream);
+  }
   expectAligned("attention", "q", q);
   expectAligned("attention", "k", k);
   expectAligned("attention", "v", v);

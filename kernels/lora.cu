@@ -49,32 +49,46 @@ void prepare(const HalfOperand& h, DType half, cudaStream_t stream) {
 }
 
 // out1 = alpha·Σ_split partials (adapter dtype O1, ld cols), and/or out2 the same in H (ld ld2).
+// How a sum goes on (ReduceForm): `hiLo` also stores the rounding error of out2's value, in H, at
+// column cols + c of out2 (a value carried to 16-bit products as hi + lo, about 16 significant
+// bits); `foldHalves` sums partial rows m and m + rows (a product over [hi | lo] columns).
+struct ReduceForm {
+  bool hiLo = false, foldHalves = false;
+};
+
 template <typename O1, typename H>
 __global__ void reduceKernel(const float* part, int splits, int64_t rows, int64_t cols, float alpha, O1* out1, H* out2,
-                             int64_t ld2) {
-  const int64_t n = rows * cols;
+                             int64_t ld2, ReduceForm form) {
+  const int64_t n = rows * cols, stride = form.foldHalves ? 2 * n : n;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     float s = 0.f;
-    for (int k = 0; k < splits; ++k) s += part[k * n + i];
+    for (int k = 0; k < splits; ++k) s += part[k * stride + i];
+    if (form.foldHalves) {
+      for (int k = 0; k < splits; ++k) s += part[k * stride + n + i];
+    }
     s *= alpha;
     if (out1) out1[i] = tc::fromFloat<O1>(s);
-    if (out2) out2[(i / cols) * ld2 + i % cols] = tc::fromFloat<H>(s);
+    if (out2) {
+      const H hi = tc::fromFloat<H>(s);
+      out2[(i / cols) * ld2 + i % cols] = hi;
+      if (form.hiLo) out2[(i / cols) * ld2 + cols + i % cols] = tc::fromFloat<H>(s - tc::toFloat(hi));
+    }
   }
 }
 
 template <typename H>
 void reduce(const float* part, int splits, int64_t rows, int64_t cols, double alpha, void* out1, DType out1Dtype,
-            void* out2, int64_t ld2, cudaStream_t stream) {
+            void* out2, int64_t ld2, cudaStream_t stream, ReduceForm form = {}) {
   if (rows * cols == 0) return;
   const int grid = gridFor(rows * cols);
   H* o2 = static_cast<H*>(out2);
   if (out1 && out1Dtype == DType::F32) {
     reduceKernel<float, H><<<grid, 256, 0, stream>>>(part, splits, rows, cols, static_cast<float>(alpha),
-                                                     static_cast<float*>(out1), o2, ld2);
+                                                     static_cast<float*>(out1), o2, ld2, form);
   } else {
     reduceKernel<H, H><<<grid, 256, 0, stream>>>(part, splits, rows, cols, static_cast<float>(alpha),
-                                                 static_cast<H*>(out1), o2, ld2);
+                                                 static_cast<H*>(out1), o2, ld2, form);
   }
   checkLaunch("loraLinear (split-K reduction)");
 }
@@ -236,9 +250,14 @@ void forwardHalf(const LoraForwardArgs& g, const ForwardLayout& L, cudaStream_t 
 
 // ---- backward --------------------------------------------------------------------------------------
 
+// dxa = s·dy·B feeds dA and dx's rank-r term as [hi | lo] columns ([T, 2r] in x's dtype, hi + lo
+// ≈ the f32 value) against [A; A] (aa, [2r, in]): rounded to 16 bits once, it cost dA up to ~0.1
+// absolute at T = 65 against the CPU's f32 dxa (parity: 42-45 of 512 bf16 values off).
 struct BackwardLayout {
-  HalfOperand a, b, xa;
-  void* dxa;  // [T, pad8(r)] in x's dtype
+  HalfOperand b, xa;
+  void* aa;  // [2r, ldAa]: A twice, in x's dtype
+  int64_t ldAa;
+  void* dxa;  // [T, ldDxa]: hi in columns [0, r), lo in [r, 2r)
   int64_t ldDxa;
   Skinny dxaGemm, daGemm, dbGemm;
   float* partials;  // reused by the three skinny products (stream order)
@@ -248,14 +267,15 @@ BackwardLayout backwardLayout(const LoraBackwardArgs& g, Carve& w) {
   const LoraShape& d = g.shape;
   const DType h = g.dtypes.x;
   BackwardLayout L;
-  L.a = halfOperand(w, g.a, g.dtypes.adapter, h, d.rank, d.in);
   L.b = halfOperand(w, g.b, g.dtypes.adapter, h, d.out, d.rank);
   L.xa = halfOperand(w, g.xa, g.dtypes.adapter, h, d.tokens, d.rank);
-  L.ldDxa = pad8(d.rank);
+  L.ldAa = pad8(d.in);
+  L.aa = w.take(static_cast<size_t>(2 * d.rank * L.ldAa) * 2);
+  L.ldDxa = pad8(2 * d.rank);
   L.dxa = w.take(static_cast<size_t>(d.tokens * L.ldDxa) * 2);
   const bool dyVec = isAligned16(g.dy) && d.out % 8 == 0, xVec = isAligned16(g.x) && d.in % 8 == 0;
   L.dxaGemm = skinny(d.tokens, d.rank, d.out, dyVec, tc::Tile::k128x64);
-  L.daGemm = skinny(d.rank, d.in, d.tokens, xVec, tc::Tile::k64x128);
+  L.daGemm = skinny(2 * d.rank, d.in, d.tokens, xVec, tc::Tile::k64x128);
   L.dbGemm = skinny(d.out, d.rank, d.tokens, dyVec, tc::Tile::k128x64);
   size_t most = partialBytes(L.dxaGemm);
   for (const Skinny& s : {L.daGemm, L.dbGemm}) most = partialBytes(s) > most ? partialBytes(s) : most;
@@ -266,14 +286,18 @@ BackwardLayout backwardLayout(const LoraBackwardArgs& g, Carve& w) {
 template <typename H>
 void backwardHalf(const LoraBackwardArgs& g, const BackwardLayout& L, cudaStream_t stream) {
   const LoraShape& d = g.shape;
-  prepare(L.a, g.dtypes.x, stream);
   prepare(L.b, g.dtypes.x, stream);
   prepare(L.xa, g.dtypes.x, stream);
+  for (int64_t half = 0; half < 2; ++half) {
+    convertMatrix(g.a, g.dtypes.adapter, d.in, static_cast<char*>(L.aa) + half * d.rank * L.ldAa * 2, g.dtypes.x, L.ldAa,
+                  d.rank, d.in, stream);
+  }
   const tc::Dropout drop = dropoutOf(g.dropout, d.in);
   const tc::Operand dy{g.dy, d.out, 0}, x{g.x, d.in, 0}, dxa{L.dxa, L.ldDxa, 0};
   if (d.tokens > 0) {
     skinnyPartials<tc::Cfg128x64, H, false, false, tc::kDropNone>(L.dxaGemm, dy, {L.b.ptr, L.b.ld, 0}, drop, L.partials, stream);
-    reduce<H>(L.partials, L.dxaGemm.splits, d.tokens, d.rank, g.scale, nullptr, DType::F32, L.dxa, L.ldDxa, stream);
+    reduce<H>(L.partials, L.dxaGemm.splits, d.tokens, d.rank, g.scale, nullptr, DType::F32, L.dxa, L.ldDxa, stream,
+              {true, false});
   }
   // dA and dB: K = T; with no tokens the products are empty sums and the kernels write zeros.
   if (g.dropout.p > 0) {
@@ -281,11 +305,13 @@ void backwardHalf(const LoraBackwardArgs& g, const BackwardLayout& L, cudaStream
   } else {
     skinnyPartials<tc::Cfg64x128, H, true, false, tc::kDropNone>(L.daGemm, dxa, x, drop, L.partials, stream);
   }
-  reduce<H>(L.partials, L.daGemm.splits, d.rank, d.in, keepScale(g.dropout), g.da, g.dtypes.adapter, nullptr, 0, stream);
+  // dA = hiᵀ·drop(x) + loᵀ·drop(x): the product's rows m and m + r summed.
+  reduce<H>(L.partials, L.daGemm.splits, d.rank, d.in, keepScale(g.dropout), g.da, g.dtypes.adapter, nullptr, 0, stream,
+            {false, true});
   skinnyPartials<tc::Cfg128x64, H, true, false, tc::kDropNone>(L.dbGemm, dy, {L.xa.ptr, L.xa.ld, 0}, drop, L.partials, stream);
   reduce<H>(L.partials, L.dbGemm.splits, d.out, d.rank, g.scale, g.db, g.dtypes.adapter, nullptr, 0, stream);
   if (!g.dx || d.tokens == 0) return;
-  tc::ExtProduct ext{L.dxa, L.ldDxa, L.a.ptr, L.a.ld, static_cast<int>(d.rank), 16,
+  tc::ExtProduct ext{L.dxa, L.ldDxa, L.aa, L.ldAa, static_cast<int>(2 * d.rank), 16,
                      static_cast<float>(keepScale(g.dropout)), g.dropout.p > 0, drop};
   const bool vec = isAligned16(g.dy) && isAligned16(g.weight) && d.out % 8 == 0 && d.in % 8 == 0;
   fusedGemm<H, false, tc::kExtMNMajor>(d.tokens, d.in, d.out, dy, {g.weight, d.in, 0}, vec,

@@ -54,6 +54,24 @@ export interface ResolvedDevice {
   fallbackReason?: string;
 }
 
+/** How the weights' dtype is chosen: `auto` is bf16 on a GPU, f32 on the CPU. */
+export const WEIGHTS_DTYPES = ['auto', 'f32', 'bf16'] as const;
+export type WeightsDtypeSpec = (typeof WEIGHTS_DTYPES)[number];
+
+/**
+ * The dtype a command loads a model's base weights in on `device` (a resolved device: cpu or
+ * cuda:N), from --weights-dtype (default auto). One rule for train, generate, eval and the demo;
+ * LoRA adapter weights stay f32 whatever this returns.
+ */
+export function weightsDtype(spec: string | undefined, device: string): 'f32' | 'bf16' {
+  const choice = spec ?? 'auto';
+  if (!(WEIGHTS_DTYPES as readonly string[]).includes(choice)) {
+    throw new SeqtuneError(`--weights-dtype must be ${WEIGHTS_DTYPES.join(', ')}, got '${choice}'`, 'ERR_ARGUMENT');
+  }
+  if (choice !== 'auto') return choice as 'f32' | 'bf16';
+  return device === 'cpu' ? 'f32' : 'bf16';
+}
+
 export function resolveDevice(spec: string = 'auto'): ResolvedDevice {
   const report = devices();
   if (spec === 'cpu') return { device: 'cpu' };

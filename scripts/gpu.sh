@@ -22,6 +22,13 @@
 #                                     logits vs peft on one init-model 1b checkpoint (about 4 min)
 #     source .gpu/on-device.sh && scripts/gpu.sh generate [PRESETS]  greedy generation tokens/s vs
 #                                     transformers' generate, batch 1 and 32 (1b,8b: about 4 min)
+#     source .gpu/on-device.sh && scripts/gpu.sh user        a user's whole path (scripts/gpu-user.sh; < 2 min):
+#                                     the GPU smoke test
+#     source .gpu/on-device.sh && scripts/gpu.sh all         every job above, each time-boxed from one budget
+#                                     (scripts/gpu-all.sh), everything tarred into $OUT/gpu-all.tar.gz
+#     source .gpu/on-device.sh && scripts/gpu.sh bench NAME ARGS...  node dist/bench/NAME.js ARGS
+#   scripts/gpu.sh stage-data         here: the data the user job reads (Llama-2 tokenizer, Alpaca, MGSM,
+#                                     XQuAD) into .gpu/data; prepare does it too
 #
 # Results land in $OUT (fetched back) and are printed; log each run in bench/NOTES.md. Each script
 # also runs here on the CPU with tiny settings (bench/NOTES.md, "CPU verification of the GPU scripts").
@@ -31,6 +38,18 @@ cd "$root"
 job=${1:-}
 out=${OUT:-$root/bench/results}
 mkdir -p "$out"
+
+# The files `user` reads, from ../shared/data into .gpu/data (about 8 MB; .gpu travels with the run).
+stage_data() {
+  local from=${SEQTUNE_SHARED_DATA:-$root/../shared/data} to=$root/.gpu/data
+  rm -rf "$to" && mkdir -p "$to/llama2" "$to/mgsm/test" "$to/mgsm/examples" "$to/xquad"
+  cp "$from/alpaca/alpaca_small_2000.json" "$to/"
+  cp "$from/tokenizers/llama2/tokenizer.json" "$from/tokenizers/llama2/tokenizer_config.json" "$to/llama2/"
+  cp "$from/seq_it_eval/mgsm/test/en.jsonl" "$to/mgsm/test/"
+  cp "$from/seq_it_eval/mgsm/examples/en.jsonl" "$to/mgsm/examples/"
+  cp "$from/seq_it_eval/test/xquad_trans_vi.json" "$from/seq_it_eval/test/xquad_base_en.json" "$to/xquad/"
+  echo "staged $(du -sh "$to" | cut -f1) of data in .gpu/data"
+}
 
 on_device_env() {
   export NODE_PATH="$root/.gpu/prod/node_modules"
@@ -59,6 +78,7 @@ case "$job" in
     mkdir -p .gpu/prod/node_modules/tap && cp scripts/gpu-tap.js .gpu/prod/node_modules/tap/index.js
     mkdir -p "$(git rev-parse --git-path info)"  # pack appends to .git/info/exclude, which a fresh clone may lack
     ../shared/gpu/pack
+    stage_data
     strip --strip-unneeded -o .gpu/seqtune.node build-gpu/Release/seqtune.node
     xz -T0 -6 -f .gpu/seqtune.node
     echo "carry: .gpu ($(du -sh .gpu | cut -f1)), dist ($(du -sh dist | cut -f1)); the tree: $(git ls-files -z | du -ch --files0-from=- | tail -1 | cut -f1)"
@@ -109,8 +129,22 @@ case "$job" in
     on_device_env
     node dist/bench/generate.js ${2:+--presets "$2"}
     ;;
+  user)
+    [ "${SEQTUNE_USER_DEVICE:-cuda:0}" = cpu ] || on_device_env
+    exec scripts/gpu-user.sh
+    ;;
+  all)
+    exec scripts/gpu-all.sh
+    ;;
+  stage-data)
+    stage_data
+    ;;
+  bench)  # bench NAME ARGS...: node dist/bench/NAME.js ARGS (the `all` jobs' own settings)
+    on_device_env
+    node "dist/bench/$2.js" "${@:3}"
+    ;;
   *)
-    sed -n '2,27p' "$0"
+    sed -n '2,34p' "$0"
     exit 2
     ;;
 esac

@@ -32,11 +32,11 @@ export const demoCommand: Command = {
   name: 'demo',
   summary: 'the embedded experiment: train IT and SIT models from scratch on synthetic tasks and compare them (minutes on a CPU, no download)',
   usage:
-    `seqtune demo [--quick] [--out DIR] [--seed N] [--device auto|cpu|cuda:N] [--preset ${Object.keys(DEMO_PRESETS).join('|')}] ` +
+    `seqtune demo [--quick] [--out DIR] [--seed N] [--device auto|cpu|cuda:N] [--weights-dtype auto|f32|bf16] [--preset ${Object.keys(DEMO_PRESETS).join('|')}] ` +
     '[--token-budget N] [--items N] [--jobs 1|2] [--train-steps 2|3] [--heldout-phrasings] ' +
     `[--unseen-task ${TASK_NAMES.join('|')}[,...]] [--words MIN-MAX] [--eval-words MIN-MAX] [--seq-fraction X]`,
   options: {
-    quick: bool, out: str, seed: str, device: str, preset: str, 'token-budget': str, items: str, jobs: str, 'train-steps': str,
+    quick: bool, out: str, seed: str, device: str, 'weights-dtype': str, preset: str, 'token-budget': str, items: str, jobs: str, 'train-steps': str,
     'heldout-phrasings': bool, 'unseen-task': str, words: str, 'eval-words': str, 'seq-fraction': str,
   },
   async run(values) {
@@ -45,6 +45,7 @@ export const demoCommand: Command = {
       out: stringFlag(values, 'out'),
       seed: integerFlag(values, 'seed'),
       device: stringFlag(values, 'device'),
+      weightsDtype: stringFlag(values, 'weights-dtype'),
       preset: stringFlag(values, 'preset'),
       tokenBudget: integerFlag(values, 'token-budget'),
       items: integerFlag(values, 'items'),

@@ -25,7 +25,7 @@ import { Command, numberFlag, requireFlag, stringFlag, Values } from './command'
  * createGenerator; a build without that module gets a clear error instead of a stack trace.
  */
 export function generatorFromModule(modulePath: string): LoadGenerator {
-  return (modelDir, adapterDir, device) => {
+  return (modelDir, adapterDir, device, weightsDtype) => {
     let factory: { createGenerator?: LoadGenerator };
     try {
       factory = require(modulePath);
@@ -38,14 +38,14 @@ export function generatorFromModule(modulePath: string): LoadGenerator {
       throw error;
     }
     if (typeof factory.createGenerator !== 'function') throw new SeqtuneError(`${modulePath} does not export createGenerator`, 'ERR_INTERNAL');
-    return factory.createGenerator(modelDir, adapterDir, device);
+    return factory.createGenerator(modelDir, adapterDir, device, weightsDtype);
   };
 }
 
 export const loadModelGenerator = generatorFromModule('../model/generator-factory');
 
 const USAGE = [
-  'seqtune eval --model DIR [--adapter DIR] [--device D] --bench xquad|mgsm|gsm8k|csqa|seqeval|synthetic --data PATH [--out DIR] [--template tulu|tulu-system|alpaca|raw] [--limit N] [--batch-size N] [--max-new-tokens N]',
+  'seqtune eval --model DIR [--adapter DIR] [--device D] [--weights-dtype auto|f32|bf16] --bench xquad|mgsm|gsm8k|csqa|seqeval|synthetic --data PATH [--out DIR] [--template tulu|tulu-system|alpaca|raw] [--limit N] [--batch-size N] [--max-new-tokens N]',
   '       seqtune eval --bench NAME --data PATH --predictions FILE.jsonl [--out DIR] [--limit N]',
   '       seqtune eval compare RUN_A RUN_B [--samples N] [--seed N]',
   '  bench options: --mode cot-en|trans-cot (mgsm), --exemplars FILE (gsm8k), --english-gold FILE (xquad)',
@@ -143,6 +143,7 @@ export function makeEvalCommand(loadGenerator: LoadGenerator = loadModelGenerato
       model: { type: 'string' },
       adapter: { type: 'string' },
       device: { type: 'string' },
+      'weights-dtype': { type: 'string' },
       bench: { type: 'string' },
       data: { type: 'string' },
       predictions: { type: 'string' },
@@ -185,7 +186,7 @@ export function makeEvalCommand(loadGenerator: LoadGenerator = loadModelGenerato
       }
       const outDir = stringFlag(values, 'out') ?? defaultOutDir(bench, data, options);
       const template = parseTemplate(stringFlag(values, 'template') ?? 'tulu');
-      const generator = await loadGenerator(model!, stringFlag(values, 'adapter'), stringFlag(values, 'device'));
+      const generator = await loadGenerator(model!, stringFlag(values, 'adapter'), stringFlag(values, 'device'), stringFlag(values, 'weights-dtype'));
       const { summary, resumed } = await runEval({
         bench,
         dataFile: data,

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs/promises';
-import { resolveDevice } from '../device';
+import { resolveDevice, weightsDtype } from '../device';
 import { isSeqtuneError, SeqtuneError } from '../errors';
 import { firstNonFinite } from '../model/non-finite';
 import { generate } from '../model/generate';
@@ -52,7 +52,7 @@ export const generateCommand: Command = {
   summary: 'generate from a model (and adapter) for one prompt or a file of prompts, streaming a single prompt',
   usage:
     'seqtune generate --model DIR [--adapter DIR] --prompt TEXT|--prompts FILE [--template alpaca|tulu|chat|raw] ' +
-    '[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--stop S] [--seed N] [--device auto|cpu|cuda:N]',
+    '[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--stop S] [--seed N] [--device auto|cpu|cuda:N] [--weights-dtype auto|f32|bf16]',
   conflicts: [['prompt', 'prompts']],
   options: {
     model: { type: 'string' },
@@ -68,6 +68,7 @@ export const generateCommand: Command = {
     stop: { type: 'string', multiple: true },
     seed: { type: 'string' },
     device: { type: 'string' },
+    'weights-dtype': { type: 'string' },
   },
   async run(values) {
     const template = stringFlag(values, 'template') ?? 'tulu';
@@ -76,7 +77,9 @@ export const generateCommand: Command = {
     const prompts = await readPrompts(values);
     const { device, fallbackReason } = resolveDevice(stringFlag(values, 'device') ?? 'auto');
     if (fallbackReason) process.stderr.write(`device: cpu (${fallbackReason})\n`);
-    const { model, tokenizer, config } = await loadModel(requireFlag(values, 'model', generateCommand), { device, adapterDir: stringFlag(values, 'adapter') });
+    const dtype = weightsDtype(stringFlag(values, 'weights-dtype'), device);
+    process.stderr.write(`weights: ${dtype} on ${device}\n`);
+    const { model, tokenizer, config } = await loadModel(requireFlag(values, 'model', generateCommand), { device, dtype, adapterDir: stringFlag(values, 'adapter') });
     const texts =
       template === 'raw'
         ? prompts.map((p) => (p.input ? `${p.instruction}\n${p.input}` : p.instruction))

@@ -18,7 +18,7 @@ import { ChildProcess, fork } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { packageVersion, resolveDevice } from '../device';
+import { packageVersion, resolveDevice, weightsDtype } from '../device';
 import { SeqtuneError } from '../errors';
 import { compareRuns, MetricComparison } from '../eval/compare';
 import { buildDemoData, DemoData, DemoDataOptions, EvalSplit } from './data';
@@ -39,6 +39,8 @@ export interface DemoOptions {
   seed?: number;
   /** auto, cpu or cuda:N (default auto) */
   device?: string;
+  /** the models' weights: auto (bf16 on a GPU, f32 on the CPU), f32 or bf16 */
+  weightsDtype?: string;
   /** a DEMO_PRESETS name (default cpu; quick with `quick`) */
   preset?: string;
   /** training tokens per model (default: the preset's) */
@@ -134,6 +136,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const out = options.out ?? 'seqtune-demo';
   const { device, fallbackReason } = resolveDevice(options.device ?? 'auto');
   if (fallbackReason) log(`device: cpu (${fallbackReason})`);
+  const dtype = weightsDtype(options.weightsDtype, device);
 
   const unseenTasks = (options.unseenTasks ?? []).map((n) => taskByName(n).name as TaskName);
   const dataOptions: DemoDataOptions = {
@@ -161,8 +164,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const params = demoParams(demoModelConfig(preset, demoTokenizer()));
   const jobs = options.jobs ?? (device === 'cpu' && os.availableParallelism() >= 2 ? 2 : 1);
   if (jobs !== 1 && jobs !== 2) throw new SeqtuneError(`jobs must be 1 or 2, got ${jobs}`, 'ERR_ARGUMENT');
-  log(`model: ${presetName}, ${(params / 1e6).toFixed(2)}M parameters on ${device}; ${tokenBudget} training tokens per model; ${jobs === 2 ? 'IT and SIT at once' : 'IT, then SIT'}`);
-  const settings: DemoSettings = { seed, preset: presetName, tokenBudget, device, out, data: dataOptions };
+  log(`model: ${presetName}, ${(params / 1e6).toFixed(2)}M parameters (${dtype}) on ${device}; ${tokenBudget} training tokens per model; ${jobs === 2 ? 'IT and SIT at once' : 'IT, then SIT'}`);
+  const settings: DemoSettings = { seed, preset: presetName, tokenBudget, device, weightsDtype: dtype, out, data: dataOptions };
   let summaries: ModelSummary[] = [];
   if (jobs === 2) summaries = await inWorkers(settings, log);
   else for (const kind of MODELS) summaries.push(await trainAndEvaluate(kind, settings, log));

@@ -90,12 +90,12 @@ export function demoModelConfig(preset: DemoPreset, tokenizer: HfTokenizer): Mod
 
 export const demoParams = (config: ModelConfig): number => parameterCount(config);
 
-/** A fresh model: the same seed gives the same weights (both runs of the demo start from them). */
-export function initDemoModel(config: ModelConfig, seed: number, device: string): LlamaModel {
+/** A fresh model: the same seed gives the same weights (both runs of the demo start from them), in `dtype` (lib/device weightsDtype). */
+export function initDemoModel(config: ModelConfig, seed: number, device: string, dtype: 'f32' | 'bf16' = 'f32'): LlamaModel {
   const rng = new Rng(seed);
   const weights = new Map<string, Tensor>();
   for (const [name, shape] of expectedWeights(config)) {
-    weights.set(name, name.endsWith('norm.weight') ? full(shape, 1, { device }) : randn(shape, { rng, std: INITIALIZER_RANGE, device }));
+    weights.set(name, name.endsWith('norm.weight') ? full(shape, 1, { device, dtype }) : randn(shape, { rng, std: INITIALIZER_RANGE, device, dtype }));
   }
   return new LlamaModel(llamaArch(config), weights, { device });
 }

@@ -17,6 +17,7 @@ export interface DemoSettings {
   preset: string;
   tokenBudget: number;
   device: string;
+  weightsDtype: 'f32' | 'bf16';
   out: string;
   data: DemoDataOptions;
 }
@@ -37,7 +38,7 @@ export async function trainAndEvaluate(kind: ModelKind, settings: DemoSettings, 
   const preset = demoPreset(settings.preset);
   const tokenizer = demoTokenizer();
   const dataset = budgetedDataset(data.trainRecords(kind), demoTokenizeOptions(tokenizer), settings.tokenBudget);
-  const model = initDemoModel(demoModelConfig(preset, tokenizer), settings.seed, settings.device);
+  const model = initDemoModel(demoModelConfig(preset, tokenizer), settings.seed, settings.device, settings.weightsDtype);
   try {
     const trained = await trainDemoModel(model, dataset, preset, settings.seed, (m) => {
       if (m.step % 200 === 0) log(`${kind}: step ${m.step}, loss ${m.loss.toFixed(3)}, ${Math.round(m.tokensPerSec)} tokens/s`);

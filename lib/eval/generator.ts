@@ -14,5 +14,10 @@ export interface Generator {
   generate(prompts: string[], options: GenerateOptions): Promise<string[]>;
 }
 
-/** How the CLI gets a Generator for a model directory (and optional adapter) on a device. */
-export type LoadGenerator = (modelDir: string, adapterDir: string | undefined, device: string | undefined) => Promise<Generator> | Generator;
+/** How the CLI gets a Generator for a model directory (and optional adapter) on a device, weights in a dtype (--weights-dtype). */
+export type LoadGenerator = (
+  modelDir: string,
+  adapterDir: string | undefined,
+  device: string | undefined,
+  weightsDtype?: string,
+) => Promise<Generator> | Generator;

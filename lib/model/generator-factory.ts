@@ -3,14 +3,21 @@
  * `seqtune eval` uses to produce outputs. Greedy decoding, batched with the KV cache.
  */
 import type { GenerateOptions as EvalGenerateOptions, Generator } from '../eval/generator';
-import { resolveDevice } from '../device';
+import { resolveDevice, weightsDtype } from '../device';
 import { generate } from './generate';
 import { loadModel } from './load';
 
-export async function createGenerator(modelDir: string, adapterDir: string | undefined, device: string | undefined): Promise<Generator> {
+export async function createGenerator(
+  modelDir: string,
+  adapterDir: string | undefined,
+  device: string | undefined,
+  weightsDtypeSpec?: string,
+): Promise<Generator> {
   const resolved = resolveDevice(device ?? 'auto');
   if (resolved.fallbackReason) process.stderr.write(`device: cpu (${resolved.fallbackReason})\n`);
-  const { model, tokenizer } = await loadModel(modelDir, { device: resolved.device, adapterDir });
+  const dtype = weightsDtype(weightsDtypeSpec, resolved.device);
+  process.stderr.write(`weights: ${dtype} on ${resolved.device}\n`);
+  const { model, tokenizer } = await loadModel(modelDir, { device: resolved.device, dtype, adapterDir });
   return {
     async generate(prompts: string[], options: EvalGenerateOptions): Promise<string[]> {
       const out = await generate(model, tokenizer, prompts, { maxNewTokens: options.maxNewTokens, stop: options.stop });

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as YAML from 'yaml';
 import { SeqtuneError } from '../errors';
+import { WEIGHTS_DTYPES, WeightsDtypeSpec } from '../device';
 import type { LinearName } from '../model/block';
 import { linearNames } from '../model/block';
 import type { ScheduleKind } from './schedule';
@@ -43,7 +44,7 @@ export interface TrainConfig {
   logEvery: number;
   activationCheckpointing: boolean;
   /** dtype of the model's weights: auto = bf16 on a GPU (f32 masters for trainable ones), f32 on the CPU */
-  weightsDtype: 'auto' | 'f32' | 'bf16';
+  weightsDtype: WeightsDtypeSpec;
 }
 
 export const defaultConfig: Omit<TrainConfig, 'model' | 'data' | 'out'> = {
@@ -223,5 +224,5 @@ export function validate(c: TrainConfig): void {
   if (typeof c.packing !== 'boolean') fail('packing', 'true or false', c.packing);
   if (typeof c.activationCheckpointing !== 'boolean') fail('activationCheckpointing', 'true or false', c.activationCheckpointing);
   if (!/^(auto|cpu|cuda:\d+)$/.test(c.device)) fail('device', 'auto, cpu or cuda:N', c.device);
-  oneOf('weightsDtype', c.weightsDtype, ['auto', 'f32', 'bf16']);
+  oneOf('weightsDtype', c.weightsDtype, [...WEIGHTS_DTYPES]);
 }

@@ -10,7 +10,7 @@ import { readRecords } from '../data/read';
 import { DataRecord } from '../data/records';
 import { tokenizeRecords, TokenizeReport, whyEmpty } from '../data/tokenize';
 import { buildBatch } from '../data/batch';
-import { resolveDevice } from '../device';
+import { resolveDevice, weightsDtype } from '../device';
 import { SeqtuneError } from '../errors';
 import { saveAdapter, mergedWeights } from '../model/adapter';
 import { llamaArch, modelConfigToJson } from '../model/config';
@@ -88,7 +88,7 @@ async function trainIn(config: TrainConfig, device: string, options: Parameters<
     rng: new Rng(config.seed),
     overrides: resume?.trainable,
     activationCheckpointing: config.activationCheckpointing,
-    dtype: config.weightsDtype === 'auto' ? (device === 'cpu' ? 'f32' : 'bf16') : config.weightsDtype,
+    dtype: weightsDtype(config.weightsDtype, device),
   });
   const { model, tokenizer } = loaded;
   if (config.maxLength > loaded.config.maxPositionEmbeddings) {

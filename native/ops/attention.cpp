@@ -1,8 +1,9 @@
 // Ops attention, attentionBackward and kvCacheWrite (lib/ops.ts). The builders check shapes,
 // dtypes and attributes here on the JS thread; the contents of cuSeqlens, qOffset, kvLens and
 // offsets live on the device, so native/cpu/attention checks those before using them. On a CUDA
-// device the plans launch kernels/flash_attention.h and attention_decode.h (bf16/f16, head dims 64
-// and 128); their kernels flag bad index tensors, and the op then fails with the CPU's message.
+// device the plans launch kernels/flash_attention.h, which routes to attention_decode.h and, for f32
+// and head dims other than 64 and 128, to attention_simt.h; the kernels flag bad index tensors, and
+// the op then fails with the CPU's message.
 #include <cmath>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "native/ops/op_util.h"
 #ifdef SEQTUNE_CUDA
 #include "kernels/attention_decode.h"
+#include "kernels/attention_simt.h"
 #include "kernels/cuda_device.h"
 #include "kernels/flash_attention.h"
 #include "kernels/index_check.h"
@@ -55,18 +57,18 @@ double scaleAttr(const OpCall& call, int64_t headDim) {
 }
 
 #ifdef SEQTUNE_CUDA
-// What the CUDA attention kernels run: bf16/f16 q, k, v with head dim 64 or 128.
+// What CUDA attention runs: f32, bf16 and f16 with head dims up to 256 (the tensor-core kernels
+// take bf16/f16 at 64 and 128, kernels/attention_simt.h the rest). f64 stays on the CPU: its lse is
+// f64 there, for exact float64 gradient checks.
 void expectCudaAttention(const OpCall& call, const Tensor& q) {
-  const DType dt = q.dtype();
-  if (dt != DType::BF16 && dt != DType::F16) {
-    fail(code::kNotImplemented, call.op, ": on cuda (", call.device->name(),
-         ") attention supports bf16 and f16 q, k, v only, got ", q.describe(),
-         "; run f32/f64 attention on the cpu device");
+  if (q.dtype() == DType::F64) {
+    fail(code::kNotImplemented, call.op, ": f64 is not implemented on cuda (", call.device->name(), "), got ",
+         q.describe(), "; run f64 gradient checks on the cpu device");
   }
-  const int64_t D = q.dim(2);
-  if (D != 64 && D != 128) {
-    fail(code::kNotImplemented, call.op, ": on cuda (", call.device->name(),
-         ") attention supports head dims 64 and 128, got ", D, " (q ", q.describe(), ")");
+  if (q.dim(2) > gpu::kAttentionMaxHeadDim) {
+    fail(code::kNotImplemented, call.op, ": on cuda (", call.device->name(), ") attention supports head dims up to ",
+         gpu::kAttentionMaxHeadDim, ", got ",
+         q.dim(2), " (q ", q.describe(), ")");
   }
 }
 

@@ -236,9 +236,18 @@ DeviceProduct gradBProduct(const Geometry& g, int64_t m, bool transA, const void
   return {!transA, false, g.K, g.N, m, batch, a, lda, sa, dc, g.N, sc, db, g.N, sd};
 }
 
-// gradB(): a shared b sums over the batches, in batch order (beta = 1 after the first).
+// Whether gradB() sums a shared b's batches in several products (a transposed a cannot fold them
+// into one reduction) with 16-bit storage: then the running sum lives in an f32 scratch, as the
+// CPU keeps it in f32 and rounds once. Accumulating in db itself (beta = 1 on a bf16/f16 db)
+// rounded after every batch: with 6 batches of 5 rows, bf16 db was off by up to ~12 ulps.
+bool gradBNeedsF32Sum(const Geometry& g, DType dtype) {
+  return g.sharedB && g.transA && g.batch > 1 && dtype != DType::F32 && dtype != DType::F64;
+}
+
+// gradB(): a shared b sums over the batches, in batch order (beta = 1 after the first), into
+// `sum` (f32, b's shape; gradBNeedsF32Sum) or else into db.
 std::vector<gpu::GemmArgs> gradBProducts(const Geometry& g, const Tensor& dc, const Tensor& a, double alpha,
-                                         Tensor& db) {
+                                         Tensor& db, void* sum) {
   const DType dtype = a.dtype();
   if (g.sharedB && !g.transA) {  // batches folded into the reduction
     return {gemmArgs(dtype, gradBProduct(g, g.batch * g.M, false, a.raw(), g.K, 0, dc.raw(), 0, db.raw(), 0, 1),
@@ -251,15 +260,17 @@ std::vector<gpu::GemmArgs> gradBProducts(const Geometry& g, const Tensor& dc, co
                      alpha)};
   }
   std::vector<gpu::GemmArgs> products;
+  void* target = sum ? sum : db.raw();
   // No batches: one empty reduction (K = 0), which writes db's zeros.
   for (int64_t i = 0; i < std::max<int64_t>(g.batch, 1); ++i) {
     const int64_t m = g.batch > 0 ? g.M : 0;
     gpu::GemmArgs p = gemmArgs(
-        dtype, gradBProduct(g, m, true, at(a, i * g.aStride()), g.lda(), 0, at(dc, i * g.cStride()), 0, db.raw(), 0, 1),
+        dtype, gradBProduct(g, m, true, at(a, i * g.aStride()), g.lda(), 0, at(dc, i * g.cStride()), 0, target, 0, 1),
         alpha);
+    if (sum) p.outDtype = DType::F32;
     if (i > 0) {
       p.beta = 1;
-      p.cin = db.raw();
+      p.cin = target;
       p.ldcin = p.ldc;
     }
     products.push_back(p);
@@ -339,13 +350,20 @@ OpPlan buildMatmulBackward(const OpCall& call) {
     const Grads r = allocateGrads(call, *a, *b, g, needA, needB, needBias);
     Device* device = call.device;
     cudaStream_t stream = streamOf(device);
-    return {r.outputs, {}, [dc, a, b, da = r.da, db = r.db, dbias = r.dbias, g, alpha, device, stream] {
+    const TensorPtr dbSum = r.db && gradBNeedsF32Sum(g, a->dtype()) ? Tensor::empty(device, b->shape(), DType::F32) : nullptr;
+    return {r.outputs, {}, [dc, a, b, da = r.da, db = r.db, dbias = r.dbias, dbSum, g, alpha, device, stream] {
               std::vector<gpu::GemmArgs> products;
               if (da) products.push_back(gradAProduct(g, *dc, *b, alpha, *da));
               if (db) {
-                for (const gpu::GemmArgs& p : gradBProducts(g, *dc, *a, alpha, *db)) products.push_back(p);
+                for (const gpu::GemmArgs& p : gradBProducts(g, *dc, *a, alpha, *db, dbSum ? dbSum->raw() : nullptr)) {
+                  products.push_back(p);
+                }
               }
               runProducts(device, std::move(products), stream);
+              if (dbSum) {  // one rounding of the f32 sum into db
+                const int64_t cols = b->dim(1);
+                gpu::convertMatrix(dbSum->raw(), DType::F32, cols, db->raw(), db->dtype(), cols, b->dim(0), cols, stream);
+              }
               if (dbias) {
                 const int64_t rows = g.batch * g.M;
                 const size_t bytes = gpu::gemmBiasGradWorkspaceBytes(rows, g.N);

@@ -29,6 +29,10 @@ export const cases: CaseFactory = (rng) => {
     { lens: [30, 1, 46], heads: 8, kvHeads: 2, headDim: 64, causal: true },
     { lens: [17, 23], heads: 4, kvHeads: 4, headDim: 128, causal: false },
     { lens: [200], heads: 4, kvHeads: 1, headDim: 64, causal: true },
+    // head dims of the tiny (16), demo (24) and small (32) models: the SIMT kernels on CUDA
+    { lens: [5, 0, 33], heads: 4, kvHeads: 2, headDim: 24, causal: true },
+    { lens: [12, 1], heads: 2, kvHeads: 1, headDim: 16, causal: false },
+    { lens: [70], heads: 4, kvHeads: 4, headDim: 32, causal: true },
   ];
   for (const s of packed) {
     const cu = starts(s.lens);
@@ -67,9 +71,9 @@ export const cases: CaseFactory = (rng) => {
   }
 
   // Decoding: three sequences with cached prefixes of 0, 40 and 90 tokens take 1, 4 and 2 new
-  // ones; sequence 1 sees only its first 44 keys.
-  {
-    const [B, H, Hkv, D, maxTokens] = [3, 8, 2, 64, 96];
+  // ones; sequence 1 sees only its first 44 keys. D 64 (the tensor-core path for bf16) and 32.
+  for (const D of [64, 32]) {
+    const [B, H, Hkv, maxTokens] = [3, 8, 2, 96];
     const lens = [1, 4, 2];
     const cu = starts(lens);
     const T = cu[B];

@@ -34,6 +34,7 @@ void report(const std::string& check, const std::string& error) {
 }
 void checkTiles();
 void checkKernels();
+void checkSimtKernels();  // attention_layout_simt.cpp
 
 namespace {
 
@@ -308,6 +309,7 @@ int main(int argc, char** argv) {
   // The emulated kernels do not use the test's own index code, so the faults above leave them be;
   // "emulator" breaks the emulated ldmatrix instead.
   if (gFault.empty() || gFault == "emulator" || gFault == "hopper") checkKernels();
+  if (gFault.empty() || gFault == "simt") checkSimtKernels();
   std::printf("%d failure(s)\n", gFailures);
   return gFailures == 0 ? 0 : 1;
 }

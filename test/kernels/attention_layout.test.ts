@@ -9,7 +9,7 @@ import { buildHostCheck, root, runHostCheck as run } from './host-check';
 // compiled with g++ and run; see the .cpp files for what is checked. Each deliberately broken
 // variant must be caught, so the checks can fail.
 const sources = [
-  ...['attention_layout.cpp', 'attention_layout_tiles.cpp', 'attention_layout_kernels.cpp', 'attention_layout_emulator.cpp'].map(
+  ...['attention_layout.cpp', 'attention_layout_tiles.cpp', 'attention_layout_kernels.cpp', 'attention_layout_simt.cpp', 'attention_layout_emulator.cpp'].map(
     (f) => path.join(__dirname, f),
   ),
   path.join(root, 'native', 'runtime', 'dtype.cpp'),
@@ -26,6 +26,8 @@ t.test('attention tile coverage, swizzle, mma fragment maps and the emulated ker
   const kinds = ['fragment maps', 'bijection', 'bank-conflict-free', 'warp GEMMs', 'forward/dq tiles', 'backward tiles'];
   kinds.push('decode splits', 'sequence search', 'emulated forward', 'emulated decode', 'emulated backward', 'emulated kvCacheWrite');
   kinds.push('emulated Hopper forward', 'emulated Hopper backward', 'emulated Hopper GEMM');
+  kinds.push('emulated SIMT forward', 'emulated SIMT backward');
+  for (const D of [16, 24, 32, 64, 128, 200]) t.ok(result.passed.some((l) => l.includes(`SIMT backward: f32, D ${D},`)), `SIMT f32 at D ${D}`);
   for (const kind of kinds) {
     t.ok(result.passed.some((l) => l.includes(kind)), `ran: ${kind}`);
   }
@@ -43,6 +45,8 @@ t.test('the checks catch deliberately broken variants', { skip: built.reason ?? 
     ['hopper', 'emulated Hopper forward'],
     ['hopper', 'emulated Hopper backward'],
     ['hopper', 'emulated Hopper GEMM'],
+    ['simt', 'emulated SIMT forward'],
+    ['simt', 'emulated SIMT backward'],
   ];
   for (const [fault, symptom] of faults) {
     const result = run(built.binary!, fault);

@@ -82,12 +82,14 @@ struct CUtensorMap {
   uint32_t box[3];
 };
 
+#include "kernels/attention_simt.cuh"
 #include "kernels/flash_attention_bwd_dq.cuh"
 #include "kernels/flash_attention_decode.cuh"
 #include "kernels/flash_attention_fwd.cuh"
 #include "kernels/flash_attention_hopper_bwd.cuh"
 #include "kernels/flash_attention_hopper_fwd.cuh"
 #include "kernels/gemm_hopper.cuh"
+#include "test/kernels/attention_emulated.h"
 
 extern std::string gFault;
 
@@ -324,7 +326,9 @@ EMU_BARRIER float __shfl_xor_sync(unsigned mask, float value, int laneMask) {
   collective(Kind::Shuffle, [](Warp& w) {
     for (int i = 0; i < 32; ++i) {
       if (w.inU[i][0] != w.inU[0][0]) fail("shuffle lanes disagree on the lane mask");
-      w.outF[i][0] = w.inF[i ^ w.inU[0][0]][0];
+      // Fault "simt": the last butterfly step reads the lane itself, so a warp sum misses half the lanes.
+      const unsigned source = gFault == "simt" && w.inU[0][0] == 16 ? i : i ^ w.inU[0][0];
+      w.outF[i][0] = w.inF[source][0];
     }
   });
   return w.outF[l][0];
@@ -479,18 +483,13 @@ float exp2Fast(float x) { return std::exp2(x); }
 #include "test/kernels/attention_layout_hopper_emu.h"  // the Hopper primitives
 
 // ---- emulated launches, mirroring the launchers in kernels/*.cu -------------------------------------------
-// (attention_layout_kernels.cpp declares these.)
+// (test/kernels/attention_emulated.h declares these.)
 
 namespace emu {
 
 using seqtune::gpu::AttentionShape;
 using namespace seqtune::gpu::attn;
 
-struct Options {
-  bool reverse = false;     // run each CTA's threads in reverse order
-  bool lazyCopies = false;  // complete cp.async copies at the last moment a wait allows
-  bool hopper = false;      // the Hopper kernels (packed layout; the backward's deterministic mode)
-};
 
 // The emulator's tensor map of a packed [tokens, heads, D] tensor (hopper::tmaGeometry).
 CUtensorMap tensorMap(const uint16_t* base, int64_t tokens, int64_t heads, int D, int rows) {
@@ -702,3 +701,4 @@ std::string cacheWrite(std::vector<uint8_t>& cache, const std::vector<uint8_t>& 
 }  // namespace emu
 
 #include "test/kernels/attention_layout_gemm_emu.h"  // the Hopper GEMM under the same primitives
+#include "test/kernels/attention_layout_simt_emu.h"  // the SIMT attention kernels

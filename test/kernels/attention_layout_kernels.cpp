@@ -12,33 +12,11 @@
 
 #include "kernels/flash_attention.h"
 #include "native/runtime/dtype.h"
+#include "test/kernels/attention_emulated.h"
 
 using seqtune::gpu::AttentionShape;
 
 void report(const std::string& check, const std::string& error);
-
-namespace emu {
-struct Options {
-  bool reverse = false;
-  bool lazyCopies = false;
-  bool hopper = false;
-};
-std::string forward(const AttentionShape& s, bool bf16, const std::vector<uint16_t>& q, const std::vector<uint16_t>& k,
-                    const std::vector<uint16_t>& v, const std::vector<int32_t>& cu, const std::vector<int32_t>& qOffset,
-                    const std::vector<int32_t>& kvLens, int splits, std::vector<uint16_t>& out, std::vector<float>& lse,
-                    Options o);
-std::string backward(const AttentionShape& s, bool bf16, const std::vector<uint16_t>& dout,
-                     const std::vector<uint16_t>& q, const std::vector<uint16_t>& k, const std::vector<uint16_t>& v,
-                     const std::vector<uint16_t>& out, const std::vector<float>& lse, const std::vector<int32_t>& cu,
-                     bool deterministic, std::vector<uint16_t>& dq, std::vector<uint16_t>& dk,
-                     std::vector<uint16_t>& dv, Options o);
-int hopperGemmCases();
-std::string describeGemm(int index);
-std::string hopperGemm(int index, Options o);
-std::string cacheWrite(std::vector<uint8_t>& cache, const std::vector<uint8_t>& values, int unitBytes, int64_t tokens,
-                       int64_t kvHeads, int64_t rowBytes, int64_t batch, int64_t maxTokens,
-                       const std::vector<int32_t>& cu, const std::vector<int32_t>& offsets, int& flag, Options o);
-}  // namespace emu
 
 namespace {
 

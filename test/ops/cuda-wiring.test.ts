@@ -73,6 +73,13 @@ t.test('what the CUDA kernels do not support is refused before anything is queue
 
   const hyper = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1 };
   notImplemented(() => adamw([f64(4, [4])], [f32(4, [4])], [f32(4, [4])], [f32(4, [4])], hyper), /^adamw: on cuda .* m\[0\] and v\[0\] must have the dtype of params\[0\] \(f64\)/);
+
+  // Attention takes f32, bf16 and f16 at any head dim up to 256 (the SIMT kernels beyond 64/128).
+  const cu = tensor(Int32Array.from([0, 2]), [2], { device: cuda });
+  const q64 = f64(2 * 8, [2, 1, 8]);
+  notImplemented(() => attention(q64, q64, q64, { cuSeqlens: cu }), /^attention: f64 is not implemented on cuda/);
+  const wide = f32(2 * 264, [2, 1, 264]);
+  notImplemented(() => attention(wide, wide, wide, { cuSeqlens: cu }), /^attention: on cuda .* head dims up to 256, got 264/);
   await sync(cuda);
 });
 
@@ -105,6 +112,11 @@ t.test('a bad index fails on cuda with the CPU error', { skip: noGpu }, async (t
     // Sequence 1 ends before it starts; the kernels would skip it silently.
     ['attention', (d) => {
       const x = tensor(new Float64Array(4 * 64).fill(0.5), [4, 1, 64], { dtype: 'bf16', device: d });
+      const f = attention(x, x, x, { cuSeqlens: tensor(Int32Array.from([0, 3, 2, 4]), [4], { device: d }) });
+      return [f.out, f.lse];
+    }],
+    ['attention (SIMT: f32, D 24)', (d) => {
+      const x = tensor(new Float64Array(4 * 24).fill(0.5), [4, 1, 24], { dtype: 'f32', device: d });
       const f = attention(x, x, x, { cuSeqlens: tensor(Int32Array.from([0, 3, 2, 4]), [4], { device: d }) });
       return [f.out, f.lse];
     }],
