@@ -156,7 +156,7 @@ export async function train(
   if (result.stopped === 'done') {
     if (config.mode === 'lora') {
       artifact = path.join(config.out, 'adapter');
-      await saveAdapter(model, artifact, path.resolve(config.model));
+      await saveAdapter(model, artifact, loaded.name);
     } else {
       artifact = path.join(config.out, 'model');
       await saveFullModel(loaded, artifact);
