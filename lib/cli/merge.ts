@@ -5,7 +5,7 @@ import { Command, requireFlag } from './command';
 export const mergeCommand: Command = {
   name: 'merge',
   summary: 'merge a LoRA adapter into its base model and save a full Hugging Face checkpoint',
-  usage: 'seqtune merge --model DIR --adapter DIR --out DIR',
+  usage: 'seqtune merge --model DIR|ORG/NAME[@REV] --adapter DIR --out DIR',
   options: { model: { type: 'string' }, adapter: { type: 'string' }, out: { type: 'string' } },
   async run(values) {
     const loaded = await loadModel(requireFlag(values, 'model', mergeCommand), { adapterDir: requireFlag(values, 'adapter', mergeCommand) });
