@@ -24,7 +24,7 @@ export class TransferProgress {
   private done: number;
   private readonly start: number;
   private readonly startBytes: number;
-  private lastDraw = 0;
+  private lastDraw: number;
 
   constructor(
     private readonly label: string,
@@ -36,6 +36,7 @@ export class TransferProgress {
     this.done = already;
     this.startBytes = already;
     this.start = now();
+    this.lastDraw = this.start;
   }
 
   private line(): string {

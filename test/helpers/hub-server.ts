@@ -72,7 +72,8 @@ export class HubServer {
     const repo: Repo = this.repos.get(id) ?? { commits: new Map(), refs: new Map() };
     this.repos.set(id, repo);
     if (options.token) repo.token = options.token;
-    const commit = createHash('sha1').update(`${id}:${repo.commits.size}:${[...files.keys()].join(',')}`).digest('hex');
+    const tree = [...files].map(([name, bytes]) => `${name}:${sha256(bytes)}`).join(',');
+    const commit = createHash('sha1').update(`${id}:${repo.commits.size}:${tree}`).digest('hex');
     repo.commits.set(commit, files);
     repo.refs.set(options.ref ?? 'main', commit);
     for (const [file, bytes] of files) if (isLfs(file)) this.blobs.set(sha256(bytes), bytes);
