@@ -8,9 +8,10 @@
  *                                                X-Linked-Etag = sha256, X-Linked-Size, X-Repo-Commit
  *   GET  (CDN) /blobs/SHA256?commit=C            the bytes, with Range (206) and ETag
  * A renamed repository answers 307 with a relative Location, as the Hub does. A gated repository
- * answers 401 without its token (403 with another), X-Error-Code GatedRepo. Faults: `cut(file,
- * bytes, times)` sends that many bytes of the file and then drops the connection. Every request is
- * logged for assertions.
+ * lists its files to anyone but answers 401 for them without its token (403 with another),
+ * X-Error-Code GatedRepo. Faults: `cut(file,
+ * bytes, times)` sends that many bytes of the file and then drops the connection; `claimSize`
+ * makes HEAD report a size the disk cannot hold. Every request is logged for assertions.
  *
  * The CDN is a second port on 127.0.0.1, so to seqtune (which compares origins) it is another
  * host; huggingface_hub compares host names only and follows the redirect in its HEAD, so CDN
@@ -62,6 +63,7 @@ export class HubServer {
   private readonly renamed = new Map<string, string>();
   private readonly blobs = new Map<string, Buffer>();
   private readonly cuts = new Map<string, { bytes: number; times: number }>();
+  private readonly claimed = new Map<string, number>();
   private hub!: http.Server;
   private cdn!: http.Server;
   endpoint = '';
@@ -82,6 +84,11 @@ export class HubServer {
 
   rename(from: string, to: string): void {
     this.renamed.set(from, to);
+  }
+
+  /** HEAD reports `size` bytes for `file` (an LFS file), as for a model too big for the disk. */
+  claimSize(file: string, size: number): void {
+    this.claimed.set(file, size);
   }
 
   /** The next `times` downloads of `file` stop after `bytes` bytes (counted from where each starts). */
@@ -135,7 +142,8 @@ export class HubServer {
     }
     const repo = this.repos.get(id);
     if (!repo) return this.error(res, 404, 'RepoNotFound');
-    if (repo.token && req.headers.authorization !== `Bearer ${repo.token}`) return this.error(res, req.headers.authorization ? 403 : 401, 'GatedRepo');
+    // As on the Hub, a gated repository's listing is public; its files are not.
+    if (resolve && repo.token && req.headers.authorization !== `Bearer ${repo.token}`) return this.error(res, req.headers.authorization ? 403 : 401, 'GatedRepo');
     const revision = decodeURIComponent(match[2]);
     const commit = repo.commits.has(revision) ? revision : repo.refs.get(revision);
     if (!commit) return this.error(res, 404, 'RevisionNotFound');
@@ -153,7 +161,7 @@ export class HubServer {
       res.writeHead(302, {
         Location: `${this.cdnOrigin}/blobs/${etag}?commit=${commit}`,
         'X-Linked-Etag': `"${etag}"`,
-        'X-Linked-Size': String(bytes.length),
+        'X-Linked-Size': String(this.claimed.get(file) ?? bytes.length),
         'X-Repo-Commit': commit,
         ETag: `"${gitBlobSha1(Buffer.from(`oid sha256:${etag}\nsize ${bytes.length}\n`))}"`,
       });

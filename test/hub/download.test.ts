@@ -238,6 +238,20 @@ t.test('a full disk stops with the id, the space needed and the fix, and leaves 
   t.notOk(fs.existsSync(path.join(blobs, sha256(weights))));
 });
 
+t.test('a model bigger than the free space is refused before any byte is written', async (t) => {
+  const cacheDir = tmp('cache');
+  const weights = single.get('model.safetensors')!;
+  server.claimSize('model.safetensors', 2 ** 50);
+  t.teardown(() => server.claimSize('model.safetensors', weights.length));
+  const mark = server.log.length;
+  await t.rejects(
+    fetchSnapshot(parseHubRef(`tiny-org/tiny-llama@${oldCommit}`)!, options(cacheDir)),
+    /^no space left on the disk of .*models--tiny-org--tiny-llama for tiny-org\/tiny-llama@[0-9a-f]{40} \([\d.]+ TiB more needed\): free space there, or set HF_HUB_CACHE to a folder on a larger disk$/,
+  );
+  t.notOk(server.log.slice(mark).some((r) => r.server === 'cdn'), 'no transfer started');
+  t.same(fs.readdirSync(path.join(cacheDir, 'models--tiny-org--tiny-llama', 'blobs')), [], 'nothing written');
+});
+
 t.test('--include picks files; the progress bar shows bytes, percent and rate', async (t) => {
   const cacheDir = tmp('cache');
   const opts = options(cacheDir, { include: ['*.json'] });
