@@ -6,6 +6,7 @@
  * be reached, when the cached snapshot stands in.
  */
 import * as fs from 'node:fs/promises';
+import { SeqtuneError } from '../errors';
 import { FileMetadata, HubClient, HubError } from './api';
 import { bytesOnDisk, diskFullError, downloadBlob } from './blob';
 import { RepoCache } from './cache';
@@ -35,7 +36,16 @@ export interface Snapshot {
 const silent: ProgressStream = { write: () => true };
 
 export async function fetchSnapshot(ref: HubRef, options: FetchOptions = {}): Promise<Snapshot> {
-  const cache = new RepoCache(ref.id, options.cacheDir);
+  try {
+    return await fetchInto(new RepoCache(ref.id, options.cacheDir), ref, options);
+  } catch (error) {
+    const err = error as NodeJS.ErrnoException;
+    if (error instanceof SeqtuneError || !err.code) throw error;
+    throw new HubError(`${formatHubRef(ref)}: cannot use the Hugging Face cache (${err.code} ${err.path ?? ''}): check its permissions, or set HF_HUB_CACHE to a folder you can write`);
+  }
+}
+
+async function fetchInto(cache: RepoCache, ref: HubRef, options: FetchOptions): Promise<Snapshot> {
   const stream = options.stream ?? process.stderr;
   const cachedCommit = await cache.commitFor(ref.revision);
   const cached = cachedCommit && !options.include && (await snapshotComplete(cache.snapshotDir(cachedCommit))) ? cachedCommit : null;

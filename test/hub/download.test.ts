@@ -252,6 +252,15 @@ t.test('a model bigger than the free space is refused before any byte is written
   t.same(fs.readdirSync(path.join(cacheDir, 'models--tiny-org--tiny-llama', 'blobs')), [], 'nothing written');
 });
 
+t.test('a cache folder that cannot be used is one line naming the id, the path and the fix', async (t) => {
+  const notADir = path.join(tmp('cache'), 'file');
+  fs.writeFileSync(notADir, '');
+  await t.rejects(
+    fetchSnapshot(parseHubRef(`tiny-org/tiny-llama@${oldCommit}`)!, options(notADir)),
+    /^tiny-org\/tiny-llama@[0-9a-f]{40}: cannot use the Hugging Face cache \(ENOTDIR .*file\/models--tiny-org--tiny-llama.*\): check its permissions, or set HF_HUB_CACHE/,
+  );
+});
+
 t.test('--include picks files; the progress bar shows bytes, percent and rate', async (t) => {
   const cacheDir = tmp('cache');
   const opts = options(cacheDir, { include: ['*.json'] });
