@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'ERR_IO'
   | 'ERR_CONFIG'
   | 'ERR_DATA'
+  | 'ERR_HUB'
   | 'ERR_INTERNAL';
 
 export class SeqtuneError extends Error {

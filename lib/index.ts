@@ -1,7 +1,7 @@
 /**
  * seqtune: sequential instruction tuning of LLaMA-family models from Node.js.
  * The public API: tensors and devices, the op interface, the model (checkpoints, tokenizer, LoRA,
- * generation, PEFT adapters), the SIT data pipeline, training and evaluation. Every CLI command is
+ * generation, PEFT adapters, models by Hub id), the SIT data pipeline, training and evaluation. Every CLI command is
  * a thin wrapper over one of these functions.
  */
 export { SeqtuneError, isSeqtuneError } from './errors';
@@ -32,6 +32,13 @@ export { SafetensorsFile } from './model/io/safetensors';
 export { CheckpointReader, writeCheckpoint } from './model/io/checkpoint';
 export { writeSafetensors, tensorEntry } from './model/io/safetensors-writer';
 export { promptFormat } from './model/prompt-format';
+
+// models by Hub id (`seqtune download`, --model ORG/NAME[@REVISION])
+export { fetchSnapshot } from './hub/snapshot';
+export type { FetchOptions, Snapshot } from './hub/snapshot';
+export { resolveModel } from './hub/resolve';
+export { parseHubRef } from './hub/repo-id';
+export { HubError } from './hub/api';
 
 // data, training, evaluation
 export * as data from './data';

@@ -2,6 +2,7 @@
 import { augmentCommand } from './augment';
 import { Command } from './command';
 import { demoCommand } from './demo';
+import { downloadCommand } from './download';
 import { evalCommand } from './eval';
 import { generateCommand } from './generate';
 import { infoCommand } from './info';
@@ -9,4 +10,4 @@ import { initModelCommand } from './init-model';
 import { mergeCommand } from './merge';
 import { trainCommand } from './train';
 
-export const commands: Command[] = [demoCommand, infoCommand, initModelCommand, augmentCommand, trainCommand, generateCommand, mergeCommand, evalCommand];
+export const commands: Command[] = [demoCommand, infoCommand, initModelCommand, downloadCommand, augmentCommand, trainCommand, generateCommand, mergeCommand, evalCommand];

@@ -45,7 +45,7 @@ export function generatorFromModule(modulePath: string): LoadGenerator {
 export const loadModelGenerator = generatorFromModule('../model/generator-factory');
 
 const USAGE = [
-  'seqtune eval --model DIR [--adapter DIR] [--device D] [--weights-dtype auto|f32|bf16] --bench xquad|mgsm|gsm8k|csqa|seqeval|synthetic --data PATH [--out DIR] [--template tulu|tulu-system|alpaca|raw] [--limit N] [--batch-size N] [--max-new-tokens N]',
+  'seqtune eval --model DIR|ORG/NAME[@REV] [--adapter DIR] [--device D] [--weights-dtype auto|f32|bf16] --bench xquad|mgsm|gsm8k|csqa|seqeval|synthetic --data PATH [--out DIR] [--template tulu|tulu-system|alpaca|raw] [--limit N] [--batch-size N] [--max-new-tokens N]',
   '       seqtune eval --bench NAME --data PATH --predictions FILE.jsonl [--out DIR] [--limit N]',
   '       seqtune eval compare RUN_A RUN_B [--samples N] [--seed N]',
   '  bench options: --mode cot-en|trans-cot (mgsm), --exemplars FILE (gsm8k), --english-gold FILE (xquad)',

@@ -51,7 +51,7 @@ export const generateCommand: Command = {
   name: 'generate',
   summary: 'generate from a model (and adapter) for one prompt or a file of prompts, streaming a single prompt',
   usage:
-    'seqtune generate --model DIR [--adapter DIR] --prompt TEXT|--prompts FILE [--template alpaca|tulu|chat|raw] ' +
+    'seqtune generate --model DIR|ORG/NAME[@REV] [--adapter DIR] --prompt TEXT|--prompts FILE [--template alpaca|tulu|chat|raw] ' +
     '[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--stop S] [--seed N] [--device auto|cpu|cuda:N] [--weights-dtype auto|f32|bf16]',
   conflicts: [['prompt', 'prompts']],
   options: {

@@ -1,3 +1,4 @@
+import { gpuCode } from '../cuda-code';
 import { devices, type DeviceReport } from '../device';
 import { opSupport } from '../ops';
 import { Command } from './command';
@@ -23,6 +24,8 @@ export function formatDeviceReport(report: DeviceReport = devices()): string {
         `GPU cuda:${gpu.index}: ${gpu.name}, ${gib(gpu.totalMemory)}, compute capability ${gpu.computeCapability}` +
           (gpu.usable ? '' : ` — not usable: ${gpu.reason}`),
       );
+      const code = report.cuda.compiled && gpu.usable ? gpuCode(report.cuda.architectures, gpu.computeCapability) : null;
+      if (code?.note) lines.push(`  ${code.note}`);
       const hopper = Object.entries(gpu.hopperKernels ?? {});
       if (hopper.length) lines.push(`  Hopper kernels: ${hopper.map(([k, state]) => `${k} ${state}`).join('; ')}`);
     }

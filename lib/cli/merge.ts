@@ -7,7 +7,7 @@ import { Command, requireFlag } from './command';
 export const mergeCommand: Command = {
   name: 'merge',
   summary: 'merge a LoRA adapter into its base model and save a full Hugging Face checkpoint',
-  usage: 'seqtune merge --model DIR --adapter DIR --out DIR [--overwrite]',
+  usage: 'seqtune merge --model DIR|ORG/NAME[@REV] --adapter DIR --out DIR [--overwrite]',
   options: { model: { type: 'string' }, adapter: { type: 'string' }, out: { type: 'string' }, overwrite: { type: 'boolean' } },
   async run(values) {
     const model = requireFlag(values, 'model', mergeCommand);

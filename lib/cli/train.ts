@@ -72,7 +72,7 @@ export const trainCommand: Command = {
   name: 'train',
   summary: 'LoRA or full fine-tuning of a Hugging Face checkpoint on instruction data',
   usage:
-    'seqtune train --model DIR --data FILE[,FILE] --out DIR [--config FILE.json|yaml] [--preset ' +
+    'seqtune train --model DIR|ORG/NAME[@REV] --data FILE[,FILE] --out DIR [--config FILE.json|yaml] [--preset ' +
     Object.keys(presets).join('|') +
     '] [--full] [--lora-r N --lora-alpha N --lora-dropout P --lora-targets q,k,v,o,gate,up,down --rslora] ' +
     '[--lr X --beta1 X --beta2 X --weight-decay X] [--schedule constant|linear|cosine --warmup-steps N|--warmup-ratio X] ' +

@@ -1,9 +1,11 @@
 /**
- * From a Hugging Face model directory to a trainable LlamaModel: config.json (checked), the weights
+ * From a Hugging Face model directory (or a Hub id, resolved through the cache: lib/hub) to a
+ * trainable LlamaModel: config.json (checked), the weights
  * (single file or shards, checked against the config before anything is read), the tokenizer, and
  * optionally a PEFT adapter or fresh LoRA adapters.
  */
 import { SeqtuneError } from '../errors';
+import { resolveModel } from '../hub/resolve';
 import { Rng } from '../rng';
 import { DType, Tensor } from '../tensor';
 import { loadAdapter } from './adapter';
@@ -32,10 +34,15 @@ export interface LoadedModel {
   model: LlamaModel;
   tokenizer: HfTokenizer;
   config: ModelConfig;
+  /** the folder loaded (a cache snapshot for a Hub id) */
   dir: string;
+  /** the Hub id, or the folder's absolute path: what an adapter records as its base model */
+  name: string;
 }
 
-export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
+/** `source` is a local folder or ORG/NAME[@REVISION] (the local folder wins when both exist). */
+export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const { dir, name } = await resolveModel(source);
   const device = options.device ?? 'cpu';
   const config = await readModelConfig(dir);
   if (options.lora) checkLoraRank(llamaArch(config), options.lora);
@@ -74,5 +81,5 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     adapterWeights,
     activationCheckpointing: options.activationCheckpointing,
   });
-  return { model, tokenizer, config, dir };
+  return { model, tokenizer, config, dir, name };
 }

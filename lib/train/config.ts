@@ -186,7 +186,7 @@ function oneOf(field: string, v: unknown, options: readonly string[]): void {
 }
 
 export function validate(c: TrainConfig): void {
-  if (typeof c.model !== 'string' || !c.model) fail('model', 'a model directory', c.model);
+  if (typeof c.model !== 'string' || !c.model) fail('model', 'a model directory or Hub id (ORG/NAME[@REV])', c.model);
   if (!Array.isArray(c.data) || c.data.length === 0 || c.data.some((d) => typeof d !== 'string' || !d)) fail('data', 'a non-empty list of files', c.data);
   if (typeof c.out !== 'string' || !c.out) fail('out', 'an output directory', c.out);
   oneOf('mode', c.mode, ['lora', 'full']);

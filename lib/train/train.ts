@@ -176,7 +176,7 @@ async function trainIn(config: TrainConfig, device: string, options: Parameters<
   if (result.stopped === 'done') {
     if (config.mode === 'lora') {
       artifact = path.join(config.out, 'adapter');
-      await saveAdapter(model, artifact, path.resolve(config.model));
+      await saveAdapter(model, artifact, loaded.name);
     } else {
       artifact = path.join(config.out, 'model');
       await saveFullModel(loaded, artifact);
