@@ -9,7 +9,8 @@
  * Each repetition runs ours, then each peer form, every one in its own process with the same
  * thread count (the demo trains each arm in a single-threaded process); repetitions alternate the
  * sides so that load from other processes falls on both alike. Per process: tokens/s of the
- * median timed step (the first --warmup steps are dropped); per side: the median over repetitions.
+ * median timed step (the first --warmup steps are dropped), and tokens per CPU-second of the
+ * process (steadier on a loaded machine); per side: the median over repetitions.
  *
  *   npx tsc -p . && node dist/bench/demo-cpu-train.js [--preset cpu] [--threads 1] [--steps 30]
  *     [--warmup 5] [--reps 5] [--python /usr/bin/python3] [--no-peer]
@@ -38,6 +39,8 @@ interface Spec {
 
 interface SideResult {
   tokens_per_sec: number;
+  /** tokens per CPU-second of the whole process (all its threads) over the timed steps */
+  tokens_per_cpu_sec: number;
   median_step_s: number;
   step_s: number[];
   step_tokens?: number[];
@@ -64,16 +67,27 @@ async function ours(spec: Spec): Promise<SideResult> {
   const stepTokens: number[] = [];
   let last = performance.now();
   let tokens = 0;
+  let cpuAtWarm: NodeJS.CpuUsage | null = null;
   const outcome = await trainDemoModel(model, ds, preset, spec.seed, (m) => {
     const now = performance.now();
     stepS.push((now - last) / 1000);
     stepTokens.push(m.tokens - tokens);
     last = now;
     tokens = m.tokens;
+    if (stepS.length === spec.warmup) cpuAtWarm = process.cpuUsage();
   });
+  const cpu = process.cpuUsage(cpuAtWarm ?? undefined);
   for (const t of model.tensors().values()) t.dispose();
   const rates = stepS.slice(spec.warmup).map((s, i) => stepTokens[i + spec.warmup] / s);
-  return { tokens_per_sec: median(rates), median_step_s: median(stepS.slice(spec.warmup)), step_s: stepS, step_tokens: stepTokens, final_loss: outcome.finalLoss };
+  const timedTokens = stepTokens.slice(spec.warmup).reduce((a, b) => a + b, 0);
+  return {
+    tokens_per_sec: median(rates),
+    tokens_per_cpu_sec: timedTokens / ((cpu.user + cpu.system) / 1e6),
+    median_step_s: median(stepS.slice(spec.warmup)),
+    step_s: stepS,
+    step_tokens: stepTokens,
+    final_loss: outcome.finalLoss,
+  };
 }
 
 async function main(): Promise<void> {
@@ -161,6 +175,11 @@ async function main(): Promise<void> {
   const best = forms.filter((f) => peerForms[f] !== null).sort((a, b) => peerForms[b]! - peerForms[a]!)[0];
   const peerTps = best ? peerForms[best] : null;
   const ratio = oursTps !== null && peerTps ? oursTps / peerTps : null;
+  // the same per CPU-second (all threads of each process): less at the mercy of other processes' load
+  const cpuMedian = (results: SideResult[]) => (results.length ? median(results.map((r) => r.tokens_per_cpu_sec)) : null);
+  const oursCpu = cpuMedian(oursRuns);
+  const peerCpu = best ? cpuMedian(ok(best)) : null;
+  const cpuRatio = oursCpu !== null && peerCpu ? oursCpu / peerCpu : null;
   // per repetition: ours over the faster peer form of the same repetition (neighbours in time)
   const pairedRatios = Array.from({ length: reps }, (_, rep) => {
     const of = (side: string) => runs.find((r) => r.rep === rep && r.side === side)?.result?.tokens_per_sec;
@@ -177,6 +196,7 @@ async function main(): Promise<void> {
     ],
   );
   console.log(`\ncpu_train_ratio (seqtune / torch ${best ?? '-'}) = ${ratio === null ? '-' : ratio.toFixed(2)}; per repetition ${pairedRatios.map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(`per CPU-second: seqtune ${oursCpu?.toFixed(0) ?? '-'}, torch (${best ?? '-'}) ${peerCpu?.toFixed(0) ?? '-'} tokens; ratio ${cpuRatio?.toFixed(2) ?? '-'}`);
   const load = os.loadavg();
   writeResult('cpu-train', { device: 'cpu', name: `${os.cpus()[0]?.model ?? 'cpu'} (${os.availableParallelism()} cores)`, compute_capability: null, cuda_runtime: null, driver: null }, {
     version: packageVersion(),
@@ -186,10 +206,11 @@ async function main(): Promise<void> {
     optimizer: { ...optimizer, max_grad_norm: 1, schedule: 'cosine, warmup ratio 0.05' },
     peer_env: 'OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, OMP_NUM_THREADS and torch.set_num_threads = threads',
     machine_load: `load average ${load.map((l) => l.toFixed(2)).join(', ')} at the end on ${os.availableParallelism()} cores; see each run's load_average`,
-    ours: { tokens_per_sec: oursTps },
-    peer: { tokens_per_sec: peerTps, attention: best ?? null, by_attention: peerForms, versions: ok(best ?? '')[0]?.versions ?? null },
+    ours: { tokens_per_sec: oursTps, tokens_per_cpu_sec: oursCpu },
+    peer: { tokens_per_sec: peerTps, tokens_per_cpu_sec: peerCpu, attention: best ?? null, by_attention: peerForms, versions: ok(best ?? '')[0]?.versions ?? null },
     cpu_train_ratio: ratio,
     cpu_train_ratio_per_rep: pairedRatios,
+    cpu_train_cpu_time_ratio: cpuRatio,
     runs,
   });
   fs.rmSync(path.dirname(batchesFile), { recursive: true, force: true });

@@ -3,7 +3,7 @@
 
 Reads one configuration as JSON on stdin (the model shape, the optimizer settings, a file of packed
 batches written by the bench, the thread count) and prints one JSON line: tokens/s from the median
-timed step. The step is what seqtune's trainer does on the same batches: a LLaMA (RMSNorm, RoPE on
+timed step, and tokens per CPU-second of the process over the timed steps. The step is what seqtune's trainer does on the same batches: a LLaMA (RMSNorm, RoPE on
 each document's own positions, causal attention that never crosses a document boundary, SwiGLU,
 untied head), mean cross-entropy over the labelled tokens (labels come already shifted, -100 is
 ignored), backward, clip_grad_norm_ at max_grad_norm, AdamW, a cosine schedule with warmup, and
@@ -146,9 +146,9 @@ def main():
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
     lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    step_s, losses = [], []
+    step_s, step_cpu_s, losses = [], [], []
     for b in batches:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         logits = model(b["ids"], b["positions"], b["docs"], b["mask"])
         loss = F.cross_entropy(logits, b["labels"], ignore_index=-100)
         loss.backward()
@@ -158,10 +158,13 @@ def main():
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
         step_s.append(time.perf_counter() - started)
+        step_cpu_s.append(time.process_time() - cpu_started)
     timed = list(range(spec["warmup_steps"], len(batches)))
     rates = [batches[i]["tokens"] / step_s[i] for i in timed]
     return {
         "tokens_per_sec": statistics.median(rates),
+        # every thread of the process; steadier than wall time on a loaded machine
+        "tokens_per_cpu_sec": sum(batches[i]["tokens"] for i in timed) / sum(step_cpu_s[i] for i in timed),
         "median_step_s": statistics.median(step_s[i] for i in timed),
         "step_s": step_s,
         "final_loss": losses[-1],
