@@ -4,7 +4,7 @@
  *     [--seq-fractions 0.5,0.25] [--seed N] [--items N]
  *   node dist/bench/demo-sweep.js --table [FILE]   the README's markdown table of a sweep file's cells
  * Each cell is a full demo run (its folders under the system temp dir). Prints SIT − IT per split
- * (exact match and following rate, 95% intervals) and merges the cells into
+ * (exact match, format-free and strict following, 95% intervals) and merges the cells into
  * bench/results/<date>-demo-sweep.json, replacing a cell run again with the same settings, so a
  * long sweep can be run as several commands. IT is the peer: `<metric>_ratio` is SIT / IT (null
  * where IT scores 0).
@@ -41,16 +41,15 @@ function summarise(report: DemoReport): Cell['splits'] {
       s.name,
       {
         n: s.n,
-        exactMatch_it: s.it.exactMatch,
-        exactMatch_sit: s.sit.exactMatch,
-        exactMatch_diff: s.diff.exactMatch,
-        exactMatch_ci95: s.diff.ci95.exactMatch,
-        exactMatch_ratio: ratio(s.sit.exactMatch, s.it.exactMatch),
-        followingRate_it: s.it.followingRate,
-        followingRate_sit: s.sit.followingRate,
-        followingRate_diff: s.diff.followingRate,
-        followingRate_ci95: s.diff.ci95.followingRate,
-        followingRate_ratio: ratio(s.sit.followingRate, s.it.followingRate),
+        ...Object.fromEntries(
+          (Object.keys(s.it) as Array<keyof typeof s.it>).flatMap((m) => [
+            [`${m}_it`, s.it[m]],
+            [`${m}_sit`, s.sit[m]],
+            [`${m}_diff`, s.diff[m]],
+            [`${m}_ci95`, s.diff.ci95[m]],
+            [`${m}_ratio`, ratio(s.sit[m], s.it[m])],
+          ]),
+        ),
       },
     ]),
   );
@@ -60,21 +59,23 @@ const pct1 = (v: unknown) => (typeof v === 'number' ? (100 * v).toFixed(1) : '-'
 const star = (ci: unknown) => (Array.isArray(ci) && (ci[0] > 0 || ci[1] < 0) ? '*' : '');
 
 /**
- * One row per cell; per split, exact match IT → SIT and following rate IT → SIT; `*` marks a
+ * One row per cell; per split, exact match IT → SIT, format-free following IT → SIT (cells run
+ * since it was measured) and strict following IT → SIT; `*` marks a
  * SIT − IT difference whose 95% interval excludes 0 (the intervals are in the JSON).
  */
 function markdownTable(cells: Cell[]): string {
   const sorted = [...cells].sort((a, b) => a.params - b.params || a.tokenBudget - b.tokenBudget || b.seqFraction - a.seqFraction);
   const splits = [...new Set(sorted.flatMap((c) => Object.keys(c.splits)))];
   const rows = [
-    `| model | tokens per model | SIT share | ${splits.map((n) => `${n}: EM IT → SIT; follow IT → SIT`).join(' | ')} |`,
+    `| model | tokens per model | SIT share | ${splits.map((n) => `${n}: EM IT → SIT; [follow IT → SIT;] strict IT → SIT`).join(' | ')} |`,
     `|---|---:|---:|${splits.map(() => '---').join('|')}|`,
   ];
   for (const c of sorted) {
     const parts = splits.map((n) => {
       const s = c.splits[n];
       if (!s) return '';
-      return `${pct1(s.exactMatch_it)} → ${pct1(s.exactMatch_sit)}${star(s.exactMatch_ci95)}; ${pct1(s.followingRate_it)} → ${pct1(s.followingRate_sit)}${star(s.followingRate_ci95)}`;
+      const free = s.followingAnyFormat_it === undefined ? '' : `; ${pct1(s.followingAnyFormat_it)} → ${pct1(s.followingAnyFormat_sit)}${star(s.followingAnyFormat_ci95)}`;
+      return `${pct1(s.exactMatch_it)} → ${pct1(s.exactMatch_sit)}${star(s.exactMatch_ci95)}${free}; ${pct1(s.followingRate_it)} → ${pct1(s.followingRate_sit)}${star(s.followingRate_ci95)}`;
     });
     rows.push(`| ${c.preset} (${(c.params / 1e6).toFixed(2)}M) | ${c.tokenBudget / 1e6}M | ${c.seqFraction} | ${parts.join(' | ')} |`);
   }

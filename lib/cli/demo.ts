@@ -33,11 +33,11 @@ export const demoCommand: Command = {
   summary: 'the embedded experiment: train IT and SIT models from scratch on synthetic tasks and compare them (minutes on a CPU, no download)',
   usage:
     `seqtune demo [--quick] [--out DIR] [--seed N] [--device auto|cpu|cuda:N] [--weights-dtype auto|f32|bf16] [--preset ${Object.keys(DEMO_PRESETS).join('|')}] ` +
-    '[--token-budget N] [--items N] [--jobs 1|2] [--train-steps 2|3] [--heldout-phrasings] ' +
+    '[--token-budget N] [--items N] [--jobs 1|2] [--train-steps 2|3] [--shared-phrasings] ' +
     `[--unseen-task ${TASK_NAMES.join('|')}[,...]] [--words MIN-MAX] [--eval-words MIN-MAX] [--seq-fraction X]`,
   options: {
     quick: bool, out: str, seed: str, device: str, 'weights-dtype': str, preset: str, 'token-budget': str, items: str, jobs: str, 'train-steps': str,
-    'heldout-phrasings': bool, 'unseen-task': str, words: str, 'eval-words': str, 'seq-fraction': str,
+    'shared-phrasings': bool, 'unseen-task': str, words: str, 'eval-words': str, 'seq-fraction': str,
   },
   async run(values) {
     const report = await runDemo({
@@ -51,7 +51,8 @@ export const demoCommand: Command = {
       items: integerFlag(values, 'items'),
       jobs: integerFlag(values, 'jobs'),
       trainSteps: integerFlag(values, 'train-steps'),
-      heldoutPhrasings: values['heldout-phrasings'] === true,
+      // held out unless asked: evaluated phrasings are new to both models
+      heldoutPhrasings: values['shared-phrasings'] !== true,
       unseenTasks: stringFlag(values, 'unseen-task')?.split(',').filter(Boolean),
       words: rangeFlag(values, 'words'),
       evalWords: rangeFlag(values, 'eval-words'),

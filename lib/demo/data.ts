@@ -8,9 +8,14 @@
  * - IT: single-step instructions only (the seven tasks, and decoding the cipher on its own).
  * - SIT: the same mixture plus, for `seqFraction` of the examples, sequential instructions:
  *   repeat-then-task, decode-then-task and chains of 2 (and 3) tasks (all but count, see Task).
- * Held out from all training: the eval inputs, a few task pairs (never together in one training
- * instruction), optionally whole tasks from sequential training (the unseen-task analysis) and
- * some phrasings and frames (the verbalisation analysis).
+ * Held out from all training: the eval inputs (by their word multiset, so no permutation of an eval
+ * input is trained on either), a few task pairs (never together in one training instruction), half
+ * of every phrasing and frame bank (unless `heldoutPhrasings` is off: the shared-phrasings
+ * analysis) and optionally whole tasks from sequential training (the unseen-task analysis).
+ *
+ * Eval splits: `single`; `chain2-unseen` and `chain3-unseen`, chains holding a held-out pair (a
+ * composition never trained); `chain3-seen` and `decode-seen`, chain types SIT trains on (new
+ * inputs, and new phrasings by default).
  */
 import { AlpacaRecord } from '../data/records';
 import { Frame, FRAMES, multiStepThenAnswer, pick, repeatStep, Step, STEP_PHRASES, translateStep } from '../data/sequential';
@@ -29,7 +34,7 @@ export interface DemoDataOptions {
   trainSteps: number;
   /** fraction of SIT examples that are sequential */
   seqFraction: number;
-  /** train on some phrasings and frames, evaluate on the others */
+  /** train on half of the phrasings and frames, evaluate on the others (the default) */
   heldoutPhrasings: boolean;
   /** tasks kept out of every sequential training example */
   unseenTasks: TaskName[];
@@ -171,6 +176,9 @@ export interface DemoData {
   trainRecords(kind: 'it' | 'sit'): Generator<AlpacaRecord>;
 }
 
+/** An input's word multiset: inputs with the same key are permutations of each other. */
+export const wordMultiset = (input: string): string => input.split(' ').sort().join(' ');
+
 function lengthIn(rng: HostRng, [lo, hi]: [number, number]): number {
   return lo + rng.int(hi - lo + 1);
 }
@@ -191,29 +199,34 @@ export function buildDemoData(options: DemoDataOptions): DemoData {
   const trainP = phrasings(options.heldoutPhrasings, 'train');
   const evalP = phrasings(options.heldoutPhrasings, 'eval');
 
-  // Eval splits first: their inputs are then kept out of training.
+  // Eval splits first: their inputs, in any word order, are then kept out of training.
   const evalInputs = new Set<string>();
   const evalRng = new HostRng(seed ^ 0xe7a1);
   const split = (name: string, description: string, make: (input: string) => Built): EvalSplit => {
     const items: DemoItem[] = [];
     for (let i = 0; i < options.items; i++) {
       const input = randomInput(evalRng, lengthIn(evalRng, options.evalWords));
-      evalInputs.add(input);
+      evalInputs.add(wordMultiset(input));
       const { record, steps, gold } = make(input);
       items.push({ id: `${name}/${i}`, split: name, instruction: record.instruction, input: record.input, steps, gold });
     }
     return { name, description, items };
   };
-  const heldoutChains = allChains(2, seqTasks).filter(([a, b]) => heldout.has(pairKey(a.name, b.name)));
-  const evalChains3 = allChains(3, seqTasks).filter((c) => !hasPair(c, heldout));
+  const unseenChains = (n: number) => allChains(n, seqTasks).filter((c) => hasPair(c, heldout));
+  const unseenChains2 = unseenChains(2);
+  const unseenChains3 = unseenChains(3);
   const splits: EvalSplit[] = [
     split('single', 'one task on a plain input', (input) => {
       const record = singleRecord(pick(TASKS, evalRng), input, evalP, evalRng);
       return { record, steps: [], gold: record.output };
     }),
-    split('chain2-unseen', '2-task chains of pairs never together in training', (input) => chainRecord(pick(heldoutChains, evalRng), input, evalP, evalRng)),
-    split('chain3', '3-task chains', (input) => chainRecord(pick(evalChains3, evalRng), input, evalP, evalRng)),
-    split('decode', 'an encoded input: decode, then one task', (input) => decodeRecord(pick(seqTasks, evalRng), input, evalP, evalRng)),
+    split('chain2-unseen', '2-task chains of pairs never together in training', (input) => chainRecord(pick(unseenChains2, evalRng), input, evalP, evalRng)),
+    split('chain3-unseen', '3-task chains holding a pair never together in training', (input) => chainRecord(pick(unseenChains3, evalRng), input, evalP, evalRng)),
+    // with --train-steps 2 no 3-task chain is trained, so the split is not called seen
+    options.trainSteps === 3
+      ? split('chain3-seen', '3-task chains of a kind SIT trains on', (input) => chainRecord(pick(chains3, evalRng), input, evalP, evalRng))
+      : split('chain3', '3-task chains (SIT trains on 2-task chains only)', (input) => chainRecord(pick(chains3, evalRng), input, evalP, evalRng)),
+    split('decode-seen', 'an encoded input: decode, then one task (a kind SIT trains on)', (input) => decodeRecord(pick(seqTasks, evalRng), input, evalP, evalRng)),
   ];
   if (unseen.size > 0) {
     const withUnseen = allChains(2, TASKS.filter((t) => t.sequential)).filter((c) => c.some((t) => unseen.has(t.name)));
@@ -225,7 +238,7 @@ export function buildDemoData(options: DemoDataOptions): DemoData {
     const freshInput = () => {
       for (;;) {
         const input = randomInput(rng, lengthIn(rng, options.words));
-        if (!evalInputs.has(input)) return input;
+        if (!evalInputs.has(wordMultiset(input))) return input;
       }
     };
     for (;;) {

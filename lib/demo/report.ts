@@ -8,6 +8,9 @@ export interface ModelSummary {
 
 export interface Rates {
   exactMatch: number;
+  /** every requested intermediate result in order, with any label or none (lib/demo/score.ts) */
+  followingAnyFormat: number;
+  /** the strict form: the labelled steps SIT trains on */
   followingRate: number;
 }
 
@@ -17,7 +20,7 @@ export interface SplitReport {
   it: Rates;
   sit: Rates;
   /** SIT − IT, with paired-bootstrap 95% intervals */
-  diff: Rates & { ci95: { exactMatch: [number, number]; followingRate: [number, number] } };
+  diff: Rates & { ci95: Record<keyof Rates, [number, number]> };
 }
 
 export interface DemoReport {
@@ -37,18 +40,23 @@ const pct = (v: number) => (100 * v).toFixed(1);
 const signed = (v: number) => `${v >= 0 ? '+' : ''}${pct(v)}`;
 const interval = ([lo, hi]: [number, number]) => `[${signed(lo)}, ${signed(hi)}]`;
 
-/** The table: one row per split, exact match and following rate of both models and SIT − IT. */
+/** The metrics in table order, with their column heads. */
+const METRICS: Array<[keyof Rates, string]> = [
+  ['exactMatch', 'EM'],
+  ['followingAnyFormat', 'follow'],
+  ['followingRate', 'strict'],
+];
+
+/**
+ * The table: one row per split; per metric (exact match, format-free following, strict following)
+ * both models and SIT − IT with its interval.
+ */
 export function formatTable(report: Pick<DemoReport, 'splits'>): string {
-  const head = ['split', 'n', 'EM IT', 'EM SIT', 'EM SIT-IT [95% CI]', 'follow IT', 'follow SIT', 'follow SIT-IT [95% CI]'];
+  const head = ['split', 'n', ...METRICS.flatMap(([, h]) => [`${h} IT`, `${h} SIT`, `${h} SIT-IT [95% CI]`])];
   const rows = report.splits.map((s) => [
     s.name,
     String(s.n),
-    pct(s.it.exactMatch),
-    pct(s.sit.exactMatch),
-    `${signed(s.diff.exactMatch)} ${interval(s.diff.ci95.exactMatch)}`,
-    pct(s.it.followingRate),
-    pct(s.sit.followingRate),
-    `${signed(s.diff.followingRate)} ${interval(s.diff.ci95.followingRate)}`,
+    ...METRICS.flatMap(([key]) => [pct(s.it[key]), pct(s.sit[key]), `${signed(s.diff[key])} ${interval(s.diff.ci95[key])}`]),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
@@ -61,10 +69,11 @@ function escape(text: string): string {
 
 const COLORS = { it: '#9aa5b1', sit: '#1f77b4' };
 
-/** Grouped bars per split: exact match and following rate, IT (grey) next to SIT (blue), in %. */
+/** Grouped bars per split and metric (METRICS): IT (grey) next to SIT (blue), in %. */
 export function reportSvg(report: DemoReport): string {
-  const groupWidth = 180;
-  const bar = 32;
+  const bar = 28;
+  const metricWidth = 2 * bar + 16;
+  const groupWidth = METRICS.length * metricWidth + 24;
   const pad = { left: 48, right: 16, top: 56, bottom: 64 };
   const plotH = 240;
   const width = pad.left + pad.right + groupWidth * report.splits.length;
@@ -84,9 +93,9 @@ export function reportSvg(report: DemoReport): string {
   }
   report.splits.forEach((s, g) => {
     const x0 = pad.left + g * groupWidth + 12;
-    const metrics: Array<[string, keyof Rates]> = [['exact match', 'exactMatch'], ['following', 'followingRate']];
-    metrics.forEach(([label, key], m) => {
-      const xm = x0 + m * (2 * bar + 20);
+    const middle = x0 + (METRICS.length * metricWidth - 16) / 2;
+    METRICS.forEach(([key, label], m) => {
+      const xm = x0 + m * metricWidth;
       (['it', 'sit'] as const).forEach((model, k) => {
         const v = s[model][key];
         const x = xm + k * bar;
@@ -95,8 +104,8 @@ export function reportSvg(report: DemoReport): string {
       });
       out.push(`<text x="${xm + bar}" y="${pad.top + plotH + 14}" text-anchor="middle" font-size="10">${label}</text>`);
     });
-    out.push(`<text x="${x0 + 2 * bar + 10}" y="${pad.top + plotH + 32}" text-anchor="middle">${escape(s.name)} (n=${s.n})</text>`);
-    out.push(`<text x="${x0 + 2 * bar + 10}" y="${pad.top + plotH + 48}" text-anchor="middle" font-size="10">EM ${signed(s.diff.exactMatch)} ${interval(s.diff.ci95.exactMatch)}</text>`);
+    out.push(`<text x="${middle}" y="${pad.top + plotH + 32}" text-anchor="middle">${escape(s.name)} (n=${s.n})</text>`);
+    out.push(`<text x="${middle}" y="${pad.top + plotH + 48}" text-anchor="middle" font-size="10">EM ${signed(s.diff.exactMatch)} ${interval(s.diff.ci95.exactMatch)}</text>`);
   });
   out.push(`<line x1="${pad.left}" y1="${y(0)}" x2="${width - pad.right}" y2="${y(0)}" stroke="black"/>`);
   out.push('</svg>');

@@ -12,6 +12,11 @@
  *   order, each label equal to the requested one and each text equal to the exact intermediate
  *   result — followed directly by `Result:` (optional when no step is requested) and a non-empty
  *   answer. The final answer's correctness is not part of it (that is exact match).
+ * - followed in any format (followedAnyFormat): each requested step's exact intermediate result
+ *   appears in the output, in order, as a whole span (no letter or digit touching it on either
+ *   side), with any label or none, and the output goes on after the last of them (some letter or
+ *   digit besides a `Result:` marker: an attempt at the final answer). This is the fair measure
+ *   for a model never shown the labelled format (IT); the strict form is SIT's own format.
  */
 import type { ItemScore } from '../eval/bench';
 
@@ -69,4 +74,25 @@ export function scoreOutput(target: ScoreTarget, output: string): ItemScore {
     correct: extracted === target.gold,
     followed: stepsFollowed && resultPlaced && extracted !== null && extracted !== '',
   };
+}
+
+const isWordChar = (c: string | undefined) => c !== undefined && /[A-Za-z0-9]/.test(c);
+
+/** Where `text` first occurs in `output` at or after `from` as a whole span, else -1. */
+function spanAt(output: string, text: string, from: number): number {
+  for (let at = output.indexOf(text, from); at >= 0; at = output.indexOf(text, at + 1)) {
+    if (!isWordChar(output[at - 1]) && !isWordChar(output[at + text.length])) return at;
+  }
+  return -1;
+}
+
+export function followedAnyFormat(steps: readonly ExpectedStep[], output: string): boolean {
+  let from = 0;
+  for (const step of steps) {
+    // the earliest match leaves the most room for the later steps
+    const at = spanAt(output, step.text, from);
+    if (at < 0) return false;
+    from = at + step.text.length;
+  }
+  return /[A-Za-z0-9]/.test(output.slice(from).split(RESULT_MARKER).join(''));
 }

@@ -10,7 +10,7 @@ const base: DemoDataOptions = {
   evalWords: [2, 4],
   trainSteps: 3,
   seqFraction: 0.5,
-  heldoutPhrasings: false,
+  heldoutPhrasings: true,
   unseenTasks: [],
   heldoutPairCount: 4,
   items: 60,
@@ -101,7 +101,7 @@ t.test('held-out task pairs are never together in a training instruction', async
 
 t.test('eval splits: the requested shapes, golds recomputed, inputs never trained on', async (t) => {
   const data = buildDemoData(base);
-  t.same(data.splits.map((s) => s.name), ['single', 'chain2-unseen', 'chain3', 'decode']);
+  t.same(data.splits.map((s) => s.name), ['single', 'chain2-unseen', 'chain3-unseen', 'chain3-seen', 'decode-seen']);
   const evalInputs = new Set<string>();
   for (const split of data.splits) {
     t.equal(split.items.length, 60);
@@ -111,16 +111,54 @@ t.test('eval splits: the requested shapes, golds recomputed, inputs never traine
       const plain = plainInput(item);
       evalInputs.add(plain);
       t.equal(item.gold, applyChain(tasks, plain), item.id);
-      const expectedSteps = { single: 0, 'chain2-unseen': 1, chain3: 2, decode: 1 }[split.name];
+      const expectedSteps = { single: 0, 'chain2-unseen': 1, 'chain3-unseen': 2, 'chain3-seen': 2, 'decode-seen': 1 }[split.name];
       t.equal(item.steps.length, expectedSteps, `${item.id} steps`);
-      t.equal(tasks.length, split.name === 'decode' ? 1 : split.name === 'single' ? 1 : expectedSteps + 1);
-      t.equal(translate, split.name === 'decode');
+      t.equal(tasks.length, split.name === 'decode-seen' ? 1 : split.name === 'single' ? 1 : expectedSteps! + 1);
+      t.equal(translate, split.name === 'decode-seen');
     }
   }
   for (const kind of ['it', 'sit'] as const) {
     const leaked = take(data.trainRecords(kind), 4000).filter((r) => evalInputs.has(plainInput(r)));
     t.equal(leaked.length, 0, `${kind}: no eval input in training`);
   }
+});
+
+t.test('no permutation of an eval input is trained on', async (t) => {
+  const data = buildDemoData(base);
+  // the word multisets of the eval inputs, computed here rather than by lib/demo/data
+  const bag = (text: string) => JSON.stringify(text.split(' ').sort());
+  const evalBags = new Set(data.splits.flatMap((s) => s.items.map((i) => bag(plainInput(i)))));
+  // not vacuous: 2-word inputs have only C(56, 2) = 1540 bags, so a few percent of the 2-word
+  // training inputs would be permutations of an eval input if only exact strings were excluded
+  const twoWordBags = [...evalBags].filter((b) => JSON.parse(b).length === 2).length;
+  t.ok(twoWordBags > 40, `${twoWordBags} 2-word eval bags`);
+  for (const kind of ['it', 'sit'] as const) {
+    const records = take(data.trainRecords(kind), 6000);
+    const leaked = records.filter((r) => evalBags.has(bag(plainInput(r))));
+    t.equal(leaked.length, 0, `${kind}: no training input is an eval input in any word order`);
+    t.ok(records.filter((r) => plainInput(r).split(' ').length === 2).length > 1000, 'many 2-word training inputs drawn');
+  }
+});
+
+t.test('unseen compositions hold a held-out pair; seen ones are trained chain types', async (t) => {
+  const data = buildDemoData(base);
+  const heldout = new Set(data.heldoutPairs.map(([a, b]) => pairKey(a, b)));
+  const holdsPair = (names: TaskName[]) => names.some((a, i) => names.some((b, j) => i < j && heldout.has(pairKey(a, b))));
+  const trainedChains = new Set(
+    take(data.trainRecords('sit'), 6000)
+      .map((r) => readInstruction(r.instruction).tasks.map((x) => x.name))
+      .filter((names) => names.length === 3)
+      .map((names) => names.join('>')),
+  );
+  const chains = (name: string) => data.splits.find((s) => s.name === name)!.items.map((i) => readInstruction(i.instruction).tasks.map((x) => x.name));
+  const unseen = chains('chain3-unseen');
+  t.ok(unseen.every((names) => names.length === 3 && holdsPair(names)), 'chain3-unseen: every chain holds a held-out pair');
+  t.notOk(unseen.some((names) => trainedChains.has(names.join('>'))), 'chain3-unseen: no chain is trained');
+  t.ok(new Set(unseen.map((n) => n.join('>'))).size > 10, 'chain3-unseen: many compositions');
+  const seen = chains('chain3-seen');
+  t.ok(seen.every((names) => names.length === 3 && !holdsPair(names) && trainedChains.has(names.join('>'))), 'chain3-seen: trained chains');
+  const two = buildDemoData({ ...base, trainSteps: 2 });
+  t.ok(two.splits.some((s) => s.name === 'chain3') && !two.splits.some((s) => s.name === 'chain3-seen'), 'with 2-step training the 3-step split is not called seen');
 });
 
 t.test('deterministic per seed', async (t) => {
@@ -139,7 +177,7 @@ t.test('analyses: number of steps, held-out phrasings, unseen tasks, prompt leng
   t.notOk(take(two.trainRecords('sit'), 2000).some((r) => readInstruction(r.instruction).tasks.length > 2), 'train-steps 2: no 3-task chains');
   t.throws(() => buildDemoData({ ...base, trainSteps: 4 }), /trainSteps must be 2 or 3/);
 
-  const verb = buildDemoData({ ...base, heldoutPhrasings: true });
+  const verb = buildDemoData(base); // held-out phrasings, the default
   const phrasesIn = (texts: string[]) => {
     const found = new Set<string>();
     const bank = [...TASKS.flatMap((x) => x.phrases), ...STEP_PHRASES.repeat, ...STEP_PHRASES.translate];
@@ -150,6 +188,10 @@ t.test('analyses: number of steps, held-out phrasings, unseen tasks, prompt leng
   const evaluated = phrasesIn(verb.splits.flatMap((s) => s.items.map((i) => i.instruction)));
   t.same([...trained].filter((p) => evaluated.has(p)), [], 'no phrasing both trained and evaluated');
   t.ok(evaluated.size > 10 && trained.size > 10);
+  const shared = buildDemoData({ ...base, heldoutPhrasings: false });
+  const sharedTrained = phrasesIn(take(shared.trainRecords('sit'), 3000).map((r) => r.instruction));
+  const sharedEvaluated = phrasesIn(shared.splits.flatMap((s) => s.items.map((i) => i.instruction)));
+  t.ok([...sharedTrained].filter((p) => sharedEvaluated.has(p)).length > 10, 'shared phrasings: evaluated ones are trained');
 
   const unseen = buildDemoData({ ...base, unseenTasks: ['shift'] });
   const isShift = (x: Task) => x.name === 'shift';

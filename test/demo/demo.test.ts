@@ -6,7 +6,7 @@ import { demoCommand } from '../../lib/cli/demo';
 import { parseCommandArgs } from '../../lib/cli/command';
 import { formatTable, runDemo } from '../../lib/demo';
 import { DemoItem } from '../../lib/demo/data';
-import { scoreOutput } from '../../lib/demo/score';
+import { followedAnyFormat, scoreOutput } from '../../lib/demo/score';
 
 const keys = (o: object) => Object.keys(o).sort();
 const jsonl = async (file: string) => (await fs.readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
@@ -40,13 +40,14 @@ t.test('--quick runs end to end quickly and writes the report, per-item results 
     t.ok(report.models[m].trainTokens <= report.tokenBudget && report.models[m].trainTokens > report.tokenBudget - 400, `${m} tokens`);
     t.ok(Number.isFinite(report.models[m].finalLoss));
   }
-  t.same(report.splits.map((s: { name: string }) => s.name), ['single', 'chain2-unseen', 'chain3', 'decode']);
+  t.same(report.splits.map((s: { name: string }) => s.name), ['single', 'chain2-unseen', 'chain3-unseen', 'chain3-seen', 'decode-seen']);
+  const metrics = ['exactMatch', 'followingAnyFormat', 'followingRate'];
   for (const s of report.splits) {
     t.same(keys(s), ['diff', 'it', 'n', 'name', 'sit']);
-    t.same(keys(s.it), ['exactMatch', 'followingRate']);
-    t.same(keys(s.diff), ['ci95', 'exactMatch', 'followingRate']);
-    t.same(keys(s.diff.ci95), ['exactMatch', 'followingRate']);
-    for (const metric of ['exactMatch', 'followingRate']) {
+    t.same(keys(s.it), metrics);
+    t.same(keys(s.diff), ['ci95', ...metrics]);
+    t.same(keys(s.diff.ci95), metrics);
+    for (const metric of metrics) {
       t.ok(isRate(s.it[metric]) && isRate(s.sit[metric]));
       t.ok(Math.abs(s.diff[metric] - (s.sit[metric] - s.it[metric])) < 1e-12, 'diff = SIT - IT');
       const [lo, hi] = s.diff.ci95[metric];
@@ -68,6 +69,8 @@ t.test('--quick runs end to end quickly and writes the report, per-item results 
         return record.correct;
       }).length;
       t.equal(correct / items.length, s[model].exactMatch, `${s.name} ${model} exact match from the per-item file`);
+      const free = results.filter((record, k) => followedAnyFormat(items[k].steps, record.output)).length;
+      t.equal(free / items.length, s[model].followingAnyFormat, `${s.name} ${model} format-free following from the per-item file`);
     }
   }
   const svg = await fs.readFile(path.join(out, 'demo.svg'), 'utf8');
@@ -86,7 +89,7 @@ t.test('the same seed gives the same table and outputs, in workers or not; a rer
   t.equal(formatTable(b), formatTable(a));
   t.same(b.splits, a.splits);
   t.same(b.models, a.models);
-  const outputs = async (out: string) => fs.readFile(path.join(dir, out, 'chain3', 'sit', 'results.jsonl'), 'utf8');
+  const outputs = async (out: string) => fs.readFile(path.join(dir, out, 'chain3-seen', 'sit', 'results.jsonl'), 'utf8');
   t.equal(await outputs('b'), await outputs('a'), 'identical generations');
   // into the same folder with another seed: nothing of the first run is resumed
   const c = await run('a', 12);

@@ -2,7 +2,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
-import { parseOutput, scoreOutput } from '../../lib/demo/score';
+import { followedAnyFormat, parseOutput, scoreOutput } from '../../lib/demo/score';
 import { scorePredictions } from '../../lib/eval/predictions';
 import { resolveBench } from '../../lib/eval/benches';
 
@@ -36,6 +36,36 @@ t.test('following needs every requested step, in order, each intermediate exact'
   t.equal(scoreOutput(one, 'ok\n1. Reverse:\nsun dog\nResult: SUN DOG').followed, false, 'steps must start the answer');
   t.equal(scoreOutput(one, '1. Reverse:\nsun dog\nso\nResult: SUN DOG').followed, false, 'the result must follow the steps directly');
   t.equal(scoreOutput(one, '1. Reverse:\nsun dog\nResult: ').followed, false, 'an empty result');
+});
+
+t.test('format-free following: each intermediate result in order, with any label or none', async (t) => {
+  const steps = [
+    { label: 'Reverse', text: 'sun dog' },
+    { label: 'Uppercase', text: 'SUN DOG' },
+  ];
+  t.ok(followedAnyFormat(steps, '1. Reverse:\nsun dog\n2. Uppercase:\nSUN DOG\nResult: GOD NUS'), 'the labelled form');
+  t.ok(followedAnyFormat(steps, 'sun dog\nSUN DOG\nGOD NUS'), 'unlabelled lines');
+  t.ok(followedAnyFormat(steps, 'first sun dog, then SUN DOG, so: GOD NUS'), 'inline, other words around');
+  t.ok(followedAnyFormat(steps, 'Reversed -> sun dog; upper -> SUN DOG; answer -> x'), 'other labels; a wrong answer still follows');
+  t.notOk(followedAnyFormat(steps, 'SUN DOG\nsun dog\nGOD NUS'), 'out of order');
+  t.notOk(followedAnyFormat(steps, 'sun dog\nGOD NUS'), 'a step missing');
+  t.notOk(followedAnyFormat(steps, 'sun dog SUN DOG'), 'no answer after the last step');
+  t.notOk(followedAnyFormat(steps, 'sun dog\nSUN DOG\nResult: '), 'a bare Result: marker is no answer');
+  t.notOk(followedAnyFormat(steps, 'sun dogs\nSUN DOG\nx'), 'a step must be a whole span, not part of a word');
+  t.notOk(followedAnyFormat(steps, 'Sun dog\nSUN DOG\nx'), 'each intermediate exact, case included');
+  t.ok(followedAnyFormat(steps, 'sun dogs, sun dog\nSUN DOG\nx'), 'a later whole span counts');
+  // the same intermediate twice needs two occurrences
+  const twice = [
+    { label: 'Sort', text: 'cat dog' },
+    { label: 'Reverse', text: 'cat dog' },
+  ];
+  t.notOk(followedAnyFormat(twice, 'cat dog\nDOG CAT'));
+  t.ok(followedAnyFormat(twice, 'cat dog\ncat dog\nDOG CAT'));
+  t.ok(followedAnyFormat([], 'sun dog'), 'no step asked: any answer');
+  t.notOk(followedAnyFormat([], ' \n'), 'no step asked, no answer');
+  // a bare answer (what IT writes) follows nothing, even when it is the right final answer
+  t.notOk(followedAnyFormat(one.steps, 'SUN DOG'));
+  t.ok(followedAnyFormat(one.steps, 'sun dog\nSUN DOG'));
 });
 
 t.test('the extracted answer', async (t) => {

@@ -115,7 +115,8 @@ function defineTests(): void {
   t.comment(`seed ${seed}`);
   const rng = hostRng(seed);
 
-  // [T, documents, H, Hkv, D]: T from 1 to ~200, head ratios 1, 2, 4, D in {1, 8, 64, 128}.
+  // [T, documents, H, Hkv, D]: T from 1 to ~200, head ratios 1, 2, 4, D in {1, 8, 64, 128} (the
+  // run-time-sized loops and the fixed-size ones) and the demo presets' 16, 24 and 32 (fixed-size).
   const shapes: Array<[number, number, number, number, number]> = [
     [1, 1, 1, 1, 1],
     [3, 2, 2, 1, 8],
@@ -124,6 +125,9 @@ function defineTests(): void {
     [130, 3, 3, 3, 1],
     [201, 4, 4, 1, 64],
     [70, 2, 2, 1, 128],
+    [150, 3, 4, 4, 24],
+    [90, 2, 4, 2, 16],
+    [75, 2, 2, 1, 32],
   ];
 
   t.test('forward matches the float64 reference (out and lse)', async (t) => {
@@ -298,7 +302,7 @@ function defineTests(): void {
   });
 
   t.test('backward matches the reference gradient', async (t) => {
-    const sizes = [[1, 1, 2, 1, 8], [17, 3, 4, 1, 8], [65, 2, 4, 2, 64], [130, 3, 2, 2, 1], [70, 2, 2, 1, 128]] as const;
+    const sizes = [[1, 1, 2, 1, 8], [17, 3, 4, 1, 8], [65, 2, 4, 2, 64], [130, 3, 2, 2, 1], [70, 2, 2, 1, 128], [150, 3, 4, 4, 24], [90, 2, 4, 2, 16], [75, 2, 2, 1, 32]] as const;
     for (const [T, docs, H, Hkv, D] of sizes) {
       for (const causal of [true, false]) {
         const { p, q, k, v } = problem(rng, T, docs, H, Hkv, D, causal);
