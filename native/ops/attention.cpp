@@ -1,7 +1,7 @@
 // Ops attention, attentionBackward and kvCacheWrite (lib/ops.ts). The builders check shapes,
 // dtypes and attributes here on the JS thread; the contents of cuSeqlens, qOffset, kvLens and
 // offsets live on the device, so native/cpu/attention checks those before using them. On a CUDA
-// device the plans launch kernels/flash_attention.h and attention_decode.h (bf16/f16, head dims 64
+// device the plans launch kernels/attention/flash_attention.h and attention_decode.h (bf16/f16, head dims 64
 // and 128); their kernels flag bad index tensors, and the op then fails with the CPU's message.
 #include <cmath>
 #include <vector>
@@ -9,10 +9,10 @@
 #include "native/cpu/attention.h"
 #include "native/ops/op_util.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/attention_decode.h"
-#include "kernels/cuda_device.h"
-#include "kernels/flash_attention.h"
-#include "kernels/index_check.h"
+#include "kernels/attention/attention_decode.h"
+#include "native/runtime/cuda_device.h"
+#include "kernels/attention/flash_attention.h"
+#include "kernels/common/index_check.h"
 #include "native/ops/cuda_dispatch.h"
 #endif
 

@@ -1,11 +1,11 @@
 // crossEntropy and crossEntropyBackward over materialised logits [T, V]. Rows are independent, so
 // threads split rows; the loss is then summed over rows in row order (thread-count independent).
-// On a CUDA device the same plans launch kernels/cross_entropy.cu, which flags bad labels; the op
+// On a CUDA device the same plans launch kernels/loss/cross_entropy.cu, which flags bad labels; the op
 // then fails with the CPU's error.
 #include "native/ops/loss_common.h"
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/cross_entropy.h"
+#include "kernels/loss/cross_entropy.h"
 #include "native/ops/cuda_dispatch.h"
 #endif
 

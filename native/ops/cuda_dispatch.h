@@ -10,8 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/cuda_device.h"
-#include "kernels/index_check.h"
+#include "native/runtime/cuda_device.h"
+#include "kernels/common/index_check.h"
 #include "native/ops/op_util.h"
 
 namespace seqtune {
@@ -40,7 +40,7 @@ struct DeviceTable {
   }
 };
 
-// The int flag an index-checked launcher sets (kernels/index_check.h) for `indices` (int32, on the
+// The int flag an index-checked launcher sets (kernels/common/index_check.h) for `indices` (int32, on the
 // call's device). The constructor (builder) refuses more indices than the check can name (2^31).
 class IndexCheck {
  public:

@@ -1,14 +1,14 @@
 // Inverted dropout. The mask is never stored: element i's keep decision is dropoutKeep(seed,
 // offset, i, p), so the backward (this same op applied to dy) regenerates it exactly, on any
-// device and thread count. On a CUDA device kernels/dropout.cu draws the same mask.
+// device and thread count. On a CUDA device kernels/elementwise/dropout.cu draws the same mask.
 #include <cmath>
 #include <cstring>
 
 #include "native/ops/op_util.h"
-#include "native/runtime/philox.h"
+#include "kernels/common/philox.h"
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/dropout.h"
+#include "kernels/elementwise/dropout.h"
 #endif
 
 namespace seqtune {

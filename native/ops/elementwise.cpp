@@ -1,15 +1,15 @@
 // Elementwise ops and tensor creation: cast, add, mul, scale, addInplace, fill, randomNormal,
 // randomUniform, sum. Each computes in f32 (f64 for f64 tensors) and stores in the output dtype.
-// On a CUDA device the same plans launch kernels/elementwise.cu, which rounds exactly as below.
+// On a CUDA device the same plans launch kernels/elementwise/elementwise.cu, which rounds exactly as below.
 #include <algorithm>
 #include <cstring>
 #include <functional>
 
 #include "native/ops/op_util.h"
-#include "native/runtime/philox.h"
+#include "kernels/common/philox.h"
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/elementwise.h"
+#include "kernels/elementwise/elementwise.h"
 #endif
 
 namespace seqtune {

@@ -1,6 +1,6 @@
 // Token embedding lookup and its scatter-add backward. Token ids live in device memory, so their
 // range is checked on the device thread, before any row is read or written. On a CUDA device
-// kernels/embedding.cu skips and flags bad ids instead, and the op then fails with the same error.
+// kernels/elementwise/embedding.cu skips and flags bad ids instead, and the op then fails with the same error.
 #include <algorithm>
 #include <cstring>
 #include <numeric>
@@ -8,7 +8,7 @@
 #include "native/ops/op_util.h"
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/embedding.h"
+#include "kernels/elementwise/embedding.h"
 #include "native/ops/cuda_dispatch.h"
 #endif
 

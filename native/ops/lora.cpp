@@ -3,18 +3,18 @@
 // instead of storing it, and never forms dW (the base weight is frozen).
 // Inputs may mix floating dtypes (a bf16 base model with f32 adapters, as PEFT trains them): the
 // math runs in f32 (f64 when x is f64); out and dx take x's dtype, xa the adapter's (A's), and dA,
-// dB their parameter's. On a CUDA device the plans launch kernels/lora.h, which takes fewer mixes:
+// dB their parameter's. On a CUDA device the plans launch kernels/gemm/lora.h, which takes fewer mixes:
 // see expectCudaDtypes.
 #include <cmath>
 #include <cstring>
 
 #include "native/cpu/gemm.h"
 #include "native/ops/op_util.h"
-#include "native/runtime/philox.h"
+#include "kernels/common/philox.h"
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/cuda_device.h"
-#include "kernels/lora.h"
+#include "native/runtime/cuda_device.h"
+#include "kernels/gemm/lora.h"
 #include "native/ops/cuda_dispatch.h"
 #endif
 
@@ -85,7 +85,7 @@ const T* dropped(const LoraAttrs& at, int64_t n, const T* x, std::vector<T>& buf
 }
 
 #ifdef SEQTUNE_CUDA
-// The dtype mixes kernels/lora.h runs: weight (and dy) in x's dtype, b (and xa) in a's; then
+// The dtype mixes kernels/gemm/lora.h runs: weight (and dy) in x's dtype, b (and xa) in a's; then
 // bf16/f16 x with adapters and bias of that dtype or f32, or everything f32, or everything f64.
 void expectCudaDtypes(const OpCall& call, const Tensor& x, const Tensor& w, const Tensor& a, const Tensor& b,
                       const Tensor* bias, const Tensor* dy, const Tensor* xa) {

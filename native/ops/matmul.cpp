@@ -1,6 +1,6 @@
 // matmul and matmulBackward (lib/ops.ts): batched products over the blocked GEMM (native/cpu/gemm.h),
 // computed in f32 (f64 for f64 tensors) and stored in the input dtype. On a CUDA device the same
-// products run on kernels/gemm.h (bf16/f16 on the tensor cores with f32 accumulation, f32/f64 SIMT).
+// products run on kernels/gemm/gemm.h (bf16/f16 on the tensor cores with f32 accumulation, f32/f64 SIMT).
 #include <algorithm>
 #include <optional>
 
@@ -8,8 +8,8 @@
 #include "native/ops/op_util.h"
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/cuda_device.h"
-#include "kernels/gemm.h"
+#include "native/runtime/cuda_device.h"
+#include "kernels/gemm/gemm.h"
 #include "native/ops/cuda_dispatch.h"
 #endif
 

@@ -4,7 +4,7 @@
 #include <initializer_list>
 #include <vector>
 
-#include "native/runtime/errors.h"
+#include "kernels/common/errors.h"
 #include "native/runtime/op_registry.h"
 
 namespace seqtune {

@@ -2,14 +2,14 @@
 // LlamaRMSNorm: normalise in f32, then scale by the weight). Rows are independent, so the forward
 // and dx parallelise over rows; dweight reduces over rows and parallelises over columns instead, so
 // each column is summed in row order whatever the thread count. On a CUDA device the same plans
-// launch kernels/rmsnorm.cu, whose rstd is f32 only: f64 (gradient checks) stays on the CPU.
+// launch kernels/norm/rmsnorm_residual.cu, whose rstd is f32 only: f64 (gradient checks) stays on the CPU.
 #include <cmath>
 #include <optional>
 
 #include "native/ops/op_util.h"
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/rmsnorm.h"
+#include "kernels/norm/rmsnorm_residual.h"
 #include "native/ops/cuda_dispatch.h"
 #endif
 

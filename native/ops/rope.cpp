@@ -1,13 +1,13 @@
 // Rotary position embedding (Hugging Face rotate_half layout: element i pairs with i + D/2) with
 // the rope_scaling variants LLaMA checkpoints use. The backward is the same rotation by the
 // negative angle (`inverse`), since a rotation's transpose is its inverse. On a CUDA device the
-// same inv_freq (made here on the host) is uploaded and kernels/rope.cu rotates.
+// same inv_freq (made here on the host) is uploaded and kernels/elementwise/rope.cu rotates.
 #include <cmath>
 
 #include "native/ops/op_util.h"
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/rope.h"
+#include "kernels/elementwise/rope.h"
 #include "native/ops/cuda_dispatch.h"
 #endif
 

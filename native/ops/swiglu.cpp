@@ -1,11 +1,11 @@
 // SwiGLU, LLaMA's MLP activation: silu(gate) · up, and its backward. On a CUDA device the same
-// plans launch kernels/swiglu.cu.
+// plans launch kernels/elementwise/swiglu.cu.
 #include <cmath>
 
 #include "native/ops/op_util.h"
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/swiglu.h"
+#include "kernels/elementwise/swiglu.h"
 #endif
 
 namespace seqtune {

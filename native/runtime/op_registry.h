@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "native/runtime/device.h"
-#include "native/runtime/errors.h"
+#include "kernels/common/errors.h"
 #include "native/runtime/tensor.h"
 
 namespace seqtune {

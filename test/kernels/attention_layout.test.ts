@@ -3,7 +3,7 @@ import t from 'tap';
 import { buildHostCheck, root, runHostCheck as run } from './host-check';
 
 // The CUDA attention kernels checked on the host, no GPU needed: their index math
-// (kernels/flash_attention_layout.h) and the kernel bodies themselves, run by a CPU emulator of
+// (kernels/attention/flash_attention_layout.h) and the kernel bodies themselves, run by a CPU emulator of
 // CUDA threads, ldmatrix, mma and cp.async (and for the Hopper attention kernels and GEMM
 // mbarriers, TMA, wgmma and named barriers) against a float64 reference. attention_layout*.cpp is
 // compiled with g++ and run; see the .cpp files for what is checked. Each deliberately broken
@@ -12,7 +12,7 @@ const sources = [
   ...['attention_layout.cpp', 'attention_layout_tiles.cpp', 'attention_layout_kernels.cpp', 'attention_layout_emulator.cpp'].map(
     (f) => path.join(__dirname, f),
   ),
-  path.join(root, 'native', 'runtime', 'dtype.cpp'),
+  path.join(root, 'kernels', 'common', 'dtype.cpp'),
 ];
 
 // The emulator's fibers switch stacks with _longjmp, which glibc's fortified build refuses; CUDA's

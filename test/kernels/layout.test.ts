@@ -5,10 +5,10 @@ import * as path from 'node:path';
 import t from 'tap';
 import { packageRoot } from '../../lib/native';
 
-// The tensor-core GEMM's index math (kernels/gemm_layout.h: swizzle, ldmatrix/mma fragments, the
+// The tensor-core GEMM's index math (kernels/gemm/gemm_layout.h: swizzle, ldmatrix/mma fragments, the
 // epilogue transpose, tile coverage and bounds for awkward shapes, K splits) checked on the host by
 // test/native/gemm_layout_test.cpp, so it runs on machines without a GPU.
-t.test('GEMM tile layout (host checks of kernels/gemm_layout.h)', (t) => {
+t.test('GEMM tile layout (host checks of kernels/gemm/gemm_layout.h)', (t) => {
   const source = path.join(packageRoot, 'test', 'native', 'gemm_layout_test.cpp');
   const binary = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'seqtune-layout-')), 'gemm_layout_test');
   const compilers = [process.env.CXX, 'g++', 'c++'].filter((c): c is string => !!c);
