@@ -13,7 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "native/runtime/cuda_device.h"
+#include "kernels/common/cuda_stream.h"
 #include "kernels/common/dtype.h"
 
 namespace seqtune::gpu {

@@ -5,7 +5,7 @@
 #pragma once
 #include <cstdint>
 
-#include "native/runtime/cuda_device.h"
+#include "kernels/common/cuda_stream.h"
 
 namespace seqtune::gpu {
 

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <vector>
 
-#include "native/runtime/device.h"
+#include "kernels/hopper/kernel_states.h"
 
 namespace seqtune::gpu::selftest {
 

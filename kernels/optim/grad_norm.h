@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "native/runtime/cuda_device.h"
+#include "kernels/common/cuda_stream.h"
 #include "kernels/common/dtype.h"
 #ifdef __CUDACC__
 #include <cuda_bf16.h>

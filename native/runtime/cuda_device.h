@@ -1,8 +1,8 @@
 // What op builders need from a CUDA device beyond the Device interface. Plain C++: includable from
-// .cpp files without the CUDA headers (the typedef is CUDA's own).
+// .cpp files without the CUDA headers.
 #pragma once
 
-typedef struct CUstream_st* cudaStream_t;
+#include "kernels/common/cuda_stream.h"
 
 namespace seqtune {
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/hopper/kernel_states.h"
 #include "native/runtime/executor.h"
 
 namespace seqtune {
@@ -90,14 +91,6 @@ struct CudaStatus {
 // Implemented in native/runtime/cuda_device.cu, or by the CPU-only stub in native/runtime/cuda_stub.cpp.
 CudaStatus cudaStatus();
 
-// The Hopper kernels that run only after a one-time self-test on a device (kernels/hopper/hopper_selftest.h),
-// with their state on GPU `device` now: "untested" (runs at the first eligible call), "on", or
-// "off: <why>". Empty on a device that is not compute capability 9.0 and without CUDA. Implemented
-// in kernels/hopper/hopper_selftest.cu, or by the stub.
-struct KernelState {
-  std::string kernel, state;
-};
-std::vector<KernelState> hopperKernelStates(int device);
 // Throws Error(ERR_DEVICE) naming why when the GPU cannot be used.
 Device* cudaDevice(int index);
 
