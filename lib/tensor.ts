@@ -141,7 +141,7 @@ export function zeros(shape: Shape, options: CreateOptions = {}): Tensor {
 
 export function full(shape: Shape, value: number, options: CreateOptions = {}): Tensor {
   return new Tensor(
-    native().runOp('fill', [], { shape: [...shape], value, dtype: options.dtype ?? 'f32', device: options.device ?? 'cpu' })[0],
+    native().runOp('fill', [], { shape: [...shape], value, dtype: options.dtype, device: options.device })[0],
   );
 }
 
@@ -157,10 +157,10 @@ export function randn(shape: Shape, options: RandomOptions & { mean?: number; st
       shape: [...shape],
       seed,
       offset,
-      mean: options.mean ?? 0,
-      std: options.std ?? 1,
-      dtype: options.dtype ?? 'f32',
-      device: options.device ?? 'cpu',
+      mean: options.mean,
+      std: options.std,
+      dtype: options.dtype,
+      device: options.device,
     })[0],
   );
 }
@@ -173,10 +173,10 @@ export function rand(shape: Shape, options: RandomOptions & { low?: number; high
       shape: [...shape],
       seed,
       offset,
-      low: options.low ?? 0,
-      high: options.high ?? 1,
-      dtype: options.dtype ?? 'f32',
-      device: options.device ?? 'cpu',
+      low: options.low,
+      high: options.high,
+      dtype: options.dtype,
+      device: options.device,
     })[0],
   );
 }

@@ -144,7 +144,7 @@ OpPlan buildCrossEntropyBackward(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("crossEntropy", buildCrossEntropy);
-REGISTER_OP_CUDA("crossEntropyBackward", buildCrossEntropyBackward);
+REGISTER_OP(buildCrossEntropy, {"crossEntropy", {"logits", "labels"}, {attr::integer("ignoreIndex", -100), attr::text("reduction", "mean"), attr::flag("indicesChecked", false)}, {"loss", "lse", "count"}});
+REGISTER_OP(buildCrossEntropyBackward, {"crossEntropyBackward", {"logits", "labels", "lse", "count"}, {attr::integer("ignoreIndex", -100), attr::text("reduction", "mean"), attr::number("gradScale", 1.0), attr::flag("indicesChecked", false)}, {"dlogits"}});
 
 }  // namespace seqtune

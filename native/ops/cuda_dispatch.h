@@ -48,7 +48,7 @@ class IndexCheck {
       : op_(call.op),
         indices_(std::move(indices)),
         flag_(Tensor::empty(call.device, {1}, DType::I32)),
-        checkedOnHost_(call.attrs.flag("indicesChecked", false)) {
+        checkedOnHost_(call.attrs.flag("indicesChecked")) {
     if (indices_->numel() >= (int64_t(1) << 31)) {
       failShape(call, str(name, " holds ", indices_->numel(), " indices; cuda checks at most 2^31 - 1"));
     }

@@ -9,6 +9,7 @@
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
 #include "kernels/elementwise/dropout.h"
+#include "native/runtime/cuda_device.h"
 #endif
 
 namespace seqtune {
@@ -62,6 +63,6 @@ OpPlan buildDropout(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("dropout", buildDropout);
+REGISTER_OP(buildDropout, {"dropout", {"x"}, {attr::number("p"), attr::integer("seed"), attr::integer("offset")}, {"out"}});
 
 }  // namespace seqtune

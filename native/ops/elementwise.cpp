@@ -10,6 +10,7 @@
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
 #include "kernels/elementwise/elementwise.h"
+#include "native/runtime/cuda_device.h"
 #endif
 
 namespace seqtune {
@@ -70,7 +71,7 @@ OpPlan buildAxpby(const OpCall& call, double alpha, double beta, bool multiply) 
           }};
 }
 
-OpPlan buildAdd(const OpCall& call) { return buildAxpby(call, 1.0, call.attrs.number("alpha", 1.0), false); }
+OpPlan buildAdd(const OpCall& call) { return buildAxpby(call, 1.0, call.attrs.number("alpha"), false); }
 OpPlan buildMul(const OpCall& call) { return buildAxpby(call, 0, 0, true); }
 
 // out = alpha * a
@@ -105,7 +106,7 @@ OpPlan buildAddInplace(const OpCall& call) {
   expectFloat(call, *x, "a");
   expectFloat(call, *y, "b");
   expectSameShape(call, *x, "a", *y, "b");
-  double alpha = call.attrs.number("alpha", 1.0);
+  double alpha = call.attrs.number("alpha");
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
     cudaStream_t stream = streamOf(call.device);
@@ -153,7 +154,7 @@ std::function<void()> castTask(const OpCall& call, TensorPtr src, TensorPtr dst)
 OpPlan buildCast(const OpCall& call) {
   const TensorPtr& x = input(call, 0, "a");
   DType to;
-  std::string name = call.attrs.text("dtype", "");
+  std::string name = call.attrs.text("dtype");
   if (!parseDtype(name, &to)) fail(code::kDtype, call.op, ": unknown target dtype '", name, "'");
   TensorPtr out = Tensor::empty(call.device, x->shape(), to);
   return {{out}, {}, castTask(call, x, out)};
@@ -184,7 +185,7 @@ Shape shapeAttr(const OpCall& call) {
 
 DType dtypeAttr(const OpCall& call) {
   DType dtype;
-  std::string name = call.attrs.text("dtype", "f32");
+  std::string name = call.attrs.text("dtype");
   if (!parseDtype(name, &dtype)) fail(code::kDtype, call.op, ": unknown dtype '", name, "'");
   return dtype;
 }
@@ -192,7 +193,7 @@ DType dtypeAttr(const OpCall& call) {
 // fill({shape, dtype, value, device})
 OpPlan buildFill(const OpCall& call) {
   TensorPtr out = Tensor::empty(call.device, shapeAttr(call), dtypeAttr(call));
-  double value = call.attrs.number("value", 0.0);
+  double value = call.attrs.number("value");
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
     cudaStream_t stream = streamOf(call.device);
@@ -211,9 +212,9 @@ OpPlan buildRandom(const OpCall& call, bool normal) {
   if (!isFloating(dtype)) fail(code::kDtype, call.op, ": dtype must be floating point");
   TensorPtr out = Tensor::empty(call.device, shapeAttr(call), dtype);
   uint64_t seed = static_cast<uint64_t>(call.attrs.integer("seed"));
-  uint64_t offset = static_cast<uint64_t>(call.attrs.integer("offset", 0));
-  double a = call.attrs.number(normal ? "mean" : "low", normal ? 0.0 : 0.0);
-  double b = call.attrs.number(normal ? "std" : "high", 1.0);
+  uint64_t offset = static_cast<uint64_t>(call.attrs.integer("offset"));
+  double a = call.attrs.number(normal ? "mean" : "low");
+  double b = call.attrs.number(normal ? "std" : "high");
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
     cudaStream_t stream = streamOf(call.device);
@@ -277,15 +278,15 @@ OpPlan buildSum(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("add", buildAdd);
-REGISTER_OP_CUDA("mul", buildMul);
-REGISTER_OP_CUDA("scale", buildScale);
-REGISTER_OP_CUDA("addInplace", buildAddInplace);
-REGISTER_OP_CUDA("cast", buildCast);
-REGISTER_OP_CUDA("copyInto", buildCopyInto);
-REGISTER_OP_CUDA("fill", buildFill);
-REGISTER_OP_CUDA("randomNormal", buildRandomNormal);
-REGISTER_OP_CUDA("randomUniform", buildRandomUniform);
-REGISTER_OP_CUDA("sum", buildSum);
+REGISTER_OP(buildAdd, {"add", {"a", "b"}, {attr::number("alpha", 1.0)}, {"c"}});
+REGISTER_OP(buildMul, {"mul", {"a", "b"}, {}, {"c"}});
+REGISTER_OP(buildScale, {"scale", {"a"}, {attr::number("alpha")}, {"c"}});
+REGISTER_OP(buildAddInplace, {"addInplace", {"a", "b"}, {attr::number("alpha", 1.0)}, {}});
+REGISTER_OP(buildCast, {"cast", {"a"}, {attr::text("dtype", "")}, {"c"}});
+REGISTER_OP(buildCopyInto, {"copyInto", {"dst", "src"}, {}, {}});
+REGISTER_OP(buildFill, {"fill", {}, {attr::numbers("shape"), attr::text("dtype", "f32"), attr::number("value", 0.0), attr::text("device", "cpu")}, {"out"}});
+REGISTER_OP(buildRandomNormal, {"randomNormal", {}, {attr::numbers("shape"), attr::text("dtype", "f32"), attr::integer("seed"), attr::integer("offset", 0), attr::number("mean", 0.0), attr::number("std", 1.0), attr::text("device", "cpu")}, {"out"}});
+REGISTER_OP(buildRandomUniform, {"randomUniform", {}, {attr::numbers("shape"), attr::text("dtype", "f32"), attr::integer("seed"), attr::integer("offset", 0), attr::number("low", 0.0), attr::number("high", 1.0), attr::text("device", "cpu")}, {"out"}});
+REGISTER_OP(buildSum, {"sum", {"a"}, {}, {"sum"}});
 
 }  // namespace seqtune

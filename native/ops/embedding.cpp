@@ -142,7 +142,7 @@ OpPlan buildEmbeddingBackward(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("embedding", buildEmbedding);
-REGISTER_OP_CUDA("embeddingBackward", buildEmbeddingBackward);
+REGISTER_OP(buildEmbedding, {"embedding", {"ids", "table"}, {attr::flag("indicesChecked", false)}, {"out"}});
+REGISTER_OP(buildEmbeddingBackward, {"embeddingBackward", {"dout", "ids"}, {attr::integer("vocabSize"), attr::flag("indicesChecked", false)}, {"dtable"}});
 
 }  // namespace seqtune

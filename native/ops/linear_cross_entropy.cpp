@@ -248,7 +248,7 @@ OpPlan buildLinearCrossEntropyBackward(const OpCall& call) {
   loss::Options o = loss::options(call);
   double scale = loss::gradScale(call);
   int64_t chunk = loss::chunkSize(call);
-  bool needWeight = call.attrs.flag("needWeight", true);
+  bool needWeight = call.attrs.flag("needWeight");
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) expectCudaInputs(call, *h, *w, lse.get(), count.get());
 #endif
@@ -289,7 +289,7 @@ OpPlan buildLinearCrossEntropyBackward(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("linearCrossEntropy", buildLinearCrossEntropy);
-REGISTER_OP_CUDA("linearCrossEntropyBackward", buildLinearCrossEntropyBackward);
+REGISTER_OP(buildLinearCrossEntropy, {"linearCrossEntropy", {"h", "weight", "labels"}, {attr::integer("ignoreIndex", -100), attr::text("reduction", "mean"), attr::integer("chunkSize", 4096), attr::flag("indicesChecked", false)}, {"loss", "lse", "count"}});
+REGISTER_OP(buildLinearCrossEntropyBackward, {"linearCrossEntropyBackward", {"h", "weight", "labels", "lse", "count"}, {attr::integer("ignoreIndex", -100), attr::text("reduction", "mean"), attr::number("gradScale", 1.0), attr::flag("needWeight", true), attr::integer("chunkSize", 4096), attr::flag("indicesChecked", false)}, {"dh", {"dweight", "needWeight"}}});
 
 }  // namespace seqtune

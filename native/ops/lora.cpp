@@ -33,9 +33,9 @@ struct LoraAttrs {
 LoraAttrs loraAttrs(const OpCall& call) {
   double scale = call.attrs.number("scale");
   if (!std::isfinite(scale)) fail(code::kArgument, call.op, ": scale must be finite, got ", scale);
-  double p = call.attrs.number("dropoutP", 0.0);
+  double p = call.attrs.number("dropoutP");
   if (!(p >= 0 && p < 1)) fail(code::kArgument, call.op, ": dropoutP must be in [0, 1), got ", p);
-  int64_t seed = call.attrs.integer("seed", 0), offset = call.attrs.integer("offset", 0);
+  int64_t seed = call.attrs.integer("seed"), offset = call.attrs.integer("offset");
   if (seed < 0 || offset < 0) fail(code::kArgument, call.op, ": seed and offset must be non-negative, got ", seed, ", ", offset);
   return {scale, p, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset)};
 }
@@ -194,7 +194,7 @@ OpPlan buildLoraLinearBackward(const OpCall& call) {
   expectFloat(call, *xaIn, "xa");
   expectShape(call, *xaIn, "xa", {d.tokens, d.rank});
   LoraAttrs at = loraAttrs(call);
-  bool needInput = call.attrs.flag("needInput", true);
+  bool needInput = call.attrs.flag("needInput");
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) expectCudaDtypes(call, *x, *w, *a, *b, nullptr, dy.get(), xaIn.get());
 #endif
@@ -274,7 +274,7 @@ OpPlan buildLoraLinearBackward(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("loraLinear", buildLoraLinear);
-REGISTER_OP_CUDA("loraLinearBackward", buildLoraLinearBackward);
+REGISTER_OP(buildLoraLinear, {"loraLinear", {"x", "weight", "a", "b", "bias?"}, {attr::number("scale"), attr::number("dropoutP", 0.0), attr::integer("seed", 0), attr::integer("offset", 0)}, {"out", "xa"}});
+REGISTER_OP(buildLoraLinearBackward, {"loraLinearBackward", {"dy", "x", "weight", "a", "b", "xa"}, {attr::number("scale"), attr::number("dropoutP", 0.0), attr::integer("seed", 0), attr::integer("offset", 0), attr::flag("needInput", true)}, {{"dx", "needInput"}, "da", "db"}});
 
 }  // namespace seqtune

@@ -19,21 +19,21 @@ struct Options {
 };
 
 inline Options options(const OpCall& call) {
-  std::string reduction = call.attrs.text("reduction", "mean");
+  std::string reduction = call.attrs.text("reduction");
   if (reduction != "mean" && reduction != "sum") {
     fail(code::kArgument, call.op, ": reduction must be 'mean' or 'sum', got '", reduction, "'");
   }
-  return {call.attrs.integer("ignoreIndex", -100), reduction == "mean"};
+  return {call.attrs.integer("ignoreIndex"), reduction == "mean"};
 }
 
 inline double gradScale(const OpCall& call) {
-  double s = call.attrs.number("gradScale", 1.0);
+  double s = call.attrs.number("gradScale");
   if (!std::isfinite(s)) fail(code::kArgument, call.op, ": gradScale must be finite, got ", s);
   return s;
 }
 
 inline int64_t chunkSize(const OpCall& call) {
-  int64_t c = call.attrs.integer("chunkSize", 4096);
+  int64_t c = call.attrs.integer("chunkSize");
   if (c < 1) fail(code::kArgument, call.op, ": chunkSize must be >= 1, got ", c);
   return c;
 }

@@ -37,8 +37,8 @@ std::string describeOperand(const Tensor& t, bool trans) { return t.describe() +
 
 Geometry resolve(const OpCall& call, const Tensor& a, const Tensor& b) {
   Geometry g;
-  g.transA = call.attrs.flag("transA", false);
-  g.transB = call.attrs.flag("transB", false);
+  g.transA = call.attrs.flag("transA");
+  g.transB = call.attrs.flag("transB");
   expectFloat(call, a, "a");
   expectSameDtype(call, a, "a", b, "b");
   if (a.rank() < 2) failShape(call, str("a must have rank >= 2 ([..., M, K]), got ", a.describe()));
@@ -278,7 +278,7 @@ OpPlan buildMatmul(const OpCall& call) {
     expectSameDtype(call, *a, "a", *bias, "bias");
     expectShape(call, *bias, "bias", {g.N});
   }
-  const double alpha = call.attrs.number("alpha", 1.0);
+  const double alpha = call.attrs.number("alpha");
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
     TensorPtr out = Tensor::empty(call.device, g.out, a->dtype());
@@ -330,10 +330,10 @@ OpPlan buildMatmulBackward(const OpCall& call) {
   const Geometry g = resolve(call, *a, *b);
   expectSameDtype(call, *a, "a", *dc, "dc");
   expectShape(call, *dc, "dc", g.out);
-  const double alpha = call.attrs.number("alpha", 1.0);
-  const bool needA = call.attrs.flag("needA", true);
-  const bool needB = call.attrs.flag("needB", true);
-  const bool needBias = call.attrs.flag("needBias", false);
+  const double alpha = call.attrs.number("alpha");
+  const bool needA = call.attrs.flag("needA");
+  const bool needB = call.attrs.flag("needB");
+  const bool needBias = call.attrs.flag("needBias");
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
     const Grads r = allocateGrads(call, *a, *b, g, needA, needB, needBias);
@@ -385,7 +385,7 @@ OpPlan buildMatmulBackward(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("matmul", buildMatmul);
-REGISTER_OP_CUDA("matmulBackward", buildMatmulBackward);
+REGISTER_OP(buildMatmul, {"matmul", {"a", "b", "bias?"}, {attr::flag("transA", false), attr::flag("transB", false), attr::number("alpha", 1.0)}, {"c"}});
+REGISTER_OP(buildMatmulBackward, {"matmulBackward", {"dc", "a", "b"}, {attr::flag("transA", false), attr::flag("transB", false), attr::number("alpha", 1.0), attr::flag("needA", true), attr::flag("needB", true), attr::flag("needBias", false)}, {{"da", "needA"}, {"db", "needB"}, {"dbias", "needBias"}}});
 
 }  // namespace seqtune

@@ -287,8 +287,8 @@ OpPlan buildClipByNorm(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("adamw", buildAdamw);
-REGISTER_OP_CUDA("gradNorm", buildGradNorm);
-REGISTER_OP_CUDA("clipByNorm", buildClipByNorm);
+REGISTER_OP(buildAdamw, {"adamw", {"gradNorm?", "skipUnlessFinite?", "params...", "grads...", "m...", "v..."}, {attr::integer("count"), attr::number("lr"), attr::number("beta1"), attr::number("beta2"), attr::number("eps"), attr::number("weightDecay"), attr::integer("step"), attr::optionalNumber("maxGradNorm")}, {}});
+REGISTER_OP(buildGradNorm, {"gradNorm", {"tensors..."}, {}, {"norm"}});
+REGISTER_OP(buildClipByNorm, {"clipByNorm", {"norm", "tensors..."}, {attr::number("maxNorm")}, {}});
 
 }  // namespace seqtune

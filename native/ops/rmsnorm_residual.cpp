@@ -182,7 +182,7 @@ OpPlan buildBackward(const OpCall& call) {
     expectSameDtype(call, *dout, "dout", *dsum, "dsum");
     expectSameShape(call, *dout, "dout", *dsum, "dsum");
   }
-  const bool needWeight = call.attrs.flag("needWeight", true);
+  const bool needWeight = call.attrs.flag("needWeight");
   expectCudaRstd(call, dout->dtype(), rstd->dtype());
   TensorPtr dx = Tensor::empty(call.device, dout->shape(), dout->dtype());
   TensorPtr dweight = needWeight ? Tensor::empty(call.device, {cols}, weight->dtype()) : nullptr;
@@ -210,7 +210,7 @@ OpPlan buildBackward(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("rmsnormResidual", buildForward);
-REGISTER_OP_CUDA("rmsnormResidualBackward", buildBackward);
+REGISTER_OP(buildForward, {"rmsnormResidual", {"x", "residual?", "weight"}, {attr::number("eps")}, {"out", "sum", "rstd"}});
+REGISTER_OP(buildBackward, {"rmsnormResidualBackward", {"dout", "sum", "weight", "rstd", "dsum?"}, {attr::flag("needWeight", true)}, {"dx", {"dweight", "needWeight"}}});
 
 }  // namespace seqtune

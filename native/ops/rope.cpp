@@ -35,8 +35,8 @@ double positiveAttr(const OpCall& call, const char* name) {
 RopeParams ropeParams(const OpCall& call, int64_t dim) {
   RopeParams p;
   const double theta = positiveAttr(call, "theta");
-  const std::string type = call.attrs.text("scalingType", "none");
-  p.inverse = call.attrs.flag("inverse", false);
+  const std::string type = call.attrs.text("scalingType");
+  p.inverse = call.attrs.flag("inverse");
   const int64_t half = dim / 2;
   p.invFreq.resize(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) {
@@ -129,6 +129,6 @@ OpPlan buildRope(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("rope", buildRope);
+REGISTER_OP(buildRope, {"rope", {"x", "positionIds"}, {attr::number("theta"), attr::text("scalingType", "none"), attr::number("factor", 1.0), attr::number("lowFreqFactor", 1.0), attr::number("highFreqFactor", 4.0), attr::number("originalMaxPositionEmbeddings", 8192.0), attr::flag("inverse", false)}, {"out"}});
 
 }  // namespace seqtune

@@ -6,6 +6,7 @@
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
 #include "kernels/elementwise/swiglu.h"
+#include "native/runtime/cuda_device.h"
 #endif
 
 namespace seqtune {
@@ -91,7 +92,7 @@ OpPlan buildBackward(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("swiglu", buildForward);
-REGISTER_OP_CUDA("swigluBackward", buildBackward);
+REGISTER_OP(buildForward, {"swiglu", {"gate", "up"}, {}, {"out"}});
+REGISTER_OP(buildBackward, {"swigluBackward", {"dout", "gate", "up"}, {}, {"dgate", "dup"}});
 
 }  // namespace seqtune
