@@ -22,7 +22,7 @@ import { packageRoot } from '../lib/native';
 import { attention, attentionBackward } from '../lib/ops';
 import { Rng } from '../lib/rng';
 import { randn, scope, sync, tensor } from '../lib/tensor';
-import { hopperKernelsNow } from './train-shapes';
+import { hopperKernelsNow } from './common/train-shapes';
 
 const HIDDEN = 2048;
 

@@ -40,7 +40,7 @@ import {
   workerMain,
   writeConfigDir,
   writeResult,
-} from './train-shapes';
+} from './common/train-shapes';
 
 interface OursSpec {
   preset: string;

@@ -30,7 +30,7 @@ import { isPresetName, presetConfig } from '../lib/model/presets';
 import { linearCrossEntropy, linearCrossEntropyBackward, loraLinear, loraLinearBackward, matmul, opSupport } from '../lib/ops';
 import { HostRng, Rng } from '../lib/rng';
 import { randn, sync, tensor, type Tensor } from '../lib/tensor';
-import { hopperKernelsNow } from './train-shapes';
+import { hopperKernelsNow } from './common/train-shapes';
 
 const RANK = 16;
 

@@ -48,7 +48,7 @@ import {
   timeBudget,
   workerMain,
   writeResult,
-} from './train-shapes';
+} from './common/train-shapes';
 
 /** Per-step loss tolerance, relative; TOLERANCE_WHY says why. */
 const LOSS_RTOL = 1e-2;

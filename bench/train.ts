@@ -42,7 +42,7 @@ import {
   workerMain,
   writeConfigDir,
   writeResult,
-} from './train-shapes';
+} from './common/train-shapes';
 import { flopsPerToken, peakBf16Tflops } from '../lib/train/flops';
 
 interface OursSpec {

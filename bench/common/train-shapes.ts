@@ -8,18 +8,18 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { devices } from '../lib/device';
-import { LinearName, linearNames } from '../lib/model/block';
-import { modelConfigToJson, ModelConfig } from '../lib/model/config';
-import { simpleTokenizerFiles, writeTokenizerFiles } from '../lib/model/io/simple-tokenizer';
-import { expectedWeights } from '../lib/model/io/weights';
-import { hfLinearName } from '../lib/model/llama';
-import { isPresetName, presetConfig } from '../lib/model/presets';
-import { packageRoot } from '../lib/native';
-import { Rng } from '../lib/rng';
-import { DType, full, randn, Tensor } from '../lib/tensor';
-import { Batch, IGNORE_INDEX } from '../lib/data/batch';
-import type { BatchStream } from '../lib/train/batches';
+import { devices } from '../../lib/device';
+import { LinearName, linearNames } from '../../lib/model/block';
+import { modelConfigToJson, ModelConfig } from '../../lib/model/config';
+import { simpleTokenizerFiles, writeTokenizerFiles } from '../../lib/model/io/simple-tokenizer';
+import { expectedWeights } from '../../lib/model/io/weights';
+import { hfLinearName } from '../../lib/model/llama';
+import { isPresetName, presetConfig } from '../../lib/model/presets';
+import { packageRoot } from '../../lib/native';
+import { Rng } from '../../lib/rng';
+import { DType, full, randn, Tensor } from '../../lib/tensor';
+import { Batch, IGNORE_INDEX } from '../../lib/data/batch';
+import type { BatchStream } from '../../lib/train/batches';
 
 export const ALL_TARGETS: LinearName[] = [...linearNames];
 /** peft's names for ALL_TARGETS (q_proj, ..., down_proj), in the same order */
