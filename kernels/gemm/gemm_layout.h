@@ -1,7 +1,7 @@
 // Index math of the tensor-core GEMM (kernels/gemm/gemm_tc.h): tile configurations, the shared-memory
 // swizzle, which lane feeds which row to ldmatrix, where mma.m16n8k16 puts each element, the quad
 // transpose of the epilogue, block rasterisation, split-K ranges and the host-side plan. Plain
-// __host__ __device__ code so test/native/gemm_layout_test.cpp checks the very functions the
+// __host__ __device__ code so test/kernels/gemm_layout.cpp checks the very functions the
 // kernels call (bijections, bank groups, coverage, bounds) on a machine without a GPU.
 #pragma once
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Host checks of the CUDA attention kernels, run by attention_layout.test.ts without a GPU.
+// Host checks of the CUDA attention kernels, run by attention-layout.test.ts without a GPU.
 // This file: the mma.m16n8k16 fragment maps of kernels/attention/flash_attention_layout.h against the PTX
 // ISA's tables, ldmatrix addressing through the swizzle (simulated as the PTX ISA defines
 // ldmatrix), the warp GEMMs the kernels compose from them, and shared-memory bank conflicts.

@@ -1,6 +1,6 @@
 // Host checks of the tensor-core GEMM's index math (kernels/gemm/gemm_layout.h), the functions the
 // kernels call, against the PTX ISA's definitions of ldmatrix and mma.m16n8k16 written out here
-// independently. Built and run by test/kernels/layout.test.ts (g++, no GPU). Prints one line per
+// independently. Built and run by test/kernels/gemm-layout.test.ts (g++, no GPU). Prints one line per
 // failed check and exits 1 if any failed.
 #include <cstdio>
 #include <cstdlib>

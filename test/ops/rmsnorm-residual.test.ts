@@ -4,7 +4,7 @@ import { DType, tensor } from '../../lib/tensor';
 import { assertClose, tolerance } from '../helpers/compare';
 import { gradCheck, project } from '../helpers/gradcheck';
 import { hostRng, randomArray, testSeed } from '../helpers/random';
-import { rmsnormBackwardRef, rmsnormRef } from '../reference/rmsnorm';
+import { rmsnormBackwardRef, rmsnormRef } from '../reference/rmsnorm-residual';
 import { digestsWithThreads } from './nn-determinism-child';
 
 const seed = testSeed();

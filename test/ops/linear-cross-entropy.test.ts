@@ -4,7 +4,7 @@ import { DType, tensor } from '../../lib/tensor';
 import { assertClose, tolerance } from '../helpers/compare';
 import { gradCheck } from '../helpers/gradcheck';
 import { hostRng, randomArray, testSeed } from '../helpers/random';
-import { linearCrossEntropyBackwardRef, linearCrossEntropyRef, LossOptionsRef } from '../reference/cross_entropy';
+import { linearCrossEntropyBackwardRef, linearCrossEntropyRef, LossOptionsRef } from '../reference/cross-entropy';
 import { trainDigestsWithThreads } from './nn-train-determinism-child';
 
 const seed = testSeed();

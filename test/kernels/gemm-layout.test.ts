@@ -7,9 +7,9 @@ import { packageRoot } from '../../lib/native';
 
 // The tensor-core GEMM's index math (kernels/gemm/gemm_layout.h: swizzle, ldmatrix/mma fragments, the
 // epilogue transpose, tile coverage and bounds for awkward shapes, K splits) checked on the host by
-// test/native/gemm_layout_test.cpp, so it runs on machines without a GPU.
+// test/kernels/gemm_layout.cpp, so it runs on machines without a GPU.
 t.test('GEMM tile layout (host checks of kernels/gemm/gemm_layout.h)', (t) => {
-  const source = path.join(packageRoot, 'test', 'native', 'gemm_layout_test.cpp');
+  const source = path.join(packageRoot, 'test', 'kernels', 'gemm_layout.cpp');
   const binary = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'seqtune-layout-')), 'gemm_layout_test');
   const compilers = [process.env.CXX, 'g++', 'c++'].filter((c): c is string => !!c);
   let compiled: ReturnType<typeof spawnSync> | undefined;

@@ -4,7 +4,7 @@ import { DType, tensor } from '../../lib/tensor';
 import { assertClose, tolerance } from '../helpers/compare';
 import { gradCheck } from '../helpers/gradcheck';
 import { hostRng, randomArray, testSeed } from '../helpers/random';
-import { crossEntropyBackwardRef, crossEntropyRef, LossOptionsRef } from '../reference/cross_entropy';
+import { crossEntropyBackwardRef, crossEntropyRef, LossOptionsRef } from '../reference/cross-entropy';
 
 const seed = testSeed();
 t.comment(`seed ${seed}`);
