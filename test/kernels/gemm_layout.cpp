@@ -1,7 +1,7 @@
 // Host checks of the tensor-core GEMM's index math (kernels/gemm/gemm_layout.h), the functions the
 // kernels call, against the PTX ISA's definitions of ldmatrix and mma.m16n8k16 written out here
-// independently. Built and run by test/kernels/gemm-layout.test.ts (g++, no GPU). Prints one line per
-// failed check and exits 1 if any failed.
+// independently. Built and run by test/kernels/gemm-layout.test.ts (host-check.ts: g++, no GPU). Prints one
+// "FAIL" line per failed check, then the count, and exits 1 if any failed.
 #include <cstdio>
 #include <cstdlib>
 #include <set>
@@ -18,7 +18,7 @@ long long failures = 0;
 long long checks = 0;
 
 void report(const std::string& what) {
-  if (failures++ < 50) std::printf("FAIL: %s\n", what.c_str());
+  if (failures++ < 50) std::printf("FAIL %s\n", what.c_str());
 }
 
 // The message is only built when the check fails (the shape tests run millions of checks).
@@ -372,6 +372,6 @@ int main() {
   testShapes();
   testRankTiles();
   testPlan();
-  std::printf("%lld checks, %lld failed\n", checks, failures);
+  std::printf("%s %lld checks, %lld failed\n", failures == 0 ? "ok" : "FAIL", checks, failures);
   return failures == 0 ? 0 : 1;
 }
