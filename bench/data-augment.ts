@@ -28,7 +28,7 @@ import { tuluFormat } from '../lib/data/templates';
 import { tokenizeRecords } from '../lib/data/tokenize';
 import { HfTokenizer } from '../lib/model/tokenizer';
 import { TextTokenizer } from '../lib/text-tokenizer';
-import { roundTo, timed } from './common/report';
+import { roundTo, timed, writeJson } from './common/report';
 
 const root = path.join(__dirname, '..', '..');
 const shared = path.join(root, '..', 'shared', 'data');
@@ -145,9 +145,7 @@ async function main(): Promise<void> {
     };
   }
   fs.rmSync(work, { recursive: true, force: true });
-  const out = path.join(root, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-data.json`);
-  fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
-  console.log(`wrote ${path.relative(root, out)}`);
+  writeJson('data', report);
 }
 
 main().catch((error) => {

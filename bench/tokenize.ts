@@ -29,7 +29,7 @@ import { DataRecord } from '../lib/data/records';
 import { tuluFormat } from '../lib/data/templates';
 import { tokenizeRecords } from '../lib/data/tokenize';
 import { HfTokenizer } from '../lib/model/tokenizer';
-import { roundTo, timed } from './common/report';
+import { roundTo, timed, writeJson } from './common/report';
 
 const root = path.join(__dirname, '..', '..');
 const shared = path.join(root, '..', 'shared', 'data');
@@ -144,9 +144,7 @@ async function main(): Promise<void> {
     tokenize_ratio: typeof peer === 'string' ? null : roundTo(peer.cpu_seconds / fastCpu, 3),
     library_tokenize_ratio: typeof peer === 'string' ? null : roundTo(peer.cpu_seconds / library.cpu, 3),
   };
-  const out = path.join(root, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-tokenize.json`);
-  fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
-  console.log(`wrote ${path.relative(root, out)}`);
+  writeJson('tokenize', report);
 }
 
 main().catch((error) => {

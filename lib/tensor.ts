@@ -151,34 +151,18 @@ export interface RandomOptions extends CreateOptions {
 
 /** Normal(mean, std) from the counter-based generator: identical on every device. */
 export function randn(shape: Shape, options: RandomOptions & { mean?: number; std?: number }): Tensor {
-  const { seed, offset } = options.rng.next();
-  return new Tensor(
-    native().runOp('randomNormal', [], {
-      shape: [...shape],
-      seed,
-      offset,
-      mean: options.mean,
-      std: options.std,
-      dtype: options.dtype,
-      device: options.device,
-    })[0],
-  );
+  return random('randomNormal', shape, options, { mean: options.mean, std: options.std });
 }
 
 /** Uniform in [low, high) from the counter-based generator. */
 export function rand(shape: Shape, options: RandomOptions & { low?: number; high?: number }): Tensor {
+  return random('randomUniform', shape, options, { low: options.low, high: options.high });
+}
+
+function random(op: string, shape: Shape, options: RandomOptions, range: Record<string, number | undefined>): Tensor {
   const { seed, offset } = options.rng.next();
-  return new Tensor(
-    native().runOp('randomUniform', [], {
-      shape: [...shape],
-      seed,
-      offset,
-      low: options.low,
-      high: options.high,
-      dtype: options.dtype,
-      device: options.device,
-    })[0],
-  );
+  const attrs = { shape: [...shape], seed, offset, ...range, dtype: options.dtype, device: options.device };
+  return new Tensor(native().runOp(op, [], attrs)[0]);
 }
 
 type Returned = Tensor | readonly unknown[] | { [key: string]: unknown } | unknown;

@@ -72,7 +72,6 @@ export function resultFile(name: string): string {
   return file;
 }
 
-/** Writes resultFile(name): the date, the command line, the device, then `body`; says where. */
 /**
  * The self-tested Hopper kernels' states on a GPU after the measurements ("on" where the run used
  * them; null on the CPU and on GPUs without them): which kernels a result is of.
@@ -83,6 +82,7 @@ export function hopperKernelsNow(device: string): Record<string, string> | null 
   return kernels && Object.keys(kernels).length ? kernels : null;
 }
 
+/** Writes resultFile(name): the date, the command line, the device, then `body`; says where. */
 export function writeResult(name: string, device: DeviceDescription, body: Record<string, unknown>): void {
   const file = resultFile(name);
   const withKernels = { ...device, hopper_kernels: hopperKernelsNow(device.device) };
@@ -112,4 +112,11 @@ export function roundTo(x: number, decimals: number): number;
 export function roundTo(x: number | null, decimals: number): number | null;
 export function roundTo(x: number | null, decimals: number): number | null {
   return x === null ? null : Math.round(x * 10 ** decimals) / 10 ** decimals;
+}
+
+/** Writes `report` as resultFile(name) and says where. */
+export function writeJson(name: string, report: unknown): void {
+  const file = resultFile(name);
+  fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`wrote ${path.relative(process.cwd(), file)}`);
 }
