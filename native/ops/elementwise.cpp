@@ -1,13 +1,10 @@
 // Elementwise ops and tensor creation: cast, add, mul, scale, addInplace, fill, randomNormal,
 // randomUniform, sum. Each computes in f32 (f64 for f64 tensors) and stores in the output dtype.
 // On a CUDA device the same plans launch kernels/elementwise/elementwise.cu, which rounds exactly as below.
-#include <algorithm>
-#include <cstring>
 #include <functional>
 
+#include "native/cpu/elementwise.h"
 #include "native/ops/op_util.h"
-#include "kernels/common/philox.h"
-#include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
 #include "kernels/elementwise/elementwise.h"
 #include "native/runtime/cuda_device.h"
@@ -16,25 +13,6 @@
 namespace seqtune {
 
 namespace {
-
-constexpr int64_t kGrain = 1 << 15;
-
-// Fills a CPU tensor from gen(firstIndex, buffer, count) in small chunks across the threads, so a
-// generated tensor costs no more memory than itself (a 2 GB bf16 embedding needs no 8 GB buffer).
-template <typename Gen>
-void generateChunked(const Tensor& out, Gen gen) {
-  constexpr int64_t kChunk = 4096;
-  const size_t elementBytes = dtypeSize(out.dtype());
-  parallelFor((out.numel() + kChunk - 1) / kChunk, 8, [&](int64_t begin, int64_t end) {
-    double buffer[kChunk];
-    for (int64_t c = begin; c < end; ++c) {
-      const int64_t first = c * kChunk;
-      const int64_t n = std::min(kChunk, out.numel() - first);
-      gen(first, buffer, n);
-      convertTo<double>(out.dtype(), buffer, static_cast<char*>(out.raw()) + first * elementBytes, n);
-    }
-  });
-}
 
 // out = a * x + b * y (y optional); the shape of the common elementwise work.
 OpPlan buildAxpby(const OpCall& call, double alpha, double beta, bool multiply) {
@@ -57,17 +35,7 @@ OpPlan buildAxpby(const OpCall& call, double alpha, double beta, bool multiply) 
   }
 #endif
   return {{out}, {}, [x, y, out, alpha, beta, multiply] {
-            withComputeType(x->dtype(), [&](auto zero) {
-              using T = decltype(zero);
-              HostIn<T> a(*x), b(*y);
-              HostOut<T> o(*out, false);
-              parallelFor(out->numel(), kGrain, [&](int64_t begin, int64_t end) {
-                for (int64_t i = begin; i < end; ++i) {
-                  o[i] = multiply ? a[i] * b[i] : T(alpha) * a[i] + T(beta) * b[i];
-                }
-              });
-              o.commit();
-            });
+            cpu::axpby(*x, *y, *out, alpha, beta, multiply);
           }};
 }
 
@@ -89,13 +57,7 @@ OpPlan buildScale(const OpCall& call) {
   }
 #endif
   return {{out}, {}, [x, out, alpha] {
-            withComputeType(x->dtype(), [&](auto zero) {
-              using T = decltype(zero);
-              HostIn<T> a(*x);
-              HostOut<T> o(*out, false);
-              for (int64_t i = 0; i < out->numel(); ++i) o[i] = T(alpha) * a[i];
-              o.commit();
-            });
+            cpu::scale(*x, *out, alpha);
           }};
 }
 
@@ -116,15 +78,7 @@ OpPlan buildAddInplace(const OpCall& call) {
   }
 #endif
   return {{}, {x}, [x, y, alpha] {
-            withComputeType(x->dtype(), [&](auto zero) {
-              using T = decltype(zero);
-              HostIn<T> b(*y);
-              HostOut<T> a(*x, true);
-              parallelFor(x->numel(), kGrain, [&](int64_t begin, int64_t end) {
-                for (int64_t i = begin; i < end; ++i) a[i] += T(alpha) * b[i];
-              });
-              a.commit();
-            });
+            cpu::addInplace(*x, *y, alpha);
           }};
 }
 
@@ -138,15 +92,7 @@ std::function<void()> castTask(const OpCall& call, TensorPtr src, TensorPtr dst)
   }
 #endif
   return [src, dst] {
-    if (src->dtype() == DType::F64 || dst->dtype() == DType::F64) {
-      HostIn<double> a(*src);
-      convertTo<double>(dst->dtype(), a.data(), dst->raw(), dst->numel());
-    } else if (src->dtype() == DType::I32 && dst->dtype() == DType::I32) {
-      std::memmove(dst->raw(), src->raw(), src->nbytes());
-    } else {
-      HostIn<float> a(*src);
-      convertTo<float>(dst->dtype(), a.data(), dst->raw(), dst->numel());
-    }
+    cpu::cast(*src, *dst);
   };
 }
 
@@ -201,7 +147,7 @@ OpPlan buildFill(const OpCall& call) {
   }
 #endif
   return {{out}, {}, [out, value] {
-            generateChunked(*out, [value](int64_t, double* dst, int64_t n) { std::fill(dst, dst + n, value); });
+            cpu::fill(*out, value);
           }};
 }
 
@@ -228,12 +174,7 @@ OpPlan buildRandom(const OpCall& call, bool normal) {
   }
 #endif
   return {{out}, {}, [out, seed, offset, a, b, normal] {
-            generateChunked(*out, [=](int64_t first, double* dst, int64_t n) {
-              for (int64_t k = 0; k < n; ++k) {
-                double r = normal ? philoxNormal(seed, offset, first + k) : philoxUniform(seed, offset, first + k);
-                dst[k] = normal ? a + b * r : a + (b - a) * r;
-              }
-            });
+            cpu::random(*out, seed, offset, a, b, normal);
           }};
 }
 
@@ -259,20 +200,7 @@ OpPlan buildSum(const OpCall& call) {
   }
 #endif
   return {{out}, {}, [x, out] {
-            HostIn<double> a(*x);
-            constexpr int64_t kBlock = 4096;
-            int64_t blocks = (x->numel() + kBlock - 1) / kBlock;
-            std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
-            parallelFor(blocks, 1, [&](int64_t begin, int64_t end) {
-              for (int64_t blk = begin; blk < end; ++blk) {
-                double s = 0;
-                for (int64_t i = blk * kBlock; i < std::min(x->numel(), (blk + 1) * kBlock); ++i) s += a[i];
-                partial[blk] = s;
-              }
-            });
-            double total = 0;
-            for (double p : partial) total += p;
-            convertTo<double>(out->dtype(), &total, out->raw(), 1);
+            cpu::sum(*x, *out);
           }};
 }
 

@@ -4,8 +4,8 @@
 // same inv_freq (made here on the host) is uploaded and kernels/elementwise/rope.cu rotates.
 #include <cmath>
 
+#include "native/cpu/rope.h"
 #include "native/ops/op_util.h"
-#include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
 #include "kernels/elementwise/rope.h"
 #include "native/ops/cuda_dispatch.h"
@@ -17,12 +17,6 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-struct RopeParams {
-  std::vector<double> invFreq;  // [D/2], scaling applied
-  double positionScale = 1.0;   // 'linear': positions are divided by the factor
-  bool inverse = false;
-};
-
 double positiveAttr(const OpCall& call, const char* name) {
   const double v = call.attrs.number(name);
   if (!(v > 0) || !std::isfinite(v)) fail(code::kArgument, call.op, ": ", name, " must be finite and > 0, got ", v);
@@ -32,8 +26,8 @@ double positiveAttr(const OpCall& call, const char* name) {
 // inv_freq[i] = theta^(-2i/D), adjusted for 'llama3' like transformers' _compute_llama3_parameters:
 // long wavelengths (beyond the original context / lowFreqFactor) are slowed by `factor`, short ones
 // (below original / highFreqFactor) are kept, and those in between are interpolated.
-RopeParams ropeParams(const OpCall& call, int64_t dim) {
-  RopeParams p;
+cpu::RopeParams ropeParams(const OpCall& call, int64_t dim) {
+  cpu::RopeParams p;
   const double theta = positiveAttr(call, "theta");
   const std::string type = call.attrs.text("scalingType");
   p.inverse = call.attrs.flag("inverse");
@@ -71,37 +65,6 @@ RopeParams ropeParams(const OpCall& call, int64_t dim) {
   return p;
 }
 
-template <typename T>
-void rotate(const Tensor& x, const Tensor& positions, const RopeParams& p, const Tensor& out) {
-  const int64_t tokens = x.dim(0), heads = x.dim(1), dim = x.dim(2), half = dim / 2;
-  HostIn<T> in(x);
-  const int32_t* pos = positions.data<int32_t>();
-  HostOut<T> o(out, false);
-  const double sign = p.inverse ? -1.0 : 1.0;
-  const int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(heads * dim, 1));
-  parallelFor(tokens, grain, [&](int64_t begin, int64_t end) {
-    std::vector<T> cosv(static_cast<size_t>(half)), sinv(static_cast<size_t>(half));
-    for (int64_t t = begin; t < end; ++t) {
-      // Angles in double: position × inv_freq reaches ~1e5 rad, where f32 would lose the phase.
-      const double position = static_cast<double>(pos[t]) * p.positionScale;
-      for (int64_t i = 0; i < half; ++i) {
-        const double angle = position * p.invFreq[i];
-        cosv[i] = static_cast<T>(std::cos(angle));
-        sinv[i] = static_cast<T>(sign * std::sin(angle));
-      }
-      for (int64_t h = 0; h < heads; ++h) {
-        const int64_t base = (t * heads + h) * dim;
-        for (int64_t i = 0; i < half; ++i) {
-          const T x1 = in[base + i], x2 = in[base + half + i];
-          o[base + i] = x1 * cosv[i] - x2 * sinv[i];
-          o[base + half + i] = x2 * cosv[i] + x1 * sinv[i];
-        }
-      }
-    }
-  });
-  o.commit();
-}
-
 OpPlan buildRope(const OpCall& call) {
   const TensorPtr& x = input(call, 0, "x");
   const TensorPtr& positions = input(call, 1, "positionIds");
@@ -110,7 +73,7 @@ OpPlan buildRope(const OpCall& call) {
   if (x->dim(2) % 2 != 0) failShape(call, str("head dim D of x [T, H, D] must be even, got ", x->describe()));
   expectDtype(call, *positions, "positionIds", {DType::I32});
   expectShape(call, *positions, "positionIds", {x->dim(0)});
-  RopeParams params = ropeParams(call, x->dim(2));
+  cpu::RopeParams params = ropeParams(call, x->dim(2));
   TensorPtr out = Tensor::empty(call.device, x->shape(), x->dtype());
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
@@ -123,7 +86,7 @@ OpPlan buildRope(const OpCall& call) {
   }
 #endif
   return {{out}, {}, [x, positions, params = std::move(params), out] {
-            withComputeType(x->dtype(), [&](auto zero) { rotate<decltype(zero)>(*x, *positions, params, *out); });
+            cpu::rope(*x, *positions, params, *out);
           }};
 }
 
