@@ -7,6 +7,18 @@
 import { attention, attentionBackward } from '../lib/ops';
 import { Rng } from '../lib/rng';
 import { randn, scope, sync, tensor } from '../lib/tensor';
+import { medianSeconds } from './common/report';
+
+/** Median seconds of fn and its queued work, at least 3 timed runs (and about 1 s) after one warm-up. */
+function cpuSeconds(fn: () => void): Promise<number> {
+  // scope disposes the outputs of each run; sync waits for the queued work.
+  const run = () =>
+    scope(async () => {
+      fn();
+      await sync('cpu');
+    });
+  return medianSeconds(run, { warmup: 1, minRuns: 3, minMs: 1000, maxRuns: 20 });
+}
 
 export interface AttentionBenchRow {
   tokens: number;
@@ -16,23 +28,6 @@ export interface AttentionBenchRow {
   headDim: number;
   forwardTokensPerSec: number;
   backwardTokensPerSec: number;
-}
-
-/** Median seconds over at least 3 timed runs (and about 1 s) after one warm-up run. */
-async function medianSeconds(fn: () => void): Promise<number> {
-  const times: number[] = [];
-  const start = performance.now();
-  for (let rep = -1; rep < 3 || (performance.now() - start < 1000 && rep < 20); rep++) {
-    const t0 = performance.now();
-    // scope disposes the outputs of each run; sync waits for the queued work.
-    await scope(async () => {
-      fn();
-      await sync('cpu');
-    });
-    if (rep >= 0) times.push((performance.now() - t0) / 1000);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
 }
 
 export async function benchAttentionCpu(): Promise<AttentionBenchRow[]> {
@@ -53,8 +48,8 @@ export async function benchAttentionCpu(): Promise<AttentionBenchRow[]> {
       const cu = Int32Array.from({ length: docs + 1 }, (_, b) => (b * tokens) / docs);
       const options = { cuSeqlens: tensor(cu, [docs + 1]), causal: true };
       const forward = attention(q, k, v, options);
-      const fwdSeconds = await medianSeconds(() => attention(q, k, v, options));
-      const bwdSeconds = await medianSeconds(() => attentionBackward(dout, q, k, v, forward, options));
+      const fwdSeconds = await cpuSeconds(() => attention(q, k, v, options));
+      const bwdSeconds = await cpuSeconds(() => attentionBackward(dout, q, k, v, forward, options));
       const [forwardTokensPerSec, backwardTokensPerSec] = [tokens / fwdSeconds, tokens / bwdSeconds];
       return { tokens, documents: docs, heads, kvHeads, headDim, forwardTokensPerSec, backwardTokensPerSec };
     });

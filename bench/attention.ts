@@ -22,7 +22,7 @@ import { packageRoot } from '../lib/native';
 import { attention, attentionBackward } from '../lib/ops';
 import { Rng } from '../lib/rng';
 import { randn, scope, sync, tensor } from '../lib/tensor';
-import { hopperKernelsNow } from './train-shapes';
+import { hopperKernelsNow, medianSeconds, roundTo, table } from './common/report';
 
 const HIDDEN = 2048;
 
@@ -44,24 +44,6 @@ function allShapes(totalTokens: number, lengths: number[], headDims: number[]): 
 
 function forwardFlops(s: Shape): number {
   return (4 * s.length * s.length * s.headDim * s.heads * s.batch) / (s.causal ? 2 : 1);
-}
-
-/**
- * Median seconds per call: each sample runs `fn` `calls` times back to back and then waits for the
- * device once, so the wait's fixed cost is spread over the calls; 2 warm-up samples.
- */
-async function medianSeconds(device: string, fn: () => void, calls: number, samples = 9): Promise<number> {
-  const times: number[] = [];
-  for (let rep = -2; rep < samples; rep++) {
-    const t0 = performance.now();
-    await scope(async () => {
-      for (let i = 0; i < calls; i++) fn();
-      await sync(device);
-    });
-    if (rep >= 0) times.push((performance.now() - t0) / 1000 / calls);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
 }
 
 interface OursResult {
@@ -99,13 +81,13 @@ async function oursOn(device: string, s: Shape, rng: Rng, hopper: boolean): Prom
       await sync(device);
       // About 50 ms of work per sample whatever the shape (at an assumed 300 TFLOP/s, 20 GFLOP/s on a CPU).
       const calls = Math.max(2, Math.round(0.05 / (forwardFlops(s) / (device === 'cpu' ? 20e9 : 300e12))));
-      const fwd = await medianSeconds(device, () => attention(q, k, v, options), calls);
+      const fwd = await perCallSeconds(device, () => attention(q, k, v, options), calls);
       const backward = () => attentionBackward(dout, q, k, v, forward, options);
-      const bwd = await medianSeconds(device, backward, Math.ceil(calls / 3));
+      const bwd = await perCallSeconds(device, backward, Math.ceil(calls / 3));
       const ampere = hopper
         ? await withoutHopperKernel(async () => ({
-            fwd: await medianSeconds(device, () => attention(q, k, v, options), calls),
-            bwd: await medianSeconds(device, backward, Math.ceil(calls / 3)),
+            fwd: await perCallSeconds(device, () => attention(q, k, v, options), calls),
+            bwd: await perCallSeconds(device, backward, Math.ceil(calls / 3)),
           }))
         : null;
       return {
@@ -161,19 +143,22 @@ function runPeer(device: string, shapes: Shape[]): PeerReport {
 }
 
 const tflops = (flops: number, ms: number | null) => (ms ? flops / (ms / 1e3) / 1e12 : null);
-const round = (x: number | null) => (x === null ? null : Math.round(x * 100) / 100);
 const best = (...xs: Array<number | null>) => {
   const ok = xs.filter((x): x is number => x !== null);
   return ok.length ? Math.max(...ok) : null;
 };
 
-function table(header: string[], rows: Array<Array<string | number | null>>): void {
-  const cells = [header, ...rows.map((r) => r.map((c) => (c === null ? '-' : String(c))))];
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-  for (const [n, r] of cells.entries()) {
-    console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
-    if (n === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  }
+/**
+ * Median seconds per call: each sample runs `fn` `calls` times back to back and then waits for the
+ * device once, so the wait's fixed cost is spread over the calls; 9 samples after 2 warm-ups.
+ */
+async function perCallSeconds(device: string, fn: () => void, calls: number): Promise<number> {
+  const sample = () =>
+    scope(async () => {
+      for (let i = 0; i < calls; i++) fn();
+      await sync(device);
+    });
+  return (await medianSeconds(sample, { warmup: 2, minRuns: 9, maxRuns: 9, minMs: 0 })) / calls;
 }
 
 async function main(): Promise<void> {
@@ -228,20 +213,20 @@ async function main(): Promise<void> {
       heads: s.heads,
       head_dim: s.headDim,
       causal: s.causal,
-      fwd_tflops: round(ourFwd),
-      fwd_ampere_kernel_tflops: round(tflops(fwd, o.ampere_fwd_ms)),
-      bwd_tflops: round(ourBwd),
-      bwd_ampere_kernel_tflops: round(tflops(bwd, o.ampere_bwd_ms)),
+      fwd_tflops: roundTo(ourFwd, 2),
+      fwd_ampere_kernel_tflops: roundTo(tflops(fwd, o.ampere_fwd_ms), 2),
+      bwd_tflops: roundTo(ourBwd, 2),
+      bwd_ampere_kernel_tflops: roundTo(tflops(bwd, o.ampere_bwd_ms), 2),
       ours_error: o.error,
-      torch_flash_fwd_tflops: round(tflops(fwd, p?.flash_fwd_ms ?? null)),
-      torch_flash_bwd_tflops: round(tflops(bwd, p?.flash_bwd_ms ?? null)),
-      torch_cudnn_fwd_tflops: round(tflops(fwd, p?.cudnn_fwd_ms ?? null)),
-      torch_cudnn_bwd_tflops: round(tflops(bwd, p?.cudnn_bwd_ms ?? null)),
+      torch_flash_fwd_tflops: roundTo(tflops(fwd, p?.flash_fwd_ms ?? null), 2),
+      torch_flash_bwd_tflops: roundTo(tflops(bwd, p?.flash_bwd_ms ?? null), 2),
+      torch_cudnn_fwd_tflops: roundTo(tflops(fwd, p?.cudnn_fwd_ms ?? null), 2),
+      torch_cudnn_bwd_tflops: roundTo(tflops(bwd, p?.cudnn_bwd_ms ?? null), 2),
       torch_errors: p?.errors ?? [],
-      attention_fwd_ratio: round(ourFwd !== null && peerFwd !== null ? ourFwd / peerFwd : null),
-      attention_bwd_ratio: round(ourBwd !== null && peerBwd !== null ? ourBwd / peerBwd : null),
-      hopper_kernel_fwd_ratio: round(o.ampere_fwd_ms !== null && o.fwd_ms !== null ? o.ampere_fwd_ms / o.fwd_ms : null),
-      hopper_kernel_bwd_ratio: round(o.ampere_bwd_ms !== null && o.bwd_ms !== null ? o.ampere_bwd_ms / o.bwd_ms : null),
+      attention_fwd_ratio: roundTo(ourFwd !== null && peerFwd !== null ? ourFwd / peerFwd : null, 2),
+      attention_bwd_ratio: roundTo(ourBwd !== null && peerBwd !== null ? ourBwd / peerBwd : null, 2),
+      hopper_kernel_fwd_ratio: roundTo(o.ampere_fwd_ms !== null && o.fwd_ms !== null ? o.ampere_fwd_ms / o.fwd_ms : null, 2),
+      hopper_kernel_bwd_ratio: roundTo(o.ampere_bwd_ms !== null && o.bwd_ms !== null ? o.ampere_bwd_ms / o.bwd_ms : null, 2),
     };
   });
   console.log('\nTFLOP/s (ratio: seqtune / the faster torch backend; fa2: our FlashAttention-2 kernels, Hopper only)');

@@ -18,33 +18,12 @@ import { benchAttentionCpu } from './attention-cpu';
 import { matmul } from '../lib/ops';
 import { Rng } from '../lib/rng';
 import { randn, sync } from '../lib/tensor';
+import { medianSeconds, roundTo, table } from './common/report';
 
 interface Benchmark {
   /** the key of its section in the JSON report */
   name: string;
   run(): Promise<unknown>;
-}
-
-/** Median seconds of fn over at least 5 timed runs (and about 0.5 s), after 2 warm-up runs. */
-async function medianSeconds(fn: () => Promise<void>): Promise<number> {
-  const times: number[] = [];
-  const start = performance.now();
-  for (let rep = -2; rep < 64 && (rep < 5 || performance.now() - start < 500); rep++) {
-    const t0 = performance.now();
-    await fn();
-    if (rep >= 0) times.push((performance.now() - t0) / 1000);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
-}
-
-function table(header: string[], rows: Array<Array<string | number>>): void {
-  const cells = [header, ...rows.map((r) => r.map(String))];
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-  for (const [n, r] of cells.entries()) {
-    console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
-    if (n === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  }
 }
 
 // ---- matmul -------------------------------------------------------------------------------------
@@ -130,7 +109,7 @@ async function benchMatmul(): Promise<unknown> {
       }
       peerConfig = other?.config ?? peerConfig;
       const ratio = other ? gflops / other.gflops : null;
-      rows.push({ ...s, gflops: round2(gflops), peer_gflops: other ? round2(other.gflops) : null, matmul_ratio: ratio && round2(ratio) });
+      rows.push({ ...s, gflops: roundTo(gflops, 2), peer_gflops: other ? roundTo(other.gflops, 2) : null, matmul_ratio: ratio && roundTo(ratio, 2) });
     }
   } finally {
     if (peer.binary) fs.rmSync(path.dirname(peer.binary), { recursive: true, force: true });
@@ -149,7 +128,6 @@ async function benchMatmul(): Promise<unknown> {
   };
 }
 
-const round2 = (x: number) => Math.round(x * 100) / 100;
 
 // ---- report -------------------------------------------------------------------------------------
 
@@ -186,7 +164,7 @@ async function main(): Promise<void> {
     ].join(' '),
     device: { cpu: cpuModel(), threads: build.cpuThreads, hardware_threads: build.hardwareThreads, node: process.version },
     // Other processes' load when the run started: absolute GFLOP/s drop with it, ratios much less.
-    load_average_1m: round2(os.loadavg()[0]),
+    load_average_1m: roundTo(os.loadavg()[0], 2),
   };
   for (const b of benchmarks) report[b.name] = await b.run();
   const file = path.join(packageRoot, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-cpu.json`);

@@ -28,7 +28,7 @@ import { tuluFormat } from '../lib/data/templates';
 import { tokenizeRecords } from '../lib/data/tokenize';
 import { HfTokenizer } from '../lib/model/tokenizer';
 import { TextTokenizer } from '../lib/text-tokenizer';
-import { round, timed } from './measure';
+import { roundTo, timed, writeJson } from './common/report';
 
 const root = path.join(__dirname, '..', '..');
 const shared = path.join(root, '..', 'shared', 'data');
@@ -65,11 +65,11 @@ async function main(): Promise<void> {
     augment: {
       records: aug.in,
       augmented: aug.augmented,
-      seconds: round(a.wall),
-      cpu_seconds: round(a.cpu),
+      seconds: roundTo(a.wall, 3),
+      cpu_seconds: roundTo(a.cpu, 3),
       records_per_cpu_second: Math.round(aug.in / a.cpu),
       target_seconds: 10,
-      augment_ratio: round(10 / a.cpu),
+      augment_ratio: roundTo(10 / a.cpu, 3),
     },
   };
 
@@ -112,14 +112,14 @@ async function main(): Promise<void> {
       peerSection = {
         peer: `SentencePiece ${p.version} (python3-sentencepiece), tokenizer.model`,
         texts: texts.length,
-        ours_encode_seconds: round(enc.wall),
-        ours_encode_cpu_seconds: round(enc.cpu),
-        peer_encode_seconds: round(p.seconds),
-        peer_encode_cpu_seconds: round(p.cpu_seconds),
+        ours_encode_seconds: roundTo(enc.wall, 3),
+        ours_encode_cpu_seconds: roundTo(enc.cpu, 3),
+        peer_encode_seconds: roundTo(p.seconds, 3),
+        peer_encode_cpu_seconds: roundTo(p.cpu_seconds, 3),
         ours_tokens: ours.reduce((s, x) => s + x.length, 0),
         peer_tokens: p.tokens,
-        ids_agreement: round(agree / texts.length, 5),
-        encode_ratio: round(p.cpu_seconds / enc.cpu),
+        ids_agreement: roundTo(agree / texts.length, 5),
+        encode_ratio: roundTo(p.cpu_seconds / enc.cpu, 3),
       };
       console.log(`peer: SentencePiece ${p.cpu_seconds.toFixed(2)} s CPU vs ours ${enc.cpu.toFixed(2)} s CPU; ids agree on ${agree}/${texts.length} texts`);
     }
@@ -130,24 +130,22 @@ async function main(): Promise<void> {
       truncated: tok.truncated,
       dropped: tok.skipped,
       tokens: dataset.tokens.length,
-      tokenize_seconds: round(tk.wall),
-      tokenize_cpu_seconds: round(tk.cpu),
+      tokenize_seconds: roundTo(tk.wall, 3),
+      tokenize_cpu_seconds: roundTo(tk.cpu, 3),
       tokens_per_cpu_second: Math.round(dataset.tokens.length / tk.cpu),
-      pack_seconds: round(pk.wall),
-      pack_cpu_seconds: round(pk.cpu),
+      pack_seconds: roundTo(pk.wall, 3),
+      pack_cpu_seconds: roundTo(pk.cpu, 3),
       batches,
       token_budget: 4096,
-      fill: round(dataset.tokens.length / (batches * 4096)),
+      fill: roundTo(dataset.tokens.length / (batches * 4096), 3),
       label_tokens: labels,
       target_seconds: 60,
-      tokenize_pack_ratio: round(60 / (tk.cpu + pk.cpu)),
+      tokenize_pack_ratio: roundTo(60 / (tk.cpu + pk.cpu), 3),
       sentencepiece: peerSection,
     };
   }
   fs.rmSync(work, { recursive: true, force: true });
-  const out = path.join(root, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-data.json`);
-  fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
-  console.log(`wrote ${path.relative(root, out)}`);
+  writeJson('data', report);
 }
 
 main().catch((error) => {

@@ -28,7 +28,8 @@ import { demoDataOptions } from '../lib/demo';
 import { budgetedDataset, demoModelConfig, demoParams, demoPreset, demoTokenizeOptions, demoTokenizer, initDemoModel, trainDemoModel } from '../lib/demo/model';
 import { packageVersion } from '../lib/device';
 import { loaderStream } from '../lib/train/batches';
-import { median, peerScript, runChild, runWorker, table, workerMain, writeResult } from './train-shapes';
+import { peerScript, runChild, runWorker, workerMain } from './common/child';
+import { median, table, writeResult } from './common/report';
 
 interface Spec {
   preset: string;

@@ -26,25 +26,9 @@ import { LlamaModel } from '../lib/model/llama';
 import { HfTokenizer } from '../lib/model/tokenizer';
 import { HostRng, Rng } from '../lib/rng';
 import type { TextTokenizer } from '../lib/text-tokenizer';
-import {
-  benchConfig,
-  commonOptions,
-  describeDevice,
-  hopperKernelsNow,
-  kernelsCell,
-  KernelStates,
-  kernelsOfChildren,
-  median,
-  randomWeights,
-  round,
-  runPeer,
-  runWorker,
-  table,
-  timeBudget,
-  workerMain,
-  writeConfigDir,
-  writeResult,
-} from './train-shapes';
+import { commonOptions, runPeer, runWorker, timeBudget, workerMain } from './common/child';
+import { describeDevice, hopperKernelsNow, kernelsCell, KernelStates, kernelsOfChildren, median, round, table, writeResult } from './common/report';
+import { benchConfig, randomWeights, writeConfigDir } from './common/train-shapes';
 
 interface OursSpec {
   preset: string;

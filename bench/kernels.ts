@@ -30,7 +30,7 @@ import { isPresetName, presetConfig } from '../lib/model/presets';
 import { linearCrossEntropy, linearCrossEntropyBackward, loraLinear, loraLinearBackward, matmul, opSupport } from '../lib/ops';
 import { HostRng, Rng } from '../lib/rng';
 import { randn, sync, tensor, type Tensor } from '../lib/tensor';
-import { hopperKernelsNow } from './train-shapes';
+import { hopperKernelsNow, roundTo, table } from './common/report';
 
 const RANK = 16;
 
@@ -224,17 +224,7 @@ function runPeer(all: Case[], device: string): { report?: PeerReport; reason?: s
 
 // ---- report -------------------------------------------------------------------------------------
 
-function table(header: string[], rows: Array<Array<string | number>>): void {
-  const cells = [header, ...rows.map((r) => r.map(String))];
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-  for (const [n, r] of cells.entries()) {
-    console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
-    if (n === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  }
-}
-
-const round3 = (x: number) => Math.round(x * 1000) / 1000;
-const geomean = (xs: number[]) => (xs.length ? round3(Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length)) : null);
+const geomean = (xs: number[]) => (xs.length ? roundTo(Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length), 3) : null);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -280,17 +270,17 @@ async function main(): Promise<void> {
         note = error.code === 'ERR_NOT_IMPLEMENTED' ? `not wired: ${error.message}` : `${error.code}: ${error.message}`;
       }
     }
-    const tflops = (t: number | null) => (t ? round3(flops(c) / (t * 1e-3) / 1e12) : null);
+    const tflops = (t: number | null) => (t ? roundTo(flops(c) / (t * 1e-3) / 1e12, 3) : null);
     const row: Row = {
       name: c.name,
       kind: c.kind,
       shape: shapeOf(c),
       flops: flops(c),
-      ms: ms && round3(ms),
+      ms: ms && roundTo(ms, 3),
       tflops: tflops(ms),
-      torch_ms: torchMs && round3(torchMs),
+      torch_ms: torchMs && roundTo(torchMs, 3),
       torch_tflops: tflops(torchMs),
-      ratio: ms && torchMs ? round3(torchMs / ms) : null,
+      ratio: ms && torchMs ? roundTo(torchMs / ms, 3) : null,
       note: note ?? other?.error ?? null,
     };
     rows.push(row);

@@ -29,7 +29,7 @@ import { DataRecord } from '../lib/data/records';
 import { tuluFormat } from '../lib/data/templates';
 import { tokenizeRecords } from '../lib/data/tokenize';
 import { HfTokenizer } from '../lib/model/tokenizer';
-import { round, timed } from './measure';
+import { roundTo, timed, writeJson } from './common/report';
 
 const root = path.join(__dirname, '..', '..');
 const shared = path.join(root, '..', 'shared', 'data');
@@ -112,10 +112,10 @@ async function main(): Promise<void> {
       ? { skipped: peer }
       : {
           peer: `SentencePiece ${peer.version} (python3-sentencepiece), tokenizer.model`,
-          seconds: round(peer.seconds),
-          cpu_seconds: round(peer.cpu_seconds),
+          seconds: roundTo(peer.seconds, 3),
+          cpu_seconds: roundTo(peer.cpu_seconds, 3),
           tokens: peer.tokens,
-          ids_agreement: round(fast.filter((ids, i) => crc(ids) === peer.crc32[i]).length / texts.length, 5),
+          ids_agreement: roundTo(fast.filter((ids, i) => crc(ids) === peer.crc32[i]).length / texts.length, 5),
         };
 
   const rows: Array<[string, number, number]> = [['library (@huggingface/tokenizers)', library.cpu, library.wall], ['fast (HfTokenizer, piece cache)', fastCpu, first.wall + rest.wall]];
@@ -126,27 +126,25 @@ async function main(): Promise<void> {
   const report = {
     date: new Date().toISOString(),
     command: 'node dist/bench/tokenize.js',
-    device: { cpu: os.cpus()[0]?.model.trim(), threads: os.cpus().length, node: process.version, load_average_at_start: round(loadAtStart, 2) },
+    device: { cpu: os.cpus()[0]?.model.trim(), threads: os.cpus().length, node: process.version, load_average_at_start: roundTo(loadAtStart, 2) },
     text: { source: `alpaca_small_2000.json ×${COPIES}, 'repeat'-augmented, Tulu segments`, records: augmented.length, texts: texts.length, tokens },
-    library: { cpu_seconds: round(library.cpu), seconds: round(library.wall) },
+    library: { cpu_seconds: roundTo(library.cpu, 3), seconds: roundTo(library.wall, 3) },
     fast: {
-      cpu_seconds: round(fastCpu),
-      seconds: round(first.wall + rest.wall),
-      first_copy: { texts: firstCopy, cpu_seconds: round(first.cpu) },
+      cpu_seconds: roundTo(fastCpu, 3),
+      seconds: roundTo(first.wall + rest.wall, 3),
+      first_copy: { texts: firstCopy, cpu_seconds: roundTo(first.cpu, 3) },
       pieces: stats.pieces,
       distinct_pieces: stats.misses,
       fallbacks: stats.fallbacks,
-      ids_equal_library: round(equal / texts.length, 5),
+      ids_equal_library: roundTo(equal / texts.length, 5),
     },
     sentencepiece: peerSection,
-    tokenize_pack: { cpu_seconds: round(tp.cpu), seconds: round(tp.wall), tokens: tp.value.tokens, batches: tp.value.batches, label_tokens: tp.value.labels, target_seconds: 60, tokenize_pack_ratio: round(tp.cpu / 60) },
-    speedup_over_library: round(library.cpu / fastCpu, 2),
-    tokenize_ratio: typeof peer === 'string' ? null : round(peer.cpu_seconds / fastCpu),
-    library_tokenize_ratio: typeof peer === 'string' ? null : round(peer.cpu_seconds / library.cpu),
+    tokenize_pack: { cpu_seconds: roundTo(tp.cpu, 3), seconds: roundTo(tp.wall, 3), tokens: tp.value.tokens, batches: tp.value.batches, label_tokens: tp.value.labels, target_seconds: 60, tokenize_pack_ratio: roundTo(tp.cpu / 60, 3) },
+    speedup_over_library: roundTo(library.cpu / fastCpu, 2),
+    tokenize_ratio: typeof peer === 'string' ? null : roundTo(peer.cpu_seconds / fastCpu, 3),
+    library_tokenize_ratio: typeof peer === 'string' ? null : roundTo(peer.cpu_seconds / library.cpu, 3),
   };
-  const out = path.join(root, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-tokenize.json`);
-  fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
-  console.log(`wrote ${path.relative(root, out)}`);
+  writeJson('tokenize', report);
 }
 
 main().catch((error) => {

@@ -34,25 +34,9 @@ import { isPresetName, PresetName } from '../lib/model/presets';
 import { HostRng, Rng } from '../lib/rng';
 import { scope, tensor } from '../lib/tensor';
 import { runTraining } from '../lib/train/trainer';
-import {
-  ALL_TARGETS,
-  batchStream,
-  commonOptions,
-  describeDevice,
-  hopperKernelsNow,
-  kernelsCell,
-  KernelStates,
-  kernelsOfChildren,
-  packedBatch,
-  PEFT_TARGETS,
-  round,
-  runPeer,
-  runWorker,
-  table,
-  timeBudget,
-  workerMain,
-  writeResult,
-} from './train-shapes';
+import { commonOptions, runPeer, runWorker, timeBudget, workerMain } from './common/child';
+import { describeDevice, hopperKernelsNow, kernelsCell, KernelStates, kernelsOfChildren, round, table, writeResult } from './common/report';
+import { ALL_TARGETS, PEFT_TARGETS, batchStream, packedBatch } from './common/train-shapes';
 
 /** Per-step loss tolerance, relative; TOLERANCE_WHY says why. */
 const LOSS_RTOL = 1e-2;

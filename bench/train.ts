@@ -24,29 +24,9 @@ import { LlamaModel } from '../lib/model/llama';
 import { HostRng, Rng } from '../lib/rng';
 import { planMemory } from '../lib/train/memory';
 import { runTraining } from '../lib/train/trainer';
-import {
-  ALL_TARGETS,
-  batchStream,
-  benchConfig,
-  commonOptions,
-  describeDevice,
-  hopperKernelsNow,
-  kernelsCell,
-  KernelStates,
-  kernelsOfChildren,
-  median,
-  packedBatch,
-  PEFT_TARGETS,
-  randomWeights,
-  round,
-  runPeer,
-  runWorker,
-  table,
-  timeBudget,
-  workerMain,
-  writeConfigDir,
-  writeResult,
-} from './train-shapes';
+import { commonOptions, runPeer, runWorker, timeBudget, workerMain } from './common/child';
+import { describeDevice, hopperKernelsNow, kernelsCell, KernelStates, kernelsOfChildren, median, round, table, writeResult } from './common/report';
+import { ALL_TARGETS, PEFT_TARGETS, batchStream, benchConfig, packedBatch, randomWeights, writeConfigDir } from './common/train-shapes';
 import { flopsPerToken, peakBf16Tflops } from '../lib/train/flops';
 
 interface OursSpec {

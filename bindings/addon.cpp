@@ -2,7 +2,7 @@
 #include <atomic>
 
 #include "bindings/binding.h"
-#include "native/runtime/errors.h"
+#include "kernels/common/errors.h"
 
 namespace seqtune::binding {
 

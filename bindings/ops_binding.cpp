@@ -46,7 +46,7 @@ Napi::Value runOpBinding(const Napi::CallbackInfo& info) {
     }
     const auto& registry = opRegistry();
     auto it = registry.find(name);
-    Attrs attrs(it == registry.end() ? "op" : it->second.name.c_str());
+    Attrs attrs(it == registry.end() ? "op" : it->second.schema.name.c_str());
     if (info[2].IsObject()) {
       Napi::Object object = info[2].As<Napi::Object>();
       Napi::Array keys = object.GetPropertyNames();
@@ -64,13 +64,53 @@ Napi::Value runOpBinding(const Napi::CallbackInfo& info) {
   });
 }
 
+namespace {
+Napi::Value attrValue(Napi::Env env, const AttrValue& v) {
+  if (const double* d = std::get_if<double>(&v)) return Napi::Number::New(env, *d);
+  if (const bool* b = std::get_if<bool>(&v)) return Napi::Boolean::New(env, *b);
+  if (const std::string* s = std::get_if<std::string>(&v)) return Napi::String::New(env, *s);
+  const auto& list = std::get<std::vector<double>>(v);
+  Napi::Array out = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); ++i) out.Set(i, Napi::Number::New(env, list[i]));
+  return out;
+}
+
+Napi::Array strings(Napi::Env env, const std::vector<std::string>& list) {
+  Napi::Array out = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); ++i) out.Set(i, list[i]);
+  return out;
+}
+}  // namespace
+
+// listOps() -> [{name, cuda, inputs, attrs: [{name, type, default?, required}], outputs: [{name, when?}]}]
 Napi::Value listOps(const Napi::CallbackInfo& info) {
-  Napi::Array out = Napi::Array::New(info.Env());
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
   uint32_t i = 0;
   for (const auto& [name, op] : opRegistry()) {
-    Napi::Object entry = Napi::Object::New(info.Env());
+    Napi::Object entry = Napi::Object::New(env);
     entry.Set("name", name);
     entry.Set("cuda", op.cuda);
+    entry.Set("inputs", strings(env, op.schema.inputs));
+    Napi::Array attrs = Napi::Array::New(env, op.schema.attrs.size());
+    for (size_t a = 0; a < op.schema.attrs.size(); ++a) {
+      const AttrSpec& spec = op.schema.attrs[a];
+      Napi::Object attr = Napi::Object::New(env);
+      attr.Set("name", spec.name);
+      attr.Set("type", attrTypeName(spec.type));
+      if (spec.fallback) attr.Set("default", attrValue(env, *spec.fallback));
+      attr.Set("required", spec.required);
+      attrs.Set(a, attr);
+    }
+    entry.Set("attrs", attrs);
+    Napi::Array outputs = Napi::Array::New(env, op.schema.outputs.size());
+    for (size_t o = 0; o < op.schema.outputs.size(); ++o) {
+      Napi::Object output = Napi::Object::New(env);
+      output.Set("name", op.schema.outputs[o].name);
+      if (!op.schema.outputs[o].when.empty()) output.Set("when", op.schema.outputs[o].when);
+      outputs.Set(o, output);
+    }
+    entry.Set("outputs", outputs);
     out.Set(i++, entry);
   }
   return out;

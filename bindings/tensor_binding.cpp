@@ -4,7 +4,7 @@
 
 #include "bindings/binding.h"
 #include "native/runtime/device.h"
-#include "native/runtime/errors.h"
+#include "kernels/common/errors.h"
 
 namespace seqtune::binding {
 

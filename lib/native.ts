@@ -53,11 +53,23 @@ export interface NativeMemoryStats {
   bytesReserved: number;
 }
 
+/** One op's declaration (native/ops/<op>.cpp, REGISTER_OP): lib/ops.ts names outputs from it. */
+export interface NativeOpSchema {
+  name: string;
+  /** has a CUDA implementation in this build */
+  cuda: boolean;
+  /** input names; "x?" is optional, "xs..." a list */
+  inputs: string[];
+  attrs: Array<{ name: string; type: 'number' | 'integer' | 'boolean' | 'string' | 'array of numbers'; default?: AttrValue; required: boolean }>;
+  /** in order; one with `when` is present only when that boolean attr is true */
+  outputs: Array<{ name: string; when?: string }>;
+}
+
 export interface NativeBinding {
   setErrorClass(cls: typeof SeqtuneError): void;
   fromHost(device: string, dtype: NativeDType, shape: number[], data: ArrayBufferView | null): NativeTensor;
   runOp(name: string, inputs: Array<NativeTensor | null>, attrs: Attrs): NativeTensor[];
-  listOps(): Array<{ name: string; cuda: boolean }>;
+  listOps(): NativeOpSchema[];
   sync(device: string): Promise<void>;
   memoryStats(device: string, resetPeak?: boolean): NativeMemoryStats;
   buildInfo(): NativeBuildInfo;

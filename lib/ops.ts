@@ -1,8 +1,10 @@
 /**
  * The op interface: every computation the model, trainer and generator run, as typed functions
- * over Tensors. Each op has a CPU implementation (native/ops, native/cpu) and, as the CUDA issues
- * land, a GPU one (kernels/); `opSupport()` tells which device has which. test/parity runs every op
- * on every available device against the CPU.
+ * over Tensors. Each op is declared once, in native/ops/<op>.cpp (its inputs, attributes with their
+ * types and defaults, and outputs: `opSchemas()`); the native side rejects an attribute the op does
+ * not declare. Each op has a CPU implementation (native/ops, native/cpu) and a CUDA one (kernels/)
+ * when the addon was built with CUDA; `opSupport()` tells which. test/parity runs every op on every
+ * available device against the CPU. Attributes left undefined take the schema's default.
  *
  * Conventions (Hugging Face and FlashAttention):
  * - weights are [out, in]; activations are [tokens, features] over packed rows (T = tokens);
@@ -18,7 +20,7 @@
  * their input dtype; reductions run in a fixed order whatever the thread count.
  */
 import { SeqtuneError } from './errors';
-import { Attrs, native, NativeTensor } from './native';
+import { Attrs, native, NativeOpSchema, NativeTensor } from './native';
 import { DType, Tensor } from './tensor';
 
 function run(name: string, inputs: Array<Tensor | null | undefined>, attrs: Attrs = {}): Tensor[] {
@@ -34,10 +36,31 @@ function run(name: string, inputs: Array<Tensor | null | undefined>, attrs: Attr
     .map((h) => new Tensor(h));
 }
 
+let schemas: Map<string, NativeOpSchema> | undefined;
+
+/** Every op's declaration, from the native registry. */
+export function opSchemas(): Map<string, NativeOpSchema> {
+  schemas ??= new Map(native().listOps().map((op) => [op.name, op]));
+  return schemas;
+}
+
+/** run() with the outputs named by the op's schema (those not computed are absent). */
+function runNamed(name: string, inputs: Array<Tensor | null | undefined>, attrs: Attrs = {}): Record<string, Tensor> {
+  const outputs = run(name, inputs, attrs);
+  const schema = opSchemas().get(name)!;
+  const named: Record<string, Tensor> = {};
+  let i = 0;
+  for (const output of schema.outputs) {
+    if (output.when && !(attrs[output.when] ?? schema.attrs.find((a) => a.name === output.when)!.default)) continue;
+    named[output.name] = outputs[i++];
+  }
+  return named;
+}
+
 // ---- elementwise ------------------------------------------------------------------------------
 
 /** a + alpha * b (same shape and dtype). */
-export function add(a: Tensor, b: Tensor, alpha = 1): Tensor {
+export function add(a: Tensor, b: Tensor, alpha?: number): Tensor {
   return run('add', [a, b], { alpha })[0];
 }
 
@@ -52,7 +75,7 @@ export function scale(a: Tensor, alpha: number): Tensor {
 }
 
 /** a += alpha * b, in place (b may have another floating dtype). */
-export function addInplace(a: Tensor, b: Tensor, alpha = 1): void {
+export function addInplace(a: Tensor, b: Tensor, alpha?: number): void {
   run('addInplace', [a, b], { alpha });
 }
 
@@ -89,11 +112,7 @@ export interface MatmulOptions {
  * or b is 2-D and shared by every batch (a's leading dims are then folded into M). c: [..., M, N].
  */
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
-  return run('matmul', [a, b, options.bias], {
-    transA: options.transA ?? false,
-    transB: options.transB ?? false,
-    alpha: options.alpha ?? 1,
-  })[0];
+  return run('matmul', [a, b, options.bias], { transA: options.transA, transB: options.transB, alpha: options.alpha })[0];
 }
 
 export interface MatmulGrads {
@@ -109,23 +128,14 @@ export function matmulBackward(
   b: Tensor,
   options: MatmulOptions & { needA?: boolean; needB?: boolean; needBias?: boolean } = {},
 ): MatmulGrads {
-  const needA = options.needA ?? true;
-  const needB = options.needB ?? true;
-  const needBias = options.needBias ?? options.bias !== undefined;
-  const outs = run('matmulBackward', [dc, a, b], {
-    transA: options.transA ?? false,
-    transB: options.transB ?? false,
-    alpha: options.alpha ?? 1,
-    needA,
-    needB,
-    needBias,
+  return runNamed('matmulBackward', [dc, a, b], {
+    transA: options.transA,
+    transB: options.transB,
+    alpha: options.alpha,
+    needA: options.needA,
+    needB: options.needB,
+    needBias: options.needBias ?? options.bias !== undefined,
   });
-  const grads: MatmulGrads = {};
-  let i = 0;
-  if (needA) grads.da = outs[i++];
-  if (needB) grads.db = outs[i++];
-  if (needBias) grads.dbias = outs[i++];
-  return grads;
 }
 
 // ---- attention --------------------------------------------------------------------------------
@@ -158,10 +168,10 @@ export interface AttentionResult {
  * own position).
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): AttentionResult {
-  const [out, lse] = run('attention', [q, k, v, options.cuSeqlens, options.qOffset, options.kvLens], {
-    causal: options.causal ?? true,
+  const { out, lse } = runNamed('attention', [q, k, v, options.cuSeqlens, options.qOffset, options.kvLens], {
+    causal: options.causal,
     scale: options.scale,
-    indicesChecked: options.indicesChecked ?? false,
+    indicesChecked: options.indicesChecked,
   });
   return { out, lse };
 }
@@ -180,11 +190,11 @@ export function attentionBackward(
   forward: AttentionResult,
   options: AttentionOptions & { deterministic?: boolean },
 ): { dq: Tensor; dk: Tensor; dv: Tensor } {
-  const [dq, dk, dv] = run('attentionBackward', [dout, q, k, v, forward.out, forward.lse, options.cuSeqlens], {
-    causal: options.causal ?? true,
+  const { dq, dk, dv } = runNamed('attentionBackward', [dout, q, k, v, forward.out, forward.lse, options.cuSeqlens], {
+    causal: options.causal,
     scale: options.scale,
-    deterministic: options.deterministic ?? true,
-    indicesChecked: options.indicesChecked ?? false,
+    deterministic: options.deterministic,
+    indicesChecked: options.indicesChecked,
   });
   return { dq, dk, dv };
 }
@@ -210,7 +220,7 @@ export interface RmsnormResult {
 
 /** sum = x + residual; out = sum / rms(sum) · weight over the last dim (residual optional). */
 export function rmsnormResidual(x: Tensor, weight: Tensor, options: { eps: number; residual?: Tensor }): RmsnormResult {
-  const [out, sum, rstd] = run('rmsnormResidual', [x, options.residual, weight], { eps: options.eps });
+  const { out, sum, rstd } = runNamed('rmsnormResidual', [x, options.residual, weight], { eps: options.eps });
   return { out, sum, rstd };
 }
 
@@ -224,9 +234,10 @@ export function rmsnormResidualBackward(
   weight: Tensor,
   options: { dsum?: Tensor; needWeight?: boolean } = {},
 ): { dx: Tensor; dweight?: Tensor } {
-  const needWeight = options.needWeight ?? true;
-  const outs = run('rmsnormResidualBackward', [dout, forward.sum, weight, forward.rstd, options.dsum], { needWeight });
-  return needWeight ? { dx: outs[0], dweight: outs[1] } : { dx: outs[0] };
+  const { dx, dweight } = runNamed('rmsnormResidualBackward', [dout, forward.sum, weight, forward.rstd, options.dsum], {
+    needWeight: options.needWeight,
+  });
+  return dweight ? { dx, dweight } : { dx };
 }
 
 export interface RopeOptions {
@@ -245,11 +256,11 @@ export interface RopeOptions {
 function ropeAttrs(options: RopeOptions, inverse: boolean): Attrs {
   return {
     theta: options.theta,
-    scalingType: options.scaling?.type ?? 'none',
-    factor: options.scaling?.factor ?? 1,
-    lowFreqFactor: options.scaling?.lowFreqFactor ?? 1,
-    highFreqFactor: options.scaling?.highFreqFactor ?? 4,
-    originalMaxPositionEmbeddings: options.scaling?.originalMaxPositionEmbeddings ?? 8192,
+    scalingType: options.scaling?.type,
+    factor: options.scaling?.factor,
+    lowFreqFactor: options.scaling?.lowFreqFactor,
+    highFreqFactor: options.scaling?.highFreqFactor,
+    originalMaxPositionEmbeddings: options.scaling?.originalMaxPositionEmbeddings,
     inverse,
   };
 }
@@ -270,7 +281,7 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
 }
 
 export function swigluBackward(dout: Tensor, gate: Tensor, up: Tensor): { dgate: Tensor; dup: Tensor } {
-  const [dgate, dup] = run('swigluBackward', [dout, gate, up]);
+  const { dgate, dup } = runNamed('swigluBackward', [dout, gate, up]);
   return { dgate, dup };
 }
 
@@ -306,12 +317,12 @@ export interface IndexCheckOptions {
 
 /** Rows of table [V, C] at ids (int32 [T]); an id outside [0, V) fails with ERR_INDEX. */
 export function embedding(ids: Tensor, table: Tensor, options: IndexCheckOptions = {}): Tensor {
-  return run('embedding', [ids, table], { indicesChecked: options.indicesChecked ?? false })[0];
+  return run('embedding', [ids, table], { indicesChecked: options.indicesChecked })[0];
 }
 
 /** Scatter-add of dout [T, C] into a fresh [V, C] gradient (deterministic order). */
 export function embeddingBackward(dout: Tensor, ids: Tensor, vocabSize: number, options: IndexCheckOptions = {}): Tensor {
-  return run('embeddingBackward', [dout, ids], { vocabSize, indicesChecked: options.indicesChecked ?? false })[0];
+  return run('embeddingBackward', [dout, ids], { vocabSize, indicesChecked: options.indicesChecked })[0];
 }
 
 export interface CrossEntropyOptions extends IndexCheckOptions {
@@ -332,10 +343,10 @@ export interface LossResult {
 
 /** Softmax cross-entropy of logits [T, V] against labels (int32 [T]). */
 export function crossEntropy(logits: Tensor, labels: Tensor, options: CrossEntropyOptions = {}): LossResult {
-  const [loss, lse, count] = run('crossEntropy', [logits, labels], {
-    ignoreIndex: options.ignoreIndex ?? -100,
-    reduction: options.reduction ?? 'mean',
-    indicesChecked: options.indicesChecked ?? false,
+  const { loss, lse, count } = runNamed('crossEntropy', [logits, labels], {
+    ignoreIndex: options.ignoreIndex,
+    reduction: options.reduction,
+    indicesChecked: options.indicesChecked,
   });
   return { loss, lse, count };
 }
@@ -348,10 +359,10 @@ export function crossEntropyBackward(
   options: CrossEntropyOptions & { gradScale?: number } = {},
 ): Tensor {
   return run('crossEntropyBackward', [logits, labels, forward.lse, forward.count], {
-    ignoreIndex: options.ignoreIndex ?? -100,
-    reduction: options.reduction ?? 'mean',
-    gradScale: options.gradScale ?? 1,
-    indicesChecked: options.indicesChecked ?? false,
+    ignoreIndex: options.ignoreIndex,
+    reduction: options.reduction,
+    gradScale: options.gradScale,
+    indicesChecked: options.indicesChecked,
   })[0];
 }
 
@@ -365,11 +376,11 @@ export function linearCrossEntropy(
   labels: Tensor,
   options: CrossEntropyOptions & { chunkSize?: number } = {},
 ): LossResult {
-  const [loss, lse, count] = run('linearCrossEntropy', [h, weight, labels], {
-    ignoreIndex: options.ignoreIndex ?? -100,
-    reduction: options.reduction ?? 'mean',
-    chunkSize: options.chunkSize ?? 4096,
-    indicesChecked: options.indicesChecked ?? false,
+  const { loss, lse, count } = runNamed('linearCrossEntropy', [h, weight, labels], {
+    ignoreIndex: options.ignoreIndex,
+    reduction: options.reduction,
+    chunkSize: options.chunkSize,
+    indicesChecked: options.indicesChecked,
   });
   return { loss, lse, count };
 }
@@ -382,16 +393,15 @@ export function linearCrossEntropyBackward(
   forward: LossResult,
   options: CrossEntropyOptions & { gradScale?: number; needWeight?: boolean; chunkSize?: number } = {},
 ): { dh: Tensor; dweight?: Tensor } {
-  const needWeight = options.needWeight ?? true;
-  const outs = run('linearCrossEntropyBackward', [h, weight, labels, forward.lse, forward.count], {
-    ignoreIndex: options.ignoreIndex ?? -100,
-    reduction: options.reduction ?? 'mean',
-    gradScale: options.gradScale ?? 1,
-    needWeight,
-    chunkSize: options.chunkSize ?? 4096,
-    indicesChecked: options.indicesChecked ?? false,
+  const { dh, dweight } = runNamed('linearCrossEntropyBackward', [h, weight, labels, forward.lse, forward.count], {
+    ignoreIndex: options.ignoreIndex,
+    reduction: options.reduction,
+    gradScale: options.gradScale,
+    needWeight: options.needWeight,
+    chunkSize: options.chunkSize,
+    indicesChecked: options.indicesChecked,
   });
-  return needWeight ? { dh: outs[0], dweight: outs[1] } : { dh: outs[0] };
+  return dweight ? { dh, dweight } : { dh };
 }
 
 // ---- LoRA -------------------------------------------------------------------------------------
@@ -410,16 +420,16 @@ export interface LoraOptions {
  * f32 adapters): y takes x's dtype, xa takes A's.
  */
 export function loraLinear(x: Tensor, weight: Tensor, a: Tensor, b: Tensor, options: LoraOptions): { out: Tensor; xa: Tensor } {
-  const [out, xa] = run('loraLinear', [x, weight, a, b, options.bias], loraAttrs(options));
+  const { out, xa } = runNamed('loraLinear', [x, weight, a, b, options.bias], loraAttrs(options));
   return { out, xa };
 }
 
 function loraAttrs(options: LoraOptions): Attrs {
   return {
     scale: options.scale,
-    dropoutP: options.dropout?.p ?? 0,
-    seed: options.dropout?.seed ?? 0,
-    offset: options.dropout?.offset ?? 0,
+    dropoutP: options.dropout?.p,
+    seed: options.dropout?.seed,
+    offset: options.dropout?.offset,
   };
 }
 
@@ -433,9 +443,11 @@ export function loraLinearBackward(
   xa: Tensor,
   options: LoraOptions & { needInput?: boolean },
 ): { dx?: Tensor; da: Tensor; db: Tensor } {
-  const needInput = options.needInput ?? true;
-  const outs = run('loraLinearBackward', [dy, x, weight, a, b, xa], { ...loraAttrs(options), needInput });
-  return needInput ? { dx: outs[0], da: outs[1], db: outs[2] } : { da: outs[0], db: outs[1] };
+  const { dx, da, db } = runNamed('loraLinearBackward', [dy, x, weight, a, b, xa], {
+    ...loraAttrs(options),
+    needInput: options.needInput,
+  });
+  return dx ? { dx, da, db } : { da, db };
 }
 
 // ---- optimizer --------------------------------------------------------------------------------
@@ -475,7 +487,7 @@ export function adamw(params: Tensor[], grads: Tensor[], m: Tensor[], v: Tensor[
     eps: options.eps,
     weightDecay: options.weightDecay,
     step: options.step,
-    maxGradNorm: options.maxGradNorm ?? 0,
+    maxGradNorm: options.maxGradNorm,
   });
 }
 

@@ -1,6 +1,6 @@
 /**
  * The random-number state seqtune threads through initialisation, dropout and data shuffling.
- * Draws come from a counter-based generator (Philox-4x32-10, native/runtime/philox.h): draw
+ * Draws come from a counter-based generator (Philox-4x32-10, kernels/common/philox.h): draw
  * number `offset` under `seed` is a pure function of the two, identical on CPU and GPU, so saving
  * `{seed, offset}` in a checkpoint and restoring it continues the exact stream.
  */

@@ -157,7 +157,7 @@ export function zeros(shape: Shape, options: CreateOptions = {}): Tensor {
 export function full(shape: Shape, value: number, options: CreateOptions = {}): Tensor {
   checkShape(shape, 'full');
   return new Tensor(
-    native().runOp('fill', [], { shape: [...shape], value, dtype: options.dtype ?? 'f32', device: options.device ?? 'cpu' })[0],
+    native().runOp('fill', [], { shape: [...shape], value, dtype: options.dtype, device: options.device })[0],
   );
 }
 
@@ -167,36 +167,19 @@ export interface RandomOptions extends CreateOptions {
 
 /** Normal(mean, std) from the counter-based generator: identical on every device. */
 export function randn(shape: Shape, options: RandomOptions & { mean?: number; std?: number }): Tensor {
-  checkShape(shape, 'randn');
-  const { seed, offset } = options.rng.next();
-  return new Tensor(
-    native().runOp('randomNormal', [], {
-      shape: [...shape],
-      seed,
-      offset,
-      mean: options.mean ?? 0,
-      std: options.std ?? 1,
-      dtype: options.dtype ?? 'f32',
-      device: options.device ?? 'cpu',
-    })[0],
-  );
+  return random('randn', 'randomNormal', shape, options, { mean: options.mean, std: options.std });
 }
 
 /** Uniform in [low, high) from the counter-based generator. */
 export function rand(shape: Shape, options: RandomOptions & { low?: number; high?: number }): Tensor {
-  checkShape(shape, 'rand');
+  return random('rand', 'randomUniform', shape, options, { low: options.low, high: options.high });
+}
+
+function random(name: string, op: string, shape: Shape, options: RandomOptions, range: Record<string, number | undefined>): Tensor {
+  checkShape(shape, name);
   const { seed, offset } = options.rng.next();
-  return new Tensor(
-    native().runOp('randomUniform', [], {
-      shape: [...shape],
-      seed,
-      offset,
-      low: options.low ?? 0,
-      high: options.high ?? 1,
-      dtype: options.dtype ?? 'f32',
-      device: options.device ?? 'cpu',
-    })[0],
-  );
+  const attrs = { shape: [...shape], seed, offset, ...range, dtype: options.dtype, device: options.device };
+  return new Tensor(native().runOp(op, [], attrs)[0]);
 }
 
 type Returned = Tensor | readonly unknown[] | { [key: string]: unknown } | unknown;

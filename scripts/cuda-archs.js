@@ -8,7 +8,7 @@
 'use strict';
 const { spawnSync } = require('node:child_process');
 
-/** seqtune's CUDA kernels need compute capability 8.0 (kernels/cuda_device.cu). */
+/** seqtune's CUDA kernels need compute capability 8.0 (native/runtime/cuda_device.cu). */
 const MIN_CAPABILITY = 80;
 const ARCH = /^(\d{2,3}[af]?)(-real|-virtual)?$/;
 

@@ -2,7 +2,7 @@
 
 Each peer is run as `python3 bench/peer/NAME.py`, reads its configuration as JSON on stdin and
 prints one JSON line on stdout, `{"error": ...}` when it cannot run, so the caller (runChild in
-bench/train-shapes.ts) records why. A peer imports this module from its own directory:
+bench/common/child.ts) records why. A peer imports this module from its own directory:
 
     sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
     from peer_common import ...

@@ -1,10 +1,10 @@
 /**
- * Caption-then-answer VQA data (§1.2), data side only: VQA questions (LAVIS `vqa_train.json`
+ * Caption-then-answer VQA data (docs/method.md §1.2), data side only: VQA questions (LAVIS `vqa_train.json`
  * layout: question_id, question, answer[], image) joined on `image` with captions (COCO Karpathy
  * layout: caption, image). Output records are Alpaca-style (instruction, empty input, output) with
  * `image` and `question_id` kept as extra fields.
  *
- * Fixed bug (§1.2, §9 item 9): the released code built the baseline target from the caption
+ * Fixed bug (docs/method.md §1.2, §9 item 9): the released code built the baseline target from the caption
  * (`'Answer: {}'.format(caption, answer)`); here the baseline target is the answer.
  */
 import { SeqtuneError } from '../errors';

@@ -16,7 +16,7 @@ export interface ChatMessage {
   content: string;
 }
 
-/** The SeqIns options: decompose, prefix task, suffix task, keep (§2 step 1). */
+/** The SeqIns options: decompose, prefix task, suffix task, keep (docs/method.md §2 step 1). */
 export type SeqOption = 'A' | 'B' | 'C' | 'D';
 
 export interface AlpacaRecord {
@@ -100,7 +100,7 @@ const SHAREGPT_ROLES: Record<string, Role> = {
   human: 'user',
   user: 'user',
   gpt: 'assistant',
-  // v3 translate-then-predict data marks its machine-translated assistant turns this way (§1.3)
+  // v3 translate-then-predict data marks its machine-translated assistant turns this way (docs/method.md §1.3)
   'gpt-mt': 'assistant',
   assistant: 'assistant',
   system: 'system',

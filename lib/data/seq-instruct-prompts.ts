@@ -1,5 +1,5 @@
 /**
- * The Seq-Instruct prompts (§2) and the parsers of the generator's answers.
+ * The Seq-Instruct prompts (docs/method.md §2) and the parsers of the generator's answers.
  *
  * The instruction prefixes, the system prompt and the templates are the paper's, verbatim (typos
  * included: they are what the generator was shown). The few-shot examples are this project's own,

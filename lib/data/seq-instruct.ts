@@ -1,5 +1,5 @@
 /**
- * The Seq-Instruct pipeline (§2) against an OpenAI-compatible endpoint: per record, classify
+ * The Seq-Instruct pipeline (docs/method.md §2) against an OpenAI-compatible endpoint: per record, classify
  * (A decompose / B prefix / C suffix / D keep), rewrite for A–C, and regenerate the response to the
  * final instruction; iterations feed each round's output to the next with "D" records frozen. The
  * IT control (`directResponse`) regenerates responses for the unmodified instructions.
@@ -9,7 +9,7 @@
  * last line. A request that still fails after the client's retries stops the run (rerun to continue);
  * an unparseable answer is counted and the record kept as it was.
  *
- * Authors' bugs fixed rather than copied (§9):
+ * Authors' bugs fixed rather than copied (docs/method.md §9):
  * - item 6: the rewrite prompt always carries the instruction text, with or without input;
  * - items 1, 2, 5: the missing post-processing (process_multi_it) and broken file chaining are
  *   done here (iteration files `<out>.iter<k>.jsonl`, the last iteration writes `<out>`);
@@ -30,7 +30,7 @@ import { JsonlWriter, scanExistingOutput } from './write';
 
 export type Sampling = Omit<ChatRequest, 'messages'>;
 
-/** §2 "Sampling": the released scripts' settings for every step. */
+/** docs/method.md §2 "Sampling": the released scripts' settings for every step. */
 export const PAPER_SAMPLING: Sampling = { temperature: 1.0, top_p: 0.9, top_k: 50, max_tokens: 2048 };
 
 export interface SeqInstructContext {
@@ -56,7 +56,7 @@ export function mergedInstruction(record: AlpacaRecord): string {
 
 async function respond(record: AlpacaRecord, instruction: string, ctx: SeqInstructContext): Promise<string | null> {
   const user = record.input !== '' ? `${instruction} ${record.input}` : instruction;
-  // the paper sends the system turn even when it is empty (§2 step 4)
+  // the paper sends the system turn even when it is empty (docs/method.md §2 step 4)
   const text = await ctx.client.complete({ messages: [{ role: 'system', content: record.system_prompt ?? '' }, { role: 'user', content: user }], ...(ctx.sampling ?? PAPER_SAMPLING) });
   return text.trim() === '' ? null : text.trim();
 }

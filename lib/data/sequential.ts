@@ -1,5 +1,5 @@
 /**
- * The v1 hand-made sequential tasks (§1.1) as pure functions over in-memory records: each takes an
+ * The v1 hand-made sequential tasks (docs/method.md §1.1) as pure functions over in-memory records: each takes an
  * Alpaca record plus whatever the intermediate step needs (a paraphrase, a translated input) and
  * returns the augmented record, or null when the record does not qualify (no input). Nothing here
  * reads files or calls a model, so callers can build synthetic training sets with them directly.
@@ -14,12 +14,12 @@
 import { HostRng } from '../rng';
 import { AlpacaRecord } from './records';
 
-/** The repeat template of the released data (§1.1b): not lower-cased, output `{input}\n{output}`. */
+/** The repeat template of the released data (docs/method.md §1.1b): not lower-cased, output `{input}\n{output}`. */
 export const REPEAT_PREFIX = 'First repeat the input, then ';
 export const PARAPHRASE_PREFIX = 'First paraphrase below input, then ';
 export const TRANSLATE_PREFIX = 'First translate below input into English, then ';
 
-/** The verbalisation bank of the v1 merge script (§1.1b), as written there. */
+/** The verbalisation bank of the v1 merge script (docs/method.md §1.1b), as written there. */
 export const REPEAT_VERBALISATIONS: readonly string[] = [
   'First repeat below question, then ',
   'First repeat below input then ',
@@ -44,7 +44,7 @@ function augmented(record: AlpacaRecord, strategy: string, fields: Partial<Alpac
   return { ...rest, ...fields, strategy };
 }
 
-/** Repeat-then-answer (§1.1b); null for records without input. */
+/** Repeat-then-answer (docs/method.md §1.1b); null for records without input. */
 export function repeatThenAnswer(record: AlpacaRecord, options: { prefix?: string } = {}): AlpacaRecord | null {
   if (!hasInput(record)) return null;
   return augmented(record, 'repeat', {
@@ -53,7 +53,7 @@ export function repeatThenAnswer(record: AlpacaRecord, options: { prefix?: strin
   });
 }
 
-/** Paraphrase-then-answer (§1.1c); the instruction is lower-cased as in the paper's code. */
+/** Paraphrase-then-answer (docs/method.md §1.1c); the instruction is lower-cased as in the paper's code. */
 export function paraphraseThenAnswer(record: AlpacaRecord, paraphrase: string, options: { prefix?: string; label?: string } = {}): AlpacaRecord | null {
   if (!hasInput(record) || paraphrase.trim() === '') return null;
   return augmented(record, 'paraphrase', {
@@ -63,7 +63,7 @@ export function paraphraseThenAnswer(record: AlpacaRecord, paraphrase: string, o
 }
 
 /**
- * Translate-then-answer, v1 (§1.1a): the input shown in a foreign language, the English instruction
+ * Translate-then-answer, v1 (docs/method.md §1.1a): the input shown in a foreign language, the English instruction
  * lower-cased, and the output `Translation into English: \n{English input}\nResult: {output}`.
  */
 export function translateThenAnswer(record: AlpacaRecord, foreignInput: string, options: { lang?: string; prefix?: string } = {}): AlpacaRecord | null {

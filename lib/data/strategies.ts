@@ -69,7 +69,7 @@ function needClient(ctx: StrategyContext, what: string): ChatClient {
   return ctx.client;
 }
 
-/** §1.1c's paraphrase request (the system prompt's "Paraphase" typo fixed). */
+/** docs/method.md §1.1c's paraphrase request (the system prompt's "Paraphase" typo fixed). */
 async function paraphraseOf(record: AlpacaRecord, ctx: StrategyContext): Promise<string> {
   if (ctx.paraphraseField !== undefined) return fieldText(record, ctx.paraphraseField) ?? '';
   const text = await needClient(ctx, 'paraphrase').complete({

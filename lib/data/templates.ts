@@ -3,13 +3,13 @@
  *
  * A format turns a record into segments, alternating prompt text (no loss) and response text (one
  * per assistant turn, loss unless training on inputs), and renders the generation prompt for eval.
- * - `alpacaFormat`: the Alpaca template (with and without input), as in the v1 code (§4.1).
- * - `tuluFormat`: open-instruct's `<|system|>/<|user|>/<|assistant|>` format used by v3 (§4.2).
+ * - `alpacaFormat`: the Alpaca template (with and without input), as in the v1 code (docs/method.md §4.1).
+ * - `tuluFormat`: open-instruct's `<|system|>/<|user|>/<|assistant|>` format used by v3 (docs/method.md §4.2).
  * - `chatTemplateFormat(render)`: a model's own chat template, rendered by a function the caller
  *   injects (the model code implements Hugging Face Jinja templates); response spans are found by
  *   rendering growing prefixes of the conversation.
  *
- * System block (§9 item 8): the paper trains with an always-present, possibly empty
+ * System block (docs/method.md §9 item 8): the paper trains with an always-present, possibly empty
  * `<|system|>\n\n` block but evaluates with none. Here both default to `systemBlock: 'nonempty'`
  * (a block only when there is a system text), so training and eval agree; reproduce the paper with
  * `systemBlock: 'always'` for training and `'never'` for eval.

@@ -6,7 +6,7 @@
  * each response unless the format renders its own), so the prompt tokens in training are exactly
  * the tokens `encodePrompt` gives at generation time. `target[t] = 1` marks token t as something
  * the model must predict: response tokens and their EOS by default, every token but the first with
- * `trainOn: 'all'` (the v1 setup, §4.1). Over-length examples are truncated (their start kept) or
+ * `trainOn: 'all'` (the v1 setup, docs/method.md §4.1). Over-length examples are truncated (their start kept) or
  * dropped by policy; an example left with no target token is dropped. All of it is counted.
  */
 import { SeqtuneError } from '../errors';

@@ -1,5 +1,5 @@
 /**
- * v3 "translate then predict" (§1.3): examples without input, the instruction shown in another
+ * v3 "translate then predict" (docs/method.md §1.3): examples without input, the instruction shown in another
  * language with a directive appended, in three variants:
  * - single-turn: user `{foreign instruction}{delim}{directive}`, assistant
  *   `English Translation: {instruction}\nAnswer: {output}`;
@@ -119,7 +119,7 @@ export interface V3Options {
   directives?: Record<string, Directives>;
 }
 
-/** The delimiter rule of §1.3. */
+/** The delimiter rule of docs/method.md §1.3. */
 export function v3Delimiter(instruction: string, rng: HostRng): string {
   return /[.?]$/.test(instruction) ? (rng.uniform() < 0.5 ? ' ' : '\n') : '\n';
 }

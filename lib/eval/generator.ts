@@ -1,7 +1,7 @@
 /**
  * What evaluation needs from a model: text in, text out, in batches. The model engineer's
  * generator implements this; tests use deterministic fakes. Decoding is greedy unless the
- * implementation documents otherwise, because every protocol in sit-paper.md §5 is greedy.
+ * implementation documents otherwise, because every protocol in docs/method.md §5 is greedy.
  */
 export interface GenerateOptions {
   maxNewTokens: number;

@@ -1,6 +1,6 @@
 /**
  * Number extraction for the math benches (MGSM, GSM8K): the answer is the LAST number in the
- * output (sit-paper.md §5). Rules, each pinned by a test:
+ * output (docs/method.md §5). Rules, each pinned by a test:
  * - thousands commas between digits are dropped ("1,234,567" is 1234567);
  * - a decimal point needs digits after it, so a sentence's final period is not part of the number
  *   ("is 18." is 18; "3.5" is 3.5; ".5" is 0.5);

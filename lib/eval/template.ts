@@ -1,8 +1,8 @@
 /**
  * The templates an eval prompt is rendered with, over the shared prompt formats of
  * lib/data/templates.ts (the user turn is an Alpaca record's instruction with an empty input).
- * Default `tulu` has no system block: the authors' eval rendered none (sit-paper.md §5), although
- * their training emitted an empty one (§9 item 8) — `tulu-system` reproduces that on purpose.
+ * Default `tulu` has no system block: the authors' eval rendered none (docs/method.md §5), although
+ * their training emitted an empty one (docs/method.md §9 item 8) — `tulu-system` reproduces that on purpose.
  * `raw` is the bare text, for base models without a chat format.
  */
 import { SeqtuneError } from '../errors';

@@ -1,6 +1,6 @@
 /**
  * Everything a training run is configured by, its defaults, the paper's two recipes as named
- * presets (../shared/research/sit-paper.md §4), and loading from a JSON or YAML file. Validation
+ * presets (docs/method.md §4), and loading from a JSON or YAML file. Validation
  * names the field and what was expected, so a bad config is one clear message.
  */
 import * as fs from 'node:fs';

@@ -1,12 +1,12 @@
 /**
  * What a training step costs in model FLOPs, and the model-FLOP utilisation (MFU) it achieved: the
- * accounting of ../shared/research/perf-anchors.md §9.2, shared by the trainer's metrics and the
+ * accounting of docs/performance.md §2, shared by the trainer's metrics and the
  * training benchmark. Recomputation is not counted, so activation checkpointing does not change it.
  */
 import type { LinearName } from '../model/block';
 import type { LlamaArch } from '../model/llama';
 
-/** Dense bf16 tensor-core peak in TFLOP/s (perf-anchors §9.1); the H200 has the H100 SXM's compute die. */
+/** Dense bf16 tensor-core peak in TFLOP/s (docs/performance.md §1); the H200 has the H100 SXM's compute die. */
 export function peakBf16Tflops(deviceName: string): number | null {
   if (/H100.*PCIe/i.test(deviceName)) return 756;
   if (/H100|H200/i.test(deviceName)) return 989.4;

@@ -8,7 +8,7 @@
 
 #include "native/cpu/attention_avx2.h"
 #include "native/cpu/attention_kernels.h"
-#include "native/runtime/errors.h"
+#include "kernels/common/errors.h"
 
 namespace seqtune::cpu {
 

@@ -1,7 +1,7 @@
 // Ops attention, attentionBackward and kvCacheWrite (lib/ops.ts). The builders check shapes,
 // dtypes and attributes here on the JS thread; the contents of cuSeqlens, qOffset, kvLens and
 // offsets live on the device, so native/cpu/attention checks those before using them. On a CUDA
-// device the plans launch kernels/flash_attention.h, which routes to attention_decode.h and, for f32
+// device the plans launch kernels/attention/flash_attention.h, which routes to attention_decode.h and, for f32
 // and head dims other than 64 and 128, to attention_simt.h; the kernels flag bad index tensors, and
 // the op then fails with the CPU's message.
 #include <cmath>
@@ -10,11 +10,11 @@
 #include "native/cpu/attention.h"
 #include "native/ops/op_util.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/attention_decode.h"
-#include "kernels/attention_simt.h"
-#include "kernels/cuda_device.h"
-#include "kernels/flash_attention.h"
-#include "kernels/index_check.h"
+#include "kernels/attention/attention_decode.h"
+#include "kernels/attention/attention_simt.h"
+#include "native/runtime/cuda_device.h"
+#include "kernels/attention/flash_attention.h"
+#include "kernels/common/index_check.h"
 #include "native/ops/cuda_dispatch.h"
 #endif
 
@@ -51,7 +51,7 @@ void expectHeads(const OpCall& call, const Tensor& q, const Tensor& k, const Ten
 
 // scale attr: finite, default 1/sqrt(D).
 double scaleAttr(const OpCall& call, int64_t headDim) {
-  const double scale = call.attrs.number("scale", 1.0 / std::sqrt(static_cast<double>(headDim)));
+  const double scale = call.attrs.has("scale") ? call.attrs.number("scale") : 1.0 / std::sqrt(static_cast<double>(headDim));
   if (!std::isfinite(scale)) fail(code::kArgument, call.op, ": scale must be finite, got ", scale);
   return scale;
 }
@@ -117,7 +117,7 @@ OpPlan buildAttention(const OpCall& call) {
   expectRank(call, *k, "k", cache ? 4 : 3);
   expectHeads(call, *q, *k, *v);
   const int64_t T = q->dim(0), H = q->dim(1), D = q->dim(2);
-  cpu::AttentionDims dims{T, H, k->dim(1), D, batch, 0, call.attrs.flag("causal", true), scaleAttr(call, D)};
+  cpu::AttentionDims dims{T, H, k->dim(1), D, batch, 0, call.attrs.flag("causal"), scaleAttr(call, D)};
   if (cache) {
     if (k->dim(0) != batch) {
       failShape(call, str("the cache k (", k->describe(), ") must hold B = ", batch, " sequences"));
@@ -188,12 +188,12 @@ OpPlan buildAttentionBackward(const OpCall& call) {
   if (k->dim(0) != T) failShape(call, str("packed k (", k->describe(), ") must have T = ", T, " rows like q"));
   expectDtype(call, *lse, "lse", {q->dtype() == DType::F64 ? DType::F64 : DType::F32});
   expectShape(call, *lse, "lse", {H, T});
-  cpu::AttentionDims dims{T, H, k->dim(1), D, batch, 0, call.attrs.flag("causal", true), scaleAttr(call, D)};
+  cpu::AttentionDims dims{T, H, k->dim(1), D, batch, 0, call.attrs.flag("causal"), scaleAttr(call, D)};
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
     expectCudaAttention(call, *q);
     // Bit-identical dq between runs unless the caller opts out.
-    const bool deterministic = call.attrs.flag("deterministic", true);
+    const bool deterministic = call.attrs.flag("deterministic");
     IndexCheck check(call, cu, "cuSeqlens");
     const gpu::AttentionShape shape = attentionShape(dims);
     // A function of the shape alone (no device query), so sized here on the JS thread.
@@ -283,8 +283,8 @@ OpPlan buildKvCacheWrite(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("attention", buildAttention);
-REGISTER_OP_CUDA("attentionBackward", buildAttentionBackward);
-REGISTER_OP_CUDA("kvCacheWrite", buildKvCacheWrite);
+REGISTER_OP(buildAttention, {"attention", {"q", "k", "v", "cuSeqlens", "qOffset?", "kvLens?"}, {attr::flag("causal", true), attr::optionalNumber("scale"), attr::flag("indicesChecked", false)}, {"out", "lse"}});
+REGISTER_OP(buildAttentionBackward, {"attentionBackward", {"dout", "q", "k", "v", "out", "lse", "cuSeqlens"}, {attr::flag("causal", true), attr::optionalNumber("scale"), attr::flag("deterministic", true), attr::flag("indicesChecked", false)}, {"dq", "dk", "dv"}});
+REGISTER_OP(buildKvCacheWrite, {"kvCacheWrite", {"cache", "values", "cuSeqlens", "offsets"}, {attr::flag("indicesChecked", false)}, {}});
 
 }  // namespace seqtune

@@ -1,11 +1,11 @@
 // crossEntropy and crossEntropyBackward over materialised logits [T, V]. Rows are independent, so
 // threads split rows; the loss is then summed over rows in row order (thread-count independent).
-// On a CUDA device the same plans launch kernels/cross_entropy.cu, which flags bad labels; the op
+// On a CUDA device the same plans launch kernels/loss/cross_entropy.cu, which flags bad labels; the op
 // then fails with the CPU's error.
+#include "native/cpu/cross_entropy.h"
 #include "native/ops/loss_common.h"
-#include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/cross_entropy.h"
+#include "kernels/loss/cross_entropy.h"
 #include "native/ops/cuda_dispatch.h"
 #endif
 
@@ -65,28 +65,7 @@ OpPlan buildCrossEntropy(const OpCall& call) {
   }
 #endif
   return {{lossOut, lse, count}, {}, [=] {
-            const int64_t rows = logits->dim(0), vocab = logits->dim(1);
-            const int32_t* label = labels->data<int32_t>();
-            loss::checkLabels(op, label, rows, vocab, o.ignoreIndex);
-            withComputeType(logits->dtype(), [&](auto zero) {
-              using T = decltype(zero);
-              HostIn<T> x(*logits);
-              T* lseOut = lse->data<T>();
-              std::vector<double> rowLoss(static_cast<size_t>(rows), 0.0);
-              parallelFor(rows, loss::rowGrain(vocab), [&](int64_t begin, int64_t end) {
-                for (int64_t r = begin; r < end; ++r) {
-                  const T* row = x.data() + r * vocab;
-                  T m = row[0];
-                  for (int64_t j = 1; j < vocab; ++j) m = std::max(m, row[j]);
-                  T s = 0;
-                  for (int64_t j = 0; j < vocab; ++j) s += std::exp(row[j] - m);
-                  T l = m + std::log(s);
-                  lseOut[r] = l;
-                  if (!loss::ignored(label[r], o)) rowLoss[r] = static_cast<double>(l - row[label[r]]);
-                }
-              });
-              loss::writeLoss<T>(rowLoss, label, o, *lossOut, *count);
-            });
+            cpu::crossEntropy(op, *logits, *labels, o, *lossOut, *lse, *count);
           }};
 }
 
@@ -118,33 +97,13 @@ OpPlan buildCrossEntropyBackward(const OpCall& call) {
   }
 #endif
   return {{dlogits}, {}, [=] {
-            const int64_t rows = logits->dim(0), vocab = logits->dim(1);
-            const int32_t* label = labels->data<int32_t>();
-            loss::checkLabels(op, label, rows, vocab, o.ignoreIndex);
-            withComputeType(logits->dtype(), [&](auto zero) {
-              using T = decltype(zero);
-              HostIn<T> x(*logits), l(*lse), n(*count);
-              HostOut<T> d(*dlogits, false);
-              const T coef = static_cast<T>(loss::gradCoef(o, scale, static_cast<double>(n[0])));
-              parallelFor(rows, loss::rowGrain(vocab), [&](int64_t begin, int64_t end) {
-                for (int64_t r = begin; r < end; ++r) {
-                  T* out = d.data() + r * vocab;
-                  if (loss::ignored(label[r], o)) {
-                    std::fill(out, out + vocab, T(0));
-                    continue;
-                  }
-                  std::copy(x.data() + r * vocab, x.data() + (r + 1) * vocab, out);
-                  loss::rowGradient(out, vocab, label[r], l[r], coef);
-                }
-              });
-              d.commit();
-            });
+            cpu::crossEntropyBackward(op, *logits, *labels, *lse, *count, o, scale, *dlogits);
           }};
 }
 
 }  // namespace
 
-REGISTER_OP_CUDA("crossEntropy", buildCrossEntropy);
-REGISTER_OP_CUDA("crossEntropyBackward", buildCrossEntropyBackward);
+REGISTER_OP(buildCrossEntropy, {"crossEntropy", {"logits", "labels"}, {attr::integer("ignoreIndex", -100), attr::text("reduction", "mean"), attr::flag("indicesChecked", false)}, {"loss", "lse", "count"}});
+REGISTER_OP(buildCrossEntropyBackward, {"crossEntropyBackward", {"logits", "labels", "lse", "count"}, {attr::integer("ignoreIndex", -100), attr::text("reduction", "mean"), attr::number("gradScale", 1.0), attr::flag("indicesChecked", false)}, {"dlogits"}});
 
 }  // namespace seqtune

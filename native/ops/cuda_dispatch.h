@@ -10,8 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/cuda_device.h"
-#include "kernels/index_check.h"
+#include "native/runtime/cuda_device.h"
+#include "kernels/common/index_check.h"
 #include "native/ops/op_util.h"
 
 namespace seqtune {
@@ -40,7 +40,7 @@ struct DeviceTable {
   }
 };
 
-// The int flag an index-checked launcher sets (kernels/index_check.h) for `indices` (int32, on the
+// The int flag an index-checked launcher sets (kernels/common/index_check.h) for `indices` (int32, on the
 // call's device). The constructor (builder) refuses more indices than the check can name (2^31).
 class IndexCheck {
  public:
@@ -48,7 +48,7 @@ class IndexCheck {
       : op_(call.op),
         indices_(std::move(indices)),
         flag_(Tensor::empty(call.device, {1}, DType::I32)),
-        checkedOnHost_(call.attrs.flag("indicesChecked", false)) {
+        checkedOnHost_(call.attrs.flag("indicesChecked")) {
     if (indices_->numel() >= (int64_t(1) << 31)) {
       failShape(call, str(name, " holds ", indices_->numel(), " indices; cuda checks at most 2^31 - 1"));
     }

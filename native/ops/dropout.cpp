@@ -1,21 +1,18 @@
 // Inverted dropout. The mask is never stored: element i's keep decision is dropoutKeep(seed,
 // offset, i, p), so the backward (this same op applied to dy) regenerates it exactly, on any
-// device and thread count. On a CUDA device kernels/dropout.cu draws the same mask.
-#include <cmath>
+// device and thread count. On a CUDA device kernels/elementwise/dropout.cu draws the same mask.
 #include <cstring>
 
+#include "native/cpu/dropout.h"
 #include "native/ops/op_util.h"
-#include "native/runtime/philox.h"
-#include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/dropout.h"
+#include "kernels/elementwise/dropout.h"
+#include "native/runtime/cuda_device.h"
 #endif
 
 namespace seqtune {
 
 namespace {
-
-constexpr int64_t kGrain = 1 << 14;
 
 uint64_t counterAttr(const OpCall& call, const char* name) {
   const int64_t v = call.attrs.integer(name);
@@ -44,24 +41,12 @@ OpPlan buildDropout(const OpCall& call) {
     return {{out}, {}, [x, out] { std::memcpy(out->raw(), x->raw(), x->nbytes()); }};
   }
   return {{out}, {}, [x, out, p, seed, offset] {
-            withComputeType(x->dtype(), [&](auto zero) {
-              using T = decltype(zero);
-              HostIn<T> in(*x);
-              HostOut<T> o(*out, false);
-              const T scale = static_cast<T>(1.0 / (1.0 - p));
-              const float pf = static_cast<float>(p);
-              parallelFor(out->numel(), kGrain, [&](int64_t begin, int64_t end) {
-                for (int64_t i = begin; i < end; ++i) {
-                  o[i] = dropoutKeep(seed, offset, static_cast<uint64_t>(i), pf) ? in[i] * scale : T(0);
-                }
-              });
-              o.commit();
-            });
+            cpu::dropout(*x, p, seed, offset, *out);
           }};
 }
 
 }  // namespace
 
-REGISTER_OP_CUDA("dropout", buildDropout);
+REGISTER_OP(buildDropout, {"dropout", {"x"}, {attr::number("p"), attr::integer("seed"), attr::integer("offset")}, {"out"}});
 
 }  // namespace seqtune

@@ -1,39 +1,18 @@
 // Elementwise ops and tensor creation: cast, add, mul, scale, addInplace, fill, randomNormal,
 // randomUniform, sum. Each computes in f32 (f64 for f64 tensors) and stores in the output dtype.
-// On a CUDA device the same plans launch kernels/elementwise.cu, which rounds exactly as below.
-#include <algorithm>
-#include <cstring>
+// On a CUDA device the same plans launch kernels/elementwise/elementwise.cu, which rounds exactly as below.
 #include <functional>
 
+#include "native/cpu/elementwise.h"
 #include "native/ops/op_util.h"
-#include "native/runtime/philox.h"
-#include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/elementwise.h"
+#include "kernels/elementwise/elementwise.h"
+#include "native/runtime/cuda_device.h"
 #endif
 
 namespace seqtune {
 
 namespace {
-
-constexpr int64_t kGrain = 1 << 15;
-
-// Fills a CPU tensor from gen(firstIndex, buffer, count) in small chunks across the threads, so a
-// generated tensor costs no more memory than itself (a 2 GB bf16 embedding needs no 8 GB buffer).
-template <typename Gen>
-void generateChunked(const Tensor& out, Gen gen) {
-  constexpr int64_t kChunk = 4096;
-  const size_t elementBytes = dtypeSize(out.dtype());
-  parallelFor((out.numel() + kChunk - 1) / kChunk, 8, [&](int64_t begin, int64_t end) {
-    double buffer[kChunk];
-    for (int64_t c = begin; c < end; ++c) {
-      const int64_t first = c * kChunk;
-      const int64_t n = std::min(kChunk, out.numel() - first);
-      gen(first, buffer, n);
-      convertTo<double>(out.dtype(), buffer, static_cast<char*>(out.raw()) + first * elementBytes, n);
-    }
-  });
-}
 
 // out = a * x + b * y (y optional); the shape of the common elementwise work.
 OpPlan buildAxpby(const OpCall& call, double alpha, double beta, bool multiply) {
@@ -56,21 +35,11 @@ OpPlan buildAxpby(const OpCall& call, double alpha, double beta, bool multiply) 
   }
 #endif
   return {{out}, {}, [x, y, out, alpha, beta, multiply] {
-            withComputeType(x->dtype(), [&](auto zero) {
-              using T = decltype(zero);
-              HostIn<T> a(*x), b(*y);
-              HostOut<T> o(*out, false);
-              parallelFor(out->numel(), kGrain, [&](int64_t begin, int64_t end) {
-                for (int64_t i = begin; i < end; ++i) {
-                  o[i] = multiply ? a[i] * b[i] : T(alpha) * a[i] + T(beta) * b[i];
-                }
-              });
-              o.commit();
-            });
+            cpu::axpby(*x, *y, *out, alpha, beta, multiply);
           }};
 }
 
-OpPlan buildAdd(const OpCall& call) { return buildAxpby(call, 1.0, call.attrs.number("alpha", 1.0), false); }
+OpPlan buildAdd(const OpCall& call) { return buildAxpby(call, 1.0, call.attrs.number("alpha"), false); }
 OpPlan buildMul(const OpCall& call) { return buildAxpby(call, 0, 0, true); }
 
 // out = alpha * a
@@ -88,13 +57,7 @@ OpPlan buildScale(const OpCall& call) {
   }
 #endif
   return {{out}, {}, [x, out, alpha] {
-            withComputeType(x->dtype(), [&](auto zero) {
-              using T = decltype(zero);
-              HostIn<T> a(*x);
-              HostOut<T> o(*out, false);
-              for (int64_t i = 0; i < out->numel(); ++i) o[i] = T(alpha) * a[i];
-              o.commit();
-            });
+            cpu::scale(*x, *out, alpha);
           }};
 }
 
@@ -105,7 +68,7 @@ OpPlan buildAddInplace(const OpCall& call) {
   expectFloat(call, *x, "a");
   expectFloat(call, *y, "b");
   expectSameShape(call, *x, "a", *y, "b");
-  double alpha = call.attrs.number("alpha", 1.0);
+  double alpha = call.attrs.number("alpha");
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
     cudaStream_t stream = streamOf(call.device);
@@ -115,15 +78,7 @@ OpPlan buildAddInplace(const OpCall& call) {
   }
 #endif
   return {{}, {x}, [x, y, alpha] {
-            withComputeType(x->dtype(), [&](auto zero) {
-              using T = decltype(zero);
-              HostIn<T> b(*y);
-              HostOut<T> a(*x, true);
-              parallelFor(x->numel(), kGrain, [&](int64_t begin, int64_t end) {
-                for (int64_t i = begin; i < end; ++i) a[i] += T(alpha) * b[i];
-              });
-              a.commit();
-            });
+            cpu::addInplace(*x, *y, alpha);
           }};
 }
 
@@ -137,15 +92,7 @@ std::function<void()> castTask(const OpCall& call, TensorPtr src, TensorPtr dst)
   }
 #endif
   return [src, dst] {
-    if (src->dtype() == DType::F64 || dst->dtype() == DType::F64) {
-      HostIn<double> a(*src);
-      convertTo<double>(dst->dtype(), a.data(), dst->raw(), dst->numel());
-    } else if (src->dtype() == DType::I32 && dst->dtype() == DType::I32) {
-      std::memmove(dst->raw(), src->raw(), src->nbytes());
-    } else {
-      HostIn<float> a(*src);
-      convertTo<float>(dst->dtype(), a.data(), dst->raw(), dst->numel());
-    }
+    cpu::cast(*src, *dst);
   };
 }
 
@@ -153,7 +100,7 @@ std::function<void()> castTask(const OpCall& call, TensorPtr src, TensorPtr dst)
 OpPlan buildCast(const OpCall& call) {
   const TensorPtr& x = input(call, 0, "a");
   DType to;
-  std::string name = call.attrs.text("dtype", "");
+  std::string name = call.attrs.text("dtype");
   if (!parseDtype(name, &to)) fail(code::kDtype, call.op, ": unknown target dtype '", name, "'");
   TensorPtr out = Tensor::empty(call.device, x->shape(), to);
   return {{out}, {}, castTask(call, x, out)};
@@ -184,7 +131,7 @@ Shape shapeAttr(const OpCall& call) {
 
 DType dtypeAttr(const OpCall& call) {
   DType dtype;
-  std::string name = call.attrs.text("dtype", "f32");
+  std::string name = call.attrs.text("dtype");
   if (!parseDtype(name, &dtype)) fail(code::kDtype, call.op, ": unknown dtype '", name, "'");
   return dtype;
 }
@@ -192,7 +139,7 @@ DType dtypeAttr(const OpCall& call) {
 // fill({shape, dtype, value, device})
 OpPlan buildFill(const OpCall& call) {
   TensorPtr out = Tensor::empty(call.device, shapeAttr(call), dtypeAttr(call));
-  double value = call.attrs.number("value", 0.0);
+  double value = call.attrs.number("value");
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
     cudaStream_t stream = streamOf(call.device);
@@ -200,7 +147,7 @@ OpPlan buildFill(const OpCall& call) {
   }
 #endif
   return {{out}, {}, [out, value] {
-            generateChunked(*out, [value](int64_t, double* dst, int64_t n) { std::fill(dst, dst + n, value); });
+            cpu::fill(*out, value);
           }};
 }
 
@@ -211,9 +158,9 @@ OpPlan buildRandom(const OpCall& call, bool normal) {
   if (!isFloating(dtype)) fail(code::kDtype, call.op, ": dtype must be floating point");
   TensorPtr out = Tensor::empty(call.device, shapeAttr(call), dtype);
   uint64_t seed = static_cast<uint64_t>(call.attrs.integer("seed"));
-  uint64_t offset = static_cast<uint64_t>(call.attrs.integer("offset", 0));
-  double a = call.attrs.number(normal ? "mean" : "low", normal ? 0.0 : 0.0);
-  double b = call.attrs.number(normal ? "std" : "high", 1.0);
+  uint64_t offset = static_cast<uint64_t>(call.attrs.integer("offset"));
+  double a = call.attrs.number(normal ? "mean" : "low");
+  double b = call.attrs.number(normal ? "std" : "high");
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
     cudaStream_t stream = streamOf(call.device);
@@ -227,12 +174,7 @@ OpPlan buildRandom(const OpCall& call, bool normal) {
   }
 #endif
   return {{out}, {}, [out, seed, offset, a, b, normal] {
-            generateChunked(*out, [=](int64_t first, double* dst, int64_t n) {
-              for (int64_t k = 0; k < n; ++k) {
-                double r = normal ? philoxNormal(seed, offset, first + k) : philoxUniform(seed, offset, first + k);
-                dst[k] = normal ? a + b * r : a + (b - a) * r;
-              }
-            });
+            cpu::random(*out, seed, offset, a, b, normal);
           }};
 }
 
@@ -258,34 +200,21 @@ OpPlan buildSum(const OpCall& call) {
   }
 #endif
   return {{out}, {}, [x, out] {
-            HostIn<double> a(*x);
-            constexpr int64_t kBlock = 4096;
-            int64_t blocks = (x->numel() + kBlock - 1) / kBlock;
-            std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
-            parallelFor(blocks, 1, [&](int64_t begin, int64_t end) {
-              for (int64_t blk = begin; blk < end; ++blk) {
-                double s = 0;
-                for (int64_t i = blk * kBlock; i < std::min(x->numel(), (blk + 1) * kBlock); ++i) s += a[i];
-                partial[blk] = s;
-              }
-            });
-            double total = 0;
-            for (double p : partial) total += p;
-            convertTo<double>(out->dtype(), &total, out->raw(), 1);
+            cpu::sum(*x, *out);
           }};
 }
 
 }  // namespace
 
-REGISTER_OP_CUDA("add", buildAdd);
-REGISTER_OP_CUDA("mul", buildMul);
-REGISTER_OP_CUDA("scale", buildScale);
-REGISTER_OP_CUDA("addInplace", buildAddInplace);
-REGISTER_OP_CUDA("cast", buildCast);
-REGISTER_OP_CUDA("copyInto", buildCopyInto);
-REGISTER_OP_CUDA("fill", buildFill);
-REGISTER_OP_CUDA("randomNormal", buildRandomNormal);
-REGISTER_OP_CUDA("randomUniform", buildRandomUniform);
-REGISTER_OP_CUDA("sum", buildSum);
+REGISTER_OP(buildAdd, {"add", {"a", "b"}, {attr::number("alpha", 1.0)}, {"c"}});
+REGISTER_OP(buildMul, {"mul", {"a", "b"}, {}, {"c"}});
+REGISTER_OP(buildScale, {"scale", {"a"}, {attr::number("alpha")}, {"c"}});
+REGISTER_OP(buildAddInplace, {"addInplace", {"a", "b"}, {attr::number("alpha", 1.0)}, {}});
+REGISTER_OP(buildCast, {"cast", {"a"}, {attr::text("dtype", "")}, {"c"}});
+REGISTER_OP(buildCopyInto, {"copyInto", {"dst", "src"}, {}, {}});
+REGISTER_OP(buildFill, {"fill", {}, {attr::numbers("shape"), attr::text("dtype", "f32"), attr::number("value", 0.0), attr::text("device", "cpu")}, {"out"}});
+REGISTER_OP(buildRandomNormal, {"randomNormal", {}, {attr::numbers("shape"), attr::text("dtype", "f32"), attr::integer("seed"), attr::integer("offset", 0), attr::number("mean", 0.0), attr::number("std", 1.0), attr::text("device", "cpu")}, {"out"}});
+REGISTER_OP(buildRandomUniform, {"randomUniform", {}, {attr::numbers("shape"), attr::text("dtype", "f32"), attr::integer("seed"), attr::integer("offset", 0), attr::number("low", 0.0), attr::number("high", 1.0), attr::text("device", "cpu")}, {"out"}});
+REGISTER_OP(buildSum, {"sum", {"a"}, {}, {"sum"}});
 
 }  // namespace seqtune

@@ -4,16 +4,16 @@
 // dlogits in the same buffer. Every row's reduction runs chunk by chunk in vocabulary order, and
 // GEMM splits only its output, so results do not depend on the thread count.
 // h and the weight may have different floating dtypes: the math runs in f32 (f64 when h is f64),
-// dh takes h's dtype and dW the weight's. On a CUDA device the plans launch kernels/linear_ce.h
+// dh takes h's dtype and dW the weight's. On a CUDA device the plans launch kernels/loss/linear_cross_entropy.h
 // (bf16/f16 h with a head of that dtype or f32, or f32/f32, or f64/f64), which flags bad labels; the
 // op then fails with the CPU's error.
 #include "native/cpu/gemm.h"
 #include "native/ops/loss_common.h"
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/cuda_device.h"
-#include "kernels/index_check.h"
-#include "kernels/linear_ce.h"
+#include "native/runtime/cuda_device.h"
+#include "kernels/common/index_check.h"
+#include "kernels/loss/linear_cross_entropy.h"
 #include "native/ops/cuda_dispatch.h"
 #endif
 
@@ -143,7 +143,7 @@ void backward(const Dims& d, int64_t chunk, const loss::Options& o, double scale
 }
 
 #ifdef SEQTUNE_CUDA
-// The mixes kernels/linear_ce.h runs, and (backward) lse and count in the forward's stats dtype.
+// The mixes kernels/loss/linear_cross_entropy.h runs, and (backward) lse and count in the forward's stats dtype.
 void expectCudaInputs(const OpCall& call, const Tensor& h, const Tensor& w, const Tensor* lse, const Tensor* count) {
   const DType hd = h.dtype(), wd = w.dtype();
   const bool half = (hd == DType::BF16 || hd == DType::F16) && (wd == hd || wd == DType::F32);
@@ -248,7 +248,7 @@ OpPlan buildLinearCrossEntropyBackward(const OpCall& call) {
   loss::Options o = loss::options(call);
   double scale = loss::gradScale(call);
   int64_t chunk = loss::chunkSize(call);
-  bool needWeight = call.attrs.flag("needWeight", true);
+  bool needWeight = call.attrs.flag("needWeight");
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) expectCudaInputs(call, *h, *w, lse.get(), count.get());
 #endif
@@ -289,7 +289,7 @@ OpPlan buildLinearCrossEntropyBackward(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("linearCrossEntropy", buildLinearCrossEntropy);
-REGISTER_OP_CUDA("linearCrossEntropyBackward", buildLinearCrossEntropyBackward);
+REGISTER_OP(buildLinearCrossEntropy, {"linearCrossEntropy", {"h", "weight", "labels"}, {attr::integer("ignoreIndex", -100), attr::text("reduction", "mean"), attr::integer("chunkSize", 4096), attr::flag("indicesChecked", false)}, {"loss", "lse", "count"}});
+REGISTER_OP(buildLinearCrossEntropyBackward, {"linearCrossEntropyBackward", {"h", "weight", "labels", "lse", "count"}, {attr::integer("ignoreIndex", -100), attr::text("reduction", "mean"), attr::number("gradScale", 1.0), attr::flag("needWeight", true), attr::integer("chunkSize", 4096), attr::flag("indicesChecked", false)}, {"dh", {"dweight", "needWeight"}}});
 
 }  // namespace seqtune

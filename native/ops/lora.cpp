@@ -3,18 +3,18 @@
 // instead of storing it, and never forms dW (the base weight is frozen).
 // Inputs may mix floating dtypes (a bf16 base model with f32 adapters, as PEFT trains them): the
 // math runs in f32 (f64 when x is f64); out and dx take x's dtype, xa the adapter's (A's), and dA,
-// dB their parameter's. On a CUDA device the plans launch kernels/lora.h, which takes fewer mixes:
+// dB their parameter's. On a CUDA device the plans launch kernels/gemm/lora.h, which takes fewer mixes:
 // see expectCudaDtypes.
 #include <cmath>
 #include <cstring>
 
 #include "native/cpu/gemm.h"
 #include "native/ops/op_util.h"
-#include "native/runtime/philox.h"
+#include "kernels/common/philox.h"
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/cuda_device.h"
-#include "kernels/lora.h"
+#include "native/runtime/cuda_device.h"
+#include "kernels/gemm/lora.h"
 #include "native/ops/cuda_dispatch.h"
 #endif
 
@@ -33,9 +33,9 @@ struct LoraAttrs {
 LoraAttrs loraAttrs(const OpCall& call) {
   double scale = call.attrs.number("scale");
   if (!std::isfinite(scale)) fail(code::kArgument, call.op, ": scale must be finite, got ", scale);
-  double p = call.attrs.number("dropoutP", 0.0);
+  double p = call.attrs.number("dropoutP");
   if (!(p >= 0 && p < 1)) fail(code::kArgument, call.op, ": dropoutP must be in [0, 1), got ", p);
-  int64_t seed = call.attrs.integer("seed", 0), offset = call.attrs.integer("offset", 0);
+  int64_t seed = call.attrs.integer("seed"), offset = call.attrs.integer("offset");
   if (seed < 0 || offset < 0) fail(code::kArgument, call.op, ": seed and offset must be non-negative, got ", seed, ", ", offset);
   return {scale, p, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset)};
 }
@@ -85,7 +85,7 @@ const T* dropped(const LoraAttrs& at, int64_t n, const T* x, std::vector<T>& buf
 }
 
 #ifdef SEQTUNE_CUDA
-// The dtype mixes kernels/lora.h runs: weight (and dy) in x's dtype, b (and xa) in a's; then
+// The dtype mixes kernels/gemm/lora.h runs: weight (and dy) in x's dtype, b (and xa) in a's; then
 // bf16/f16 x with adapters and bias of that dtype or f32, or everything f32, or everything f64.
 void expectCudaDtypes(const OpCall& call, const Tensor& x, const Tensor& w, const Tensor& a, const Tensor& b,
                       const Tensor* bias, const Tensor* dy, const Tensor* xa) {
@@ -194,7 +194,7 @@ OpPlan buildLoraLinearBackward(const OpCall& call) {
   expectFloat(call, *xaIn, "xa");
   expectShape(call, *xaIn, "xa", {d.tokens, d.rank});
   LoraAttrs at = loraAttrs(call);
-  bool needInput = call.attrs.flag("needInput", true);
+  bool needInput = call.attrs.flag("needInput");
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) expectCudaDtypes(call, *x, *w, *a, *b, nullptr, dy.get(), xaIn.get());
 #endif
@@ -274,7 +274,7 @@ OpPlan buildLoraLinearBackward(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("loraLinear", buildLoraLinear);
-REGISTER_OP_CUDA("loraLinearBackward", buildLoraLinearBackward);
+REGISTER_OP(buildLoraLinear, {"loraLinear", {"x", "weight", "a", "b", "bias?"}, {attr::number("scale"), attr::number("dropoutP", 0.0), attr::integer("seed", 0), attr::integer("offset", 0)}, {"out", "xa"}});
+REGISTER_OP(buildLoraLinearBackward, {"loraLinearBackward", {"dy", "x", "weight", "a", "b", "xa"}, {attr::number("scale"), attr::number("dropoutP", 0.0), attr::integer("seed", 0), attr::integer("offset", 0), attr::flag("needInput", true)}, {{"dx", "needInput"}, "da", "db"}});
 
 }  // namespace seqtune

@@ -1,39 +1,30 @@
-// What crossEntropy and linearCrossEntropy (and their backwards) share: attribute parsing, label
-// checks, and the per-row softmax arithmetic, so the fused op is the plain one computed in chunks.
+// What the crossEntropy and linearCrossEntropy builders share: attribute parsing and input checks
+// (the per-row softmax arithmetic both CPU paths use is native/cpu/loss.h).
 #pragma once
-#include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <limits>
 #include <string>
-#include <type_traits>
-#include <vector>
 
+#include "native/cpu/loss.h"
 #include "native/ops/op_util.h"
 
 namespace seqtune::loss {
 
-struct Options {
-  int64_t ignoreIndex;
-  bool mean;
-};
-
 inline Options options(const OpCall& call) {
-  std::string reduction = call.attrs.text("reduction", "mean");
+  std::string reduction = call.attrs.text("reduction");
   if (reduction != "mean" && reduction != "sum") {
     fail(code::kArgument, call.op, ": reduction must be 'mean' or 'sum', got '", reduction, "'");
   }
-  return {call.attrs.integer("ignoreIndex", -100), reduction == "mean"};
+  return {call.attrs.integer("ignoreIndex"), reduction == "mean"};
 }
 
 inline double gradScale(const OpCall& call) {
-  double s = call.attrs.number("gradScale", 1.0);
+  double s = call.attrs.number("gradScale");
   if (!std::isfinite(s)) fail(code::kArgument, call.op, ": gradScale must be finite, got ", s);
   return s;
 }
 
 inline int64_t chunkSize(const OpCall& call) {
-  int64_t c = call.attrs.integer("chunkSize", 4096);
+  int64_t c = call.attrs.integer("chunkSize");
   if (c < 1) fail(code::kArgument, call.op, ": chunkSize must be >= 1, got ", c);
   return c;
 }
@@ -54,56 +45,5 @@ inline void expectStats(const OpCall& call, const Tensor& lse, const Tensor& cou
 // Loss statistics are f32, except for f64 inputs: a gradient check differentiates the loss itself.
 inline DType statsDtype(DType input) { return input == DType::F64 ? DType::F64 : DType::F32; }
 
-// Device thread, before any row is touched: a label outside the vocabulary would index past the row.
-inline void checkLabels(const char* op, const int32_t* labels, int64_t rows, int64_t vocab, int64_t ignoreIndex) {
-  for (int64_t r = 0; r < rows; ++r) {
-    int64_t l = labels[r];
-    if (l != ignoreIndex && (l < 0 || l >= vocab)) {
-      fail(code::kIndex, op, ": label ", l, " at row ", r, " is outside [0, ", vocab, ") and is not ignoreIndex (",
-           ignoreIndex, ")");
-    }
-  }
-}
-
-inline bool ignored(int64_t label, const Options& o) { return label == o.ignoreIndex; }
-
-// Sums the per-row losses in row order (fixed whatever the thread count) and writes loss and count.
-template <typename T>
-void writeLoss(const std::vector<double>& rowLoss, const int32_t* labels, const Options& o, const Tensor& loss,
-               const Tensor& count) {
-  double total = 0, n = 0;
-  for (size_t r = 0; r < rowLoss.size(); ++r) {
-    if (ignored(labels[r], o)) continue;
-    total += rowLoss[r];
-    n += 1;
-  }
-  // All rows ignored: the mean is defined as 0 so a batch of prompts only is not NaN.
-  double value = o.mean ? (n > 0 ? total / n : 0.0) : total;
-  loss.data<T>()[0] = static_cast<T>(value);
-  count.data<T>()[0] = static_cast<T>(n);
-}
-
-// d loss / d logit for each non-ignored row is coef · (softmax − onehot).
-inline double gradCoef(const Options& o, double scale, double count) {
-  if (!o.mean) return scale;
-  return count > 0 ? scale / count : 0.0;
-}
-
-// Turns one row of logits into its gradient in place, given the row's lse.
-template <typename T>
-void rowGradient(T* row, int64_t n, int64_t labelInRow, T lse, T coef) {
-  for (int64_t j = 0; j < n; ++j) row[j] = std::exp(row[j] - lse) * coef;
-  if (labelInRow >= 0 && labelInRow < n) row[labelInRow] -= coef;
-}
-
-template <typename T>
-bool isComputeDtype(DType d) {
-  return d == (std::is_same_v<T, double> ? DType::F64 : DType::F32);
-}
-
-inline void zeroFill(const Tensor& t) { std::memset(t.raw(), 0, t.nbytes()); }
-
-// Rows per parallel range: about 32K elements of work each.
-inline int64_t rowGrain(int64_t rowLength) { return std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, rowLength)); }
 
 }  // namespace seqtune::loss

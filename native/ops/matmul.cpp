@@ -1,6 +1,6 @@
 // matmul and matmulBackward (lib/ops.ts): batched products over the blocked GEMM (native/cpu/gemm.h),
 // computed in f32 (f64 for f64 tensors) and stored in the input dtype. On a CUDA device the same
-// products run on kernels/gemm.h (bf16/f16 on the tensor cores with f32 accumulation, f32/f64 SIMT).
+// products run on kernels/gemm/gemm.h (bf16/f16 on the tensor cores with f32 accumulation, f32/f64 SIMT).
 #include <algorithm>
 #include <optional>
 
@@ -8,8 +8,8 @@
 #include "native/ops/op_util.h"
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/cuda_device.h"
-#include "kernels/gemm.h"
+#include "native/runtime/cuda_device.h"
+#include "kernels/gemm/gemm.h"
 #include "native/ops/cuda_dispatch.h"
 #endif
 
@@ -37,8 +37,8 @@ std::string describeOperand(const Tensor& t, bool trans) { return t.describe() +
 
 Geometry resolve(const OpCall& call, const Tensor& a, const Tensor& b) {
   Geometry g;
-  g.transA = call.attrs.flag("transA", false);
-  g.transB = call.attrs.flag("transB", false);
+  g.transA = call.attrs.flag("transA");
+  g.transB = call.attrs.flag("transB");
   expectFloat(call, a, "a");
   expectSameDtype(call, a, "a", b, "b");
   if (a.rank() < 2) failShape(call, str("a must have rank >= 2 ([..., M, K]), got ", a.describe()));
@@ -289,7 +289,7 @@ OpPlan buildMatmul(const OpCall& call) {
     expectSameDtype(call, *a, "a", *bias, "bias");
     expectShape(call, *bias, "bias", {g.N});
   }
-  const double alpha = call.attrs.number("alpha", 1.0);
+  const double alpha = call.attrs.number("alpha");
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
     TensorPtr out = Tensor::empty(call.device, g.out, a->dtype());
@@ -341,10 +341,10 @@ OpPlan buildMatmulBackward(const OpCall& call) {
   const Geometry g = resolve(call, *a, *b);
   expectSameDtype(call, *a, "a", *dc, "dc");
   expectShape(call, *dc, "dc", g.out);
-  const double alpha = call.attrs.number("alpha", 1.0);
-  const bool needA = call.attrs.flag("needA", true);
-  const bool needB = call.attrs.flag("needB", true);
-  const bool needBias = call.attrs.flag("needBias", false);
+  const double alpha = call.attrs.number("alpha");
+  const bool needA = call.attrs.flag("needA");
+  const bool needB = call.attrs.flag("needB");
+  const bool needBias = call.attrs.flag("needBias");
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
     const Grads r = allocateGrads(call, *a, *b, g, needA, needB, needBias);
@@ -403,7 +403,7 @@ OpPlan buildMatmulBackward(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("matmul", buildMatmul);
-REGISTER_OP_CUDA("matmulBackward", buildMatmulBackward);
+REGISTER_OP(buildMatmul, {"matmul", {"a", "b", "bias?"}, {attr::flag("transA", false), attr::flag("transB", false), attr::number("alpha", 1.0)}, {"c"}});
+REGISTER_OP(buildMatmulBackward, {"matmulBackward", {"dc", "a", "b"}, {attr::flag("transA", false), attr::flag("transB", false), attr::number("alpha", 1.0), attr::flag("needA", true), attr::flag("needB", true), attr::flag("needBias", false)}, {{"da", "needA"}, {"db", "needB"}, {"dbias", "needBias"}}});
 
 }  // namespace seqtune

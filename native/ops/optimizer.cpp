@@ -2,7 +2,7 @@
 // one call), gradNorm (global L2 norm) and clipByNorm. Elementwise work is split freely across
 // threads; the norm is summed over fixed-size blocks in a fixed order, so it does not depend on
 // the thread count. On a CUDA device each op is one launch over a device table of its tensors
-// (kernels/adamw.cu, kernels/grad_norm.cu), built here on the host and uploaded by the launch.
+// (kernels/optim/adamw.cu, kernels/optim/grad_norm.cu), built here on the host and uploaded by the launch.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -10,8 +10,8 @@
 #include "native/ops/op_util.h"
 #include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/adamw.h"
-#include "kernels/grad_norm.h"
+#include "kernels/optim/adamw.h"
+#include "kernels/optim/grad_norm.h"
 #include "native/ops/cuda_dispatch.h"
 #endif
 
@@ -287,8 +287,8 @@ OpPlan buildClipByNorm(const OpCall& call) {
 
 }  // namespace
 
-REGISTER_OP_CUDA("adamw", buildAdamw);
-REGISTER_OP_CUDA("gradNorm", buildGradNorm);
-REGISTER_OP_CUDA("clipByNorm", buildClipByNorm);
+REGISTER_OP(buildAdamw, {"adamw", {"gradNorm?", "skipUnlessFinite?", "params...", "grads...", "m...", "v..."}, {attr::integer("count"), attr::number("lr"), attr::number("beta1"), attr::number("beta2"), attr::number("eps"), attr::number("weightDecay"), attr::integer("step"), attr::optionalNumber("maxGradNorm")}, {}});
+REGISTER_OP(buildGradNorm, {"gradNorm", {"tensors..."}, {}, {"norm"}});
+REGISTER_OP(buildClipByNorm, {"clipByNorm", {"norm", "tensors..."}, {attr::number("maxNorm")}, {}});
 
 }  // namespace seqtune

@@ -2,107 +2,19 @@
 // LlamaRMSNorm: normalise in f32, then scale by the weight). Rows are independent, so the forward
 // and dx parallelise over rows; dweight reduces over rows and parallelises over columns instead, so
 // each column is summed in row order whatever the thread count. On a CUDA device the same plans
-// launch kernels/rmsnorm.cu, whose rstd is f32 only: f64 (gradient checks) stays on the CPU.
+// launch kernels/norm/rmsnorm_residual.cu, whose rstd is f32 only: f64 (gradient checks) stays on the CPU.
 #include <cmath>
-#include <optional>
 
+#include "native/cpu/rmsnorm_residual.h"
 #include "native/ops/op_util.h"
-#include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/rmsnorm.h"
+#include "kernels/norm/rmsnorm_residual.h"
 #include "native/ops/cuda_dispatch.h"
 #endif
 
 namespace seqtune {
 
 namespace {
-
-constexpr int64_t kGrain = 1 << 14;
-
-// Rows of work per parallel range: enough elements per range to outweigh the hand-off.
-int64_t rowGrain(int64_t cols) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)); }
-
-// The value `v` has once stored in `dtype`: the forward normalises the stored (rounded) sum, as
-// Hugging Face does after its bf16 residual add, so the backward's `sum` input is what was used.
-template <typename T>
-T stored(DType dtype, T v) {
-  if (dtype == DType::BF16) return static_cast<T>(bf16ToFloat(floatToBf16(static_cast<float>(v))));
-  if (dtype == DType::F16) return static_cast<T>(f16ToFloat(floatToF16(static_cast<float>(v))));
-  return v;
-}
-
-template <typename T>
-void forward(const Tensor& x, const Tensor* residual, const Tensor& weight, double eps, const Tensor& out,
-             const Tensor& sum, const Tensor& rstd) {
-  const int64_t cols = x.dim(-1);
-  const int64_t rows = x.numel() / cols;
-  HostIn<T> xs(x), w(weight);
-  std::optional<HostIn<T>> res;
-  if (residual) res.emplace(*residual);
-  HostOut<T> o(out, false), s(sum, false);
-  HostOut<T> r(rstd, false);
-  parallelFor(rows, rowGrain(cols), [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t base = row * cols;
-      double squares = 0;
-      for (int64_t c = 0; c < cols; ++c) {
-        T v = stored(x.dtype(), res ? xs[base + c] + (*res)[base + c] : xs[base + c]);
-        s[base + c] = v;
-        squares += static_cast<double>(v) * static_cast<double>(v);
-      }
-      const double scale = 1.0 / std::sqrt(squares / static_cast<double>(cols) + eps);
-      r[row] = static_cast<T>(scale);
-      for (int64_t c = 0; c < cols; ++c) o[base + c] = s[base + c] * static_cast<T>(scale) * w[c];
-    }
-  });
-  o.commit();
-  s.commit();
-}
-
-// With y = s·r·w and r = (mean(s²) + eps)^-½: ds_k = r·(g_k·w_k - s_k·r²·mean_j(g_j·w_j·s_j)).
-template <typename T>
-void backward(const Tensor& dout, const Tensor& sum, const Tensor& weight, const Tensor& rstd, const Tensor* dsum,
-              const Tensor& dx, const Tensor* dweight) {
-  const int64_t cols = dout.dim(-1);
-  const int64_t rows = dout.numel() / cols;
-  HostIn<T> g(dout), s(sum), w(weight);
-  HostIn<T> r(rstd);
-  std::optional<HostIn<T>> ds;
-  if (dsum) ds.emplace(*dsum);
-  HostOut<T> d(dx, false);
-  parallelFor(rows, rowGrain(cols), [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t base = row * cols;
-      double dot = 0;
-      for (int64_t c = 0; c < cols; ++c) {
-        dot += static_cast<double>(g[base + c]) * static_cast<double>(w[c]) * static_cast<double>(s[base + c]);
-      }
-      const double rr = r[row];
-      const T rt = static_cast<T>(rr);
-      const T coef = static_cast<T>(rr * rr * rr * dot / static_cast<double>(cols));
-      for (int64_t c = 0; c < cols; ++c) {
-        T v = rt * g[base + c] * w[c] - s[base + c] * coef;
-        d[base + c] = ds ? v + (*ds)[base + c] : v;
-      }
-    }
-  });
-  d.commit();
-  if (!dweight) return;
-  HostOut<T> dw(*dweight, false);
-  parallelFor(cols, std::max<int64_t>(16, kGrain / std::max<int64_t>(rows, 1)), [&](int64_t begin, int64_t end) {
-    std::vector<double> acc(static_cast<size_t>(end - begin), 0.0);
-    for (int64_t row = 0; row < rows; ++row) {
-      const double rr = r[row];
-      const T* gr = g.data() + row * cols;
-      const T* sr = s.data() + row * cols;
-      for (int64_t c = begin; c < end; ++c) {
-        acc[c - begin] += static_cast<double>(gr[c]) * static_cast<double>(sr[c]) * rr;
-      }
-    }
-    for (int64_t c = begin; c < end; ++c) dw[c] = static_cast<T>(acc[c - begin]);
-  });
-  dw.commit();
-}
 
 // Shared checks: `t` is a float tensor of rank >= 1 with a non-empty last dim; returns that dim.
 int64_t featureDim(const OpCall& call, const Tensor& t, const char* name) {
@@ -159,9 +71,7 @@ OpPlan buildForward(const OpCall& call) {
   }
 #endif
   return {{out, sum, rstd}, {}, [x, residual, weight, eps, out, sum, rstd] {
-            withComputeType(x->dtype(), [&](auto zero) {
-              forward<decltype(zero)>(*x, residual.get(), *weight, eps, *out, *sum, *rstd);
-            });
+            cpu::rmsnormResidualForward(*x, residual.get(), *weight, eps, *out, *sum, *rstd);
           }};
 }
 
@@ -182,7 +92,7 @@ OpPlan buildBackward(const OpCall& call) {
     expectSameDtype(call, *dout, "dout", *dsum, "dsum");
     expectSameShape(call, *dout, "dout", *dsum, "dsum");
   }
-  const bool needWeight = call.attrs.flag("needWeight", true);
+  const bool needWeight = call.attrs.flag("needWeight");
   expectCudaRstd(call, dout->dtype(), rstd->dtype());
   TensorPtr dx = Tensor::empty(call.device, dout->shape(), dout->dtype());
   TensorPtr dweight = needWeight ? Tensor::empty(call.device, {cols}, weight->dtype()) : nullptr;
@@ -202,15 +112,13 @@ OpPlan buildBackward(const OpCall& call) {
   }
 #endif
   return {outputs, {}, [dout, sum, weight, rstd, dsum, dx, dweight] {
-            withComputeType(dout->dtype(), [&](auto zero) {
-              backward<decltype(zero)>(*dout, *sum, *weight, *rstd, dsum.get(), *dx, dweight.get());
-            });
+            cpu::rmsnormResidualBackward(*dout, *sum, *weight, *rstd, dsum.get(), *dx, dweight.get());
           }};
 }
 
 }  // namespace
 
-REGISTER_OP_CUDA("rmsnormResidual", buildForward);
-REGISTER_OP_CUDA("rmsnormResidualBackward", buildBackward);
+REGISTER_OP(buildForward, {"rmsnormResidual", {"x", "residual?", "weight"}, {attr::number("eps")}, {"out", "sum", "rstd"}});
+REGISTER_OP(buildBackward, {"rmsnormResidualBackward", {"dout", "sum", "weight", "rstd", "dsum?"}, {attr::flag("needWeight", true)}, {"dx", {"dweight", "needWeight"}}});
 
 }  // namespace seqtune

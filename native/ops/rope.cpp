@@ -1,13 +1,13 @@
 // Rotary position embedding (Hugging Face rotate_half layout: element i pairs with i + D/2) with
 // the rope_scaling variants LLaMA checkpoints use. The backward is the same rotation by the
 // negative angle (`inverse`), since a rotation's transpose is its inverse. On a CUDA device the
-// same inv_freq (made here on the host) is uploaded and kernels/rope.cu rotates.
+// same inv_freq (made here on the host) is uploaded and kernels/elementwise/rope.cu rotates.
 #include <cmath>
 
+#include "native/cpu/rope.h"
 #include "native/ops/op_util.h"
-#include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/rope.h"
+#include "kernels/elementwise/rope.h"
 #include "native/ops/cuda_dispatch.h"
 #endif
 
@@ -16,12 +16,6 @@ namespace seqtune {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
-
-struct RopeParams {
-  std::vector<double> invFreq;  // [D/2], scaling applied
-  double positionScale = 1.0;   // 'linear': positions are divided by the factor
-  bool inverse = false;
-};
 
 double positiveAttr(const OpCall& call, const char* name) {
   const double v = call.attrs.number(name);
@@ -32,11 +26,11 @@ double positiveAttr(const OpCall& call, const char* name) {
 // inv_freq[i] = theta^(-2i/D), adjusted for 'llama3' like transformers' _compute_llama3_parameters:
 // long wavelengths (beyond the original context / lowFreqFactor) are slowed by `factor`, short ones
 // (below original / highFreqFactor) are kept, and those in between are interpolated.
-RopeParams ropeParams(const OpCall& call, int64_t dim) {
-  RopeParams p;
+cpu::RopeParams ropeParams(const OpCall& call, int64_t dim) {
+  cpu::RopeParams p;
   const double theta = positiveAttr(call, "theta");
-  const std::string type = call.attrs.text("scalingType", "none");
-  p.inverse = call.attrs.flag("inverse", false);
+  const std::string type = call.attrs.text("scalingType");
+  p.inverse = call.attrs.flag("inverse");
   const int64_t half = dim / 2;
   p.invFreq.resize(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) {
@@ -71,37 +65,6 @@ RopeParams ropeParams(const OpCall& call, int64_t dim) {
   return p;
 }
 
-template <typename T>
-void rotate(const Tensor& x, const Tensor& positions, const RopeParams& p, const Tensor& out) {
-  const int64_t tokens = x.dim(0), heads = x.dim(1), dim = x.dim(2), half = dim / 2;
-  HostIn<T> in(x);
-  const int32_t* pos = positions.data<int32_t>();
-  HostOut<T> o(out, false);
-  const double sign = p.inverse ? -1.0 : 1.0;
-  const int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(heads * dim, 1));
-  parallelFor(tokens, grain, [&](int64_t begin, int64_t end) {
-    std::vector<T> cosv(static_cast<size_t>(half)), sinv(static_cast<size_t>(half));
-    for (int64_t t = begin; t < end; ++t) {
-      // Angles in double: position × inv_freq reaches ~1e5 rad, where f32 would lose the phase.
-      const double position = static_cast<double>(pos[t]) * p.positionScale;
-      for (int64_t i = 0; i < half; ++i) {
-        const double angle = position * p.invFreq[i];
-        cosv[i] = static_cast<T>(std::cos(angle));
-        sinv[i] = static_cast<T>(sign * std::sin(angle));
-      }
-      for (int64_t h = 0; h < heads; ++h) {
-        const int64_t base = (t * heads + h) * dim;
-        for (int64_t i = 0; i < half; ++i) {
-          const T x1 = in[base + i], x2 = in[base + half + i];
-          o[base + i] = x1 * cosv[i] - x2 * sinv[i];
-          o[base + half + i] = x2 * cosv[i] + x1 * sinv[i];
-        }
-      }
-    }
-  });
-  o.commit();
-}
-
 OpPlan buildRope(const OpCall& call) {
   const TensorPtr& x = input(call, 0, "x");
   const TensorPtr& positions = input(call, 1, "positionIds");
@@ -110,7 +73,7 @@ OpPlan buildRope(const OpCall& call) {
   if (x->dim(2) % 2 != 0) failShape(call, str("head dim D of x [T, H, D] must be even, got ", x->describe()));
   expectDtype(call, *positions, "positionIds", {DType::I32});
   expectShape(call, *positions, "positionIds", {x->dim(0)});
-  RopeParams params = ropeParams(call, x->dim(2));
+  cpu::RopeParams params = ropeParams(call, x->dim(2));
   TensorPtr out = Tensor::empty(call.device, x->shape(), x->dtype());
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
@@ -123,12 +86,12 @@ OpPlan buildRope(const OpCall& call) {
   }
 #endif
   return {{out}, {}, [x, positions, params = std::move(params), out] {
-            withComputeType(x->dtype(), [&](auto zero) { rotate<decltype(zero)>(*x, *positions, params, *out); });
+            cpu::rope(*x, *positions, params, *out);
           }};
 }
 
 }  // namespace
 
-REGISTER_OP_CUDA("rope", buildRope);
+REGISTER_OP(buildRope, {"rope", {"x", "positionIds"}, {attr::number("theta"), attr::text("scalingType", "none"), attr::number("factor", 1.0), attr::number("lowFreqFactor", 1.0), attr::number("highFreqFactor", 4.0), attr::number("originalMaxPositionEmbeddings", 8192.0), attr::flag("inverse", false)}, {"out"}});
 
 }  // namespace seqtune

@@ -1,24 +1,15 @@
 // SwiGLU, LLaMA's MLP activation: silu(gate) · up, and its backward. On a CUDA device the same
-// plans launch kernels/swiglu.cu.
-#include <cmath>
-
+// plans launch kernels/elementwise/swiglu.cu.
+#include "native/cpu/swiglu.h"
 #include "native/ops/op_util.h"
-#include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
-#include "kernels/swiglu.h"
+#include "kernels/elementwise/swiglu.h"
+#include "native/runtime/cuda_device.h"
 #endif
 
 namespace seqtune {
 
 namespace {
-
-constexpr int64_t kGrain = 1 << 14;
-
-// 1 / (1 + e^-g): exp overflows to inf for very negative g, giving 0, never NaN.
-template <typename T>
-T sigmoid(T g) {
-  return T(1) / (T(1) + std::exp(-g));
-}
 
 void expectPair(const OpCall& call, const Tensor& a, const char* nameA, const Tensor& b, const char* nameB) {
   expectSameDtype(call, a, nameA, b, nameB);
@@ -40,19 +31,10 @@ OpPlan buildForward(const OpCall& call) {
   }
 #endif
   return {{out}, {}, [gate, up, out] {
-            withComputeType(gate->dtype(), [&](auto zero) {
-              using T = decltype(zero);
-              HostIn<T> g(*gate), u(*up);
-              HostOut<T> o(*out, false);
-              parallelFor(out->numel(), kGrain, [&](int64_t begin, int64_t end) {
-                for (int64_t i = begin; i < end; ++i) o[i] = g[i] * sigmoid(g[i]) * u[i];
-              });
-              o.commit();
-            });
+            cpu::swiglu(*gate, *up, *out);
           }};
 }
 
-// d silu(g)/dg = σ(g)·(1 + g·(1 - σ(g))).
 OpPlan buildBackward(const OpCall& call) {
   const TensorPtr& dout = input(call, 0, "dout");
   const TensorPtr& gate = input(call, 1, "gate");
@@ -72,26 +54,13 @@ OpPlan buildBackward(const OpCall& call) {
   }
 #endif
   return {{dgate, dup}, {}, [dout, gate, up, dgate, dup] {
-            withComputeType(gate->dtype(), [&](auto zero) {
-              using T = decltype(zero);
-              HostIn<T> d(*dout), g(*gate), u(*up);
-              HostOut<T> dg(*dgate, false), du(*dup, false);
-              parallelFor(dgate->numel(), kGrain, [&](int64_t begin, int64_t end) {
-                for (int64_t i = begin; i < end; ++i) {
-                  const T s = sigmoid(g[i]);
-                  dg[i] = d[i] * u[i] * s * (T(1) + g[i] * (T(1) - s));
-                  du[i] = d[i] * g[i] * s;
-                }
-              });
-              dg.commit();
-              du.commit();
-            });
+            cpu::swigluBackward(*dout, *gate, *up, *dgate, *dup);
           }};
 }
 
 }  // namespace
 
-REGISTER_OP_CUDA("swiglu", buildForward);
-REGISTER_OP_CUDA("swigluBackward", buildBackward);
+REGISTER_OP(buildForward, {"swiglu", {"gate", "up"}, {}, {"out"}});
+REGISTER_OP(buildBackward, {"swigluBackward", {"dout", "gate", "up"}, {}, {"dgate", "dup"}});
 
 }  // namespace seqtune

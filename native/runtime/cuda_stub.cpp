@@ -1,7 +1,7 @@
 // The CPU-only build: CUDA was not compiled in, so no GPU can be used.
 #ifndef SEQTUNE_CUDA
 #include "native/runtime/device.h"
-#include "native/runtime/errors.h"
+#include "kernels/common/errors.h"
 
 namespace seqtune {
 

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <new>
 
-#include "native/runtime/errors.h"
+#include "kernels/common/errors.h"
 
 namespace seqtune {
 

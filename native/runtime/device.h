@@ -1,5 +1,5 @@
 // Devices: where storage lives and where ops run. The CPU device always exists; CUDA devices are
-// created by kernels/cuda_device.cu when the addon was compiled with CUDA and a usable GPU is found.
+// created by native/runtime/cuda_device.cu when the addon was compiled with CUDA and a usable GPU is found.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/hopper/kernel_states.h"
 #include "native/runtime/executor.h"
 
 namespace seqtune {
@@ -87,17 +88,9 @@ struct CudaStatus {
   std::vector<GpuInfo> gpus;
 };
 
-// Implemented in kernels/cuda_device.cu, or by the CPU-only stub in native/runtime/cuda_stub.cpp.
+// Implemented in native/runtime/cuda_device.cu, or by the CPU-only stub in native/runtime/cuda_stub.cpp.
 CudaStatus cudaStatus();
 
-// The Hopper kernels that run only after a one-time self-test on a device (kernels/hopper_selftest.h),
-// with their state on GPU `device` now: "untested" (runs at the first eligible call), "on", or
-// "off: <why>". Empty on a device that is not compute capability 9.0 and without CUDA. Implemented
-// in kernels/hopper_selftest.cu, or by the stub.
-struct KernelState {
-  std::string kernel, state;
-};
-std::vector<KernelState> hopperKernelStates(int device);
 // Throws Error(ERR_DEVICE) naming why when the GPU cannot be used.
 Device* cudaDevice(int index);
 

@@ -1,6 +1,6 @@
 #include "native/runtime/executor.h"
 
-#include "native/runtime/errors.h"
+#include "kernels/common/errors.h"
 
 namespace seqtune {
 

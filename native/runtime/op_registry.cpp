@@ -11,68 +11,88 @@ std::map<std::string, OpInfo>& mutableRegistry() {
 }
 }  // namespace
 
-OpRegistrar::OpRegistrar(const char* name, OpBuilder build, bool cuda) {
-  mutableRegistry()[name] = OpInfo{name, build, cuda};
+OpRegistrar::OpRegistrar(OpSchema schema, OpBuilder build, bool cuda) {
+  std::string name = schema.name;
+  mutableRegistry()[name] = OpInfo{std::move(schema), build, cuda};
 }
 
 const std::map<std::string, OpInfo>& opRegistry() { return mutableRegistry(); }
 
+const char* attrTypeName(AttrType type) {
+  switch (type) {
+    case AttrType::kNumber: return "number";
+    case AttrType::kInteger: return "integer";
+    case AttrType::kFlag: return "boolean";
+    case AttrType::kText: return "string";
+    case AttrType::kNumbers: return "array of numbers";
+  }
+  return "?";
+}
+
+namespace {
+bool isInteger(double d) { return std::isfinite(d) && d == std::floor(d) && std::fabs(d) <= 9007199254740991.0; }
+
+bool matches(const AttrValue& v, AttrType type) {
+  switch (type) {
+    case AttrType::kNumber: return std::holds_alternative<double>(v);
+    case AttrType::kInteger: return std::holds_alternative<double>(v) && isInteger(std::get<double>(v));
+    case AttrType::kFlag: return std::holds_alternative<bool>(v);
+    case AttrType::kText: return std::holds_alternative<std::string>(v);
+    case AttrType::kNumbers: return std::holds_alternative<std::vector<double>>(v);
+  }
+  return false;
+}
+}  // namespace
+
+void Attrs::conform(const OpSchema& schema) {
+  for (const auto& [key, value] : values_) {
+    const AttrSpec* spec = nullptr;
+    for (const AttrSpec& s : schema.attrs) {
+      if (s.name == key) spec = &s;
+    }
+    if (!spec) {
+      std::string known;
+      for (const AttrSpec& s : schema.attrs) known += (known.empty() ? "" : ", ") + s.name;
+      fail(code::kArgument, op_, ": unknown attribute '", key, "' (", op_, " takes ", known.empty() ? "none" : known, ")");
+    }
+    if (!matches(value, spec->type)) {
+      fail(code::kArgument, op_, ": attribute '", key, "' must be ", spec->type == AttrType::kInteger ? "an " : "a ",
+           attrTypeName(spec->type));
+    }
+  }
+  for (const AttrSpec& s : schema.attrs) {
+    if (has(s.name)) continue;
+    if (s.fallback) {
+      values_[s.name] = *s.fallback;
+    } else if (s.required) {
+      fail(code::kArgument, op_, ": missing attribute '", s.name, "'");
+    }
+  }
+}
+
 const AttrValue* Attrs::find(const std::string& name) const {
   auto it = values_.find(name);
-  return it == values_.end() ? nullptr : &it->second;
+  if (it == values_.end()) fail(code::kArgument, op_, ": missing attribute '", name, "'");
+  return &it->second;
 }
 
-double Attrs::number(const std::string& name) const {
-  const AttrValue* v = find(name);
-  if (!v) fail(code::kArgument, op_, ": missing attribute '", name, "'");
-  if (const double* d = std::get_if<double>(v)) return *d;
-  if (const bool* b = std::get_if<bool>(v)) return *b ? 1.0 : 0.0;
-  fail(code::kArgument, op_, ": attribute '", name, "' must be a number");
-}
+// conform() checked the types; these read what the schema promised.
+double Attrs::number(const std::string& name) const { return std::get<double>(*find(name)); }
 
-double Attrs::number(const std::string& name, double fallback) const {
-  return has(name) ? number(name) : fallback;
-}
+int64_t Attrs::integer(const std::string& name) const { return static_cast<int64_t>(std::get<double>(*find(name))); }
 
-int64_t Attrs::integer(const std::string& name) const {
-  double d = number(name);
-  if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9007199254740991.0) {
-    fail(code::kArgument, op_, ": attribute '", name, "' must be an integer, got ", d);
-  }
-  return static_cast<int64_t>(d);
-}
+bool Attrs::flag(const std::string& name) const { return std::get<bool>(*find(name)); }
 
-int64_t Attrs::integer(const std::string& name, int64_t fallback) const {
-  return has(name) ? integer(name) : fallback;
-}
+std::string Attrs::text(const std::string& name) const { return std::get<std::string>(*find(name)); }
 
-bool Attrs::flag(const std::string& name, bool fallback) const {
-  const AttrValue* v = find(name);
-  if (!v) return fallback;
-  if (const bool* b = std::get_if<bool>(v)) return *b;
-  if (const double* d = std::get_if<double>(v)) return *d != 0;
-  fail(code::kArgument, op_, ": attribute '", name, "' must be a boolean");
-}
-
-std::string Attrs::text(const std::string& name, const std::string& fallback) const {
-  const AttrValue* v = find(name);
-  if (!v) return fallback;
-  if (const std::string* s = std::get_if<std::string>(v)) return *s;
-  fail(code::kArgument, op_, ": attribute '", name, "' must be a string");
-}
-
-std::vector<double> Attrs::numbers(const std::string& name) const {
-  const AttrValue* v = find(name);
-  if (!v) return {};
-  if (const auto* list = std::get_if<std::vector<double>>(v)) return *list;
-  fail(code::kArgument, op_, ": attribute '", name, "' must be an array of numbers");
-}
+std::vector<double> Attrs::numbers(const std::string& name) const { return std::get<std::vector<double>>(*find(name)); }
 
 std::vector<TensorPtr> runOp(const std::string& name, const std::vector<TensorPtr>& inputs, Attrs attrs) {
   const auto& registry = opRegistry();
   auto it = registry.find(name);
   if (it == registry.end()) fail(code::kArgument, "unknown op '", name, "'");
   const OpInfo& info = it->second;
+  attrs.conform(info.schema);
 
   Device* device = nullptr;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -84,14 +104,20 @@ std::vector<TensorPtr> runOp(const std::string& name, const std::vector<TensorPt
            "; move tensors to one device first");
     }
   }
-  if (!device) device = deviceByName(attrs.text("device", "cpu"));
+  if (!device) device = deviceByName(attrs.has("device") ? attrs.text("device") : "cpu");
   if (device->isCuda() && !info.cuda) {
     fail(code::kNotImplemented, name, " is not implemented on cuda yet (", device->name(),
          "); run it on cpu or use --device cpu");
   }
 
-  OpCall call{info.name.c_str(), device, inputs, std::move(attrs)};
+  OpCall call{info.schema.name.c_str(), device, inputs, std::move(attrs)};
   OpPlan plan = info.build(call);
+  size_t declared = 0;
+  for (const OutputSpec& o : info.schema.outputs) declared += o.when.empty() || call.attrs.flag(o.when) ? 1 : 0;
+  if (plan.outputs.size() != declared) {
+    fail(code::kArgument, name, ": internal error: the builder returned ", plan.outputs.size(), " outputs, the schema declares ",
+         declared);
+  }
 
   Task task;
   task.op = name;

@@ -1,7 +1,7 @@
 #include "native/runtime/tensor.h"
 
 #include "native/runtime/device.h"
-#include "native/runtime/errors.h"
+#include "kernels/common/errors.h"
 
 namespace seqtune {
 

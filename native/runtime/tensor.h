@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "native/runtime/dtype.h"
+#include "kernels/common/dtype.h"
 
 namespace seqtune {
 

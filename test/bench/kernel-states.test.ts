@@ -4,7 +4,7 @@
  * each table prints a row's states without the reasons.
  */
 import t from 'tap';
-import { hopperKernelsNow, kernelsCell, kernelsOfChildren } from '../../bench/train-shapes';
+import { hopperKernelsNow, kernelsCell, kernelsOfChildren } from '../../bench/common/report';
 
 t.test('children decide device.hopper_kernels; cells drop the reasons', async (t) => {
   const on = { gemm: 'on', attentionForward: 'on', attentionBackward: 'on' };

@@ -2,7 +2,7 @@
  * Parity cases for matmul and matmulBackward: every transpose combination, edge-tile sizes, a
  * batched product, a 2-D weight shared by a batch (the linear-layer form) with bias and alpha, one
  * transformer-sized product with several blocks in every dimension, and bf16 products large enough
- * for the Hopper kernel on an H100 (kernels/gemm_hopper.h: M, N >= 128, M·N·K >= 2^27, rows
+ * for the Hopper kernel on an H100 (kernels/hopper/gemm_hopper.h: M, N >= 128, M·N·K >= 2^27, rows
  * 16-byte aligned), aligned and ragged against its 128 x 256 x 64 tile, so that a GPU parity run
  * checks that kernel against the CPU through every product of the forward and backward.
  */

@@ -18,7 +18,7 @@ import {
 import { DType, tensor } from '../../lib/tensor';
 import type { CaseFactory, OpCase } from '../helpers/op-case';
 import { randomArray, randomInts } from '../helpers/random';
-import { rmsnormRef } from '../reference/rmsnorm';
+import { rmsnormRef } from '../reference/rmsnorm-residual';
 
 const llama31: RopeOptions = {
   theta: 500000,

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import t from 'tap';
 import { buildHostCheck, runHostCheck as run } from './host-check';
 
-// The Hopper attention kernels' index math (kernels/flash_attention_hopper_layout.h) checked on
+// The Hopper attention kernels' index math (kernels/hopper/flash_attention_hopper_layout.h) checked on
 // the host, no GPU needed: attention_hopper_layout*.cpp run packed batches (empty, one-token and
 // block-straddling documents; grouped-query heads; causal and full; head dims 64 and 128) through
 // emulations of the forward's and the backward passes' index paths — TMA boxes, wgmma descriptors,

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/flash_attention.h"
+#include "kernels/attention/flash_attention.h"
 
 namespace emu {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/flash_attention_hopper_layout.h"
-#include "kernels/flash_attention_layout.h"
+#include "kernels/hopper/flash_attention_hopper_layout.h"
+#include "kernels/attention/flash_attention_layout.h"
 #include "test/kernels/hopper_models.h"
 
 namespace attention_emulation {

@@ -1,4 +1,4 @@
-// Host checks of the Hopper attention kernels' index math (kernels/flash_attention_hopper_layout.h),
+// Host checks of the Hopper attention kernels' index math (kernels/hopper/flash_attention_hopper_layout.h),
 // run by attention-hopper-layout.test.ts without a GPU. The emulated kernels walk the kernels'
 // index paths for whole packed batches: the block search and tile ranges of the FlashAttention-2
 // kernels (flash_attention_layout.h), the header's TMA boxes and tensor maps, operands landing in

@@ -1,4 +1,4 @@
-// The emulated Hopper backward (kernels/flash_attention_hopper_bwd.cu) for attention_hopper_layout:
+// The emulated Hopper backward (kernels/hopper/flash_attention_hopper_bwd.cu) for attention_hopper_layout:
 // CTAs over (128-key block, kv head); the K and V blocks loaded once; 64-query tiles of Q and dO
 // streamed head by head of the group (queryTileAt) through the ring; per warpgroup Sᵀ = K·Qᵀ and
 // dPᵀ = V·dOᵀ through the descriptors, Pᵀ from the forward's lse, masked unless

@@ -1,5 +1,5 @@
-// Host checks of the CUDA attention kernels, run by attention_layout.test.ts without a GPU.
-// This file: the mma.m16n8k16 fragment maps of kernels/flash_attention_layout.h against the PTX
+// Host checks of the CUDA attention kernels, run by attention-layout.test.ts without a GPU.
+// This file: the mma.m16n8k16 fragment maps of kernels/attention/flash_attention_layout.h against the PTX
 // ISA's tables, ldmatrix addressing through the swizzle (simulated as the PTX ISA defines
 // ldmatrix), the warp GEMMs the kernels compose from them, and shared-memory bank conflicts.
 // attention_layout_tiles.cpp: which tiles cover which (query, key) pairs.
@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/flash_attention_layout.h"
+#include "kernels/attention/flash_attention_layout.h"
 
 using namespace seqtune::gpu::attn;
 

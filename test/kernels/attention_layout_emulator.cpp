@@ -82,13 +82,13 @@ struct CUtensorMap {
   uint32_t box[3];
 };
 
-#include "kernels/attention_simt.cuh"
-#include "kernels/flash_attention_bwd_dq.cuh"
-#include "kernels/flash_attention_decode.cuh"
-#include "kernels/flash_attention_fwd.cuh"
-#include "kernels/flash_attention_hopper_bwd.cuh"
-#include "kernels/flash_attention_hopper_fwd.cuh"
-#include "kernels/gemm_hopper.cuh"
+#include "kernels/attention/attention_simt.cuh"
+#include "kernels/attention/flash_attention_bwd_dq.cuh"
+#include "kernels/attention/attention_decode.cuh"
+#include "kernels/attention/flash_attention_fwd.cuh"
+#include "kernels/hopper/flash_attention_hopper_bwd.cuh"
+#include "kernels/hopper/flash_attention_hopper_fwd.cuh"
+#include "kernels/hopper/gemm_hopper.cuh"
 #include "test/kernels/attention_emulated.h"
 
 extern std::string gFault;

@@ -1,4 +1,4 @@
-// The Hopper GEMM (kernels/gemm_hopper.cuh) under the emulator's Hopper primitives
+// The Hopper GEMM (kernels/hopper/gemm_hopper.cuh) under the emulator's Hopper primitives
 // (attention_layout_emulator.cpp includes this last): whole products through the kernel's own
 // producer, consumers, stage ring, persistent tile walk and epilogue, against a float64 product.
 // The host side mirrors gemm_hopper.cu's launch (operand plans, tensor maps, Params, LinearOut).

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/flash_attention.h"
-#include "native/runtime/dtype.h"
+#include "kernels/attention/flash_attention.h"
+#include "kernels/common/dtype.h"
 #include "test/kernels/attention_emulated.h"
 
 using seqtune::gpu::AttentionShape;

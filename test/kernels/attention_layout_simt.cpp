@@ -12,8 +12,8 @@
 #include <tuple>
 #include <vector>
 
-#include "kernels/flash_attention.h"
-#include "native/runtime/dtype.h"
+#include "kernels/attention/flash_attention.h"
+#include "kernels/common/dtype.h"
 #include "test/kernels/attention_emulated.h"
 
 using seqtune::gpu::AttentionShape;

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/flash_attention_layout.h"
+#include "kernels/attention/flash_attention_layout.h"
 
 using namespace seqtune::gpu::attn;
 

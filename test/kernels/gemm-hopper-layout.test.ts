@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import t from 'tap';
 import { buildHostCheck, runHostCheck as run } from './host-check';
 
-// The Hopper GEMM's index math (kernels/gemm_hopper_layout.h) checked on the host, no GPU needed:
+// The Hopper GEMM's index math (kernels/hopper/gemm_hopper_layout.h) checked on the host, no GPU needed:
 // gemm_hopper_layout.cpp checks the header against the documents' definitions (Swizzle<3,4,3>, the
 // wgmma descriptor and canonical layouts, TMA's tiled boxes, the wgmma accumulator fragment) and
 // runs whole GEMMs through an emulation of the kernel's index path against a float64 product. This

@@ -1,4 +1,4 @@
-// Host checks of the Hopper GEMM's index math (kernels/gemm_hopper_layout.h), run by
+// Host checks of the Hopper GEMM's index math (kernels/hopper/gemm_hopper_layout.h), run by
 // gemm-hopper-layout.test.ts without a GPU. The header's functions are the ones the kernel calls;
 // what they are checked against is written out independently from the documents: the swizzle,
 // the wgmma descriptors and canonical layouts, and TMA's tiled boxes in hopper_models.h, and
@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/gemm_hopper_layout.h"
+#include "kernels/hopper/gemm_hopper_layout.h"
 #include "test/kernels/hopper_models.h"
 
 namespace hp = seqtune::gemm::hopper;

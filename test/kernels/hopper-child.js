@@ -1,6 +1,6 @@
 // Child process for hopper-gpu.test.ts: one bf16 problem large enough for a Hopper kernel on the
 // device in argv[2] and on the CPU, straight through the binding: argv[3] = gemm (a product for
-// kernels/gemm_hopper.h) or attention (a packed causal GQA batch, forward and backward, for
+// kernels/hopper/gemm_hopper.h) or attention (a packed causal GQA batch, forward and backward, for
 // flash_attention_hopper.h).
 // The first such call runs the kernel's one-time self-test, which reports a failure on this
 // process's stderr (the parent looks for it). Prints {"maxError": ..., "scale": ...}.

@@ -4,7 +4,7 @@ import t from 'tap';
 import { devices } from '../../lib/device';
 
 // On every usable compute capability 9.0 GPU: the first large bf16 matmul and the first packed
-// bf16 attention run the Hopper kernels' one-time self-tests (kernels/*_hopper_selftest.cu), which
+// bf16 attention run the Hopper kernels' one-time self-tests (kernels/hopper/*_selftest.cu), which
 // must pass (each prints a warning on stderr and keeps its kernel off otherwise), and the results
 // must match the CPU. A child process runs each so that its stderr, where the native code
 // reports, can be read. There is no binding for the self-tests themselves; test/cases' bf16 matmul

@@ -1,5 +1,5 @@
 // The documents' definitions the Hopper layout tests check kernels against, written out
-// independently of kernels/hopper_layout.h (shared by gemm_hopper_layout.cpp and
+// independently of kernels/hopper/hopper_layout.h (shared by gemm_hopper_layout.cpp and
 // attention_hopper_layout.cpp):
 // - the 128-byte swizzle as CUTLASS's Swizzle<3,4,3> (cute/swizzle.hpp);
 // - the wgmma descriptor fields and the canonical K-major / MN-major 128B layouts (PTX ISA,

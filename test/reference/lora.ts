@@ -3,7 +3,7 @@
  * and its gradients, written from the chain rule. The dropout mask is the shared definition in
  * ./dropout (Philox per flat element index of x).
  */
-import { matmulNN, matmulNT, matmulTN } from './cross_entropy';
+import { matmulNN, matmulNT, matmulTN } from './cross-entropy';
 import { dropoutMaskRef } from './dropout';
 
 export interface LoraDimsRef {

@@ -1,5 +1,5 @@
 /**
- * CommonsenseQA repeat-then-answer probe (sit-paper.md §1.1, §5). Reads either
+ * CommonsenseQA repeat-then-answer probe (docs/method.md §1.1, §5). Reads either
  * - the authors' `commonsense_qa_repeat.json` (JSON array of {instruction, input, output}, input
  *   "Question: ...\nChoices: A:..., B:..., ...", output the answer letter; ids are indices), or
  * - the Hugging Face `commonsense_qa` JSONL ({id, question, choices: {label, text}, answerKey}),

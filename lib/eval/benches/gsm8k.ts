@@ -1,5 +1,5 @@
 /**
- * GSM8K 8-shot chain of thought (sit-paper.md §5) on openai/grade-school-math `test.jsonl`
+ * GSM8K 8-shot chain of thought (docs/method.md §5) on openai/grade-school-math `test.jsonl`
  * ({question, answer} with the gold after "#### ", e.g. "#### 1,600" or "#### -10").
  *
  * The prompt matches the authors' run_eval.py chat format: user turn =

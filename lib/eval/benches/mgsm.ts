@@ -1,5 +1,5 @@
 /**
- * MGSM 8-shot (sit-paper.md §5) on the authors' layout: `test/<lang>.jsonl` (250 lines of
+ * MGSM 8-shot (docs/method.md §5) on the authors' layout: `test/<lang>.jsonl` (250 lines of
  * {question, answer_number}) and `examples/<lang>.jsonl` (exactly 8 chain-of-thought exemplars,
  * index-aligned with `examples/en.jsonl`). --data is one test file or the folder holding test/ and
  * examples/ (every language found in test/).

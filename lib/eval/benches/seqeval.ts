@@ -1,5 +1,5 @@
 /**
- * SeqEval (sit-paper.md §3): 805 sequential instructions, `seqEval.json` = JSON array of
+ * SeqEval (docs/method.md §3): 805 sequential instructions, `seqEval.json` = JSON array of
  * {instruction, iteration}, where `iteration` (1–4) is the number of rewriting rounds, i.e. the
  * chain depth metrics are grouped by ("depth-1" … "depth-4"). Generation is greedy with 2048 new
  * tokens and the instruction alone as the user turn. There is no gold: whether the steps were

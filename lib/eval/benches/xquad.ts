@@ -1,5 +1,5 @@
 /**
- * XQuAD translate-then-answer (sit-paper.md §1.1, §5) on the authors' SIT-format files
+ * XQuAD translate-then-answer (docs/method.md §1.1, §5) on the authors' SIT-format files
  * `xquad_{base,trans}_<lang>.json`: JSON arrays of {instruction, input, output}, 1190 per language.
  *
  * Gold is the ENGLISH answer. The trans files and base_en already hold it; the other base files
@@ -120,7 +120,7 @@ async function read(dataPath: string, options: BenchOptions): Promise<XquadItem[
 export const xquadBench: BenchDefinition<XquadItem> = {
   description: 'XQuAD translate-then-answer: follow rate (answer markers) and accuracy against the English answer',
   read,
-  // the authors' eval user turn is "{instruction} Input: {input}" (sit-paper.md §5)
+  // the authors' eval user turn is "{instruction} Input: {input}" (docs/method.md §5)
   prompt: (item) => ({ user: `${item.instruction} Input: ${item.input}` }),
   score: (item, output) => scoreXquad(output, item.gold),
   maxNewTokens: 512,

@@ -1,0 +1,459 @@
+// LoRA forward and backward on CUDA (kernels/gemm/lora.h). The tensor-core path in order:
+//   forward:  [A, B -> x's dtype, 16-byte rows] -> xa partials (x·Aᵀ, dropout applied to x's tiles
+//             in shared memory, K = in split) -> xa (+ an aligned x-dtype copy) -> y = x·Wᵀ + bias
+//             + s·xa·Bᵀ, the rank-r term in the epilogue;
+//   backward: dxa = s·dy·B (split over out) -> dA = dxaᵀ·drop(x) and dB = s·dyᵀ·xa (split over T)
+//             -> dx = dy·W + drop'(dxa·A), the rank-r term and its mask in the epilogue.
+// Splits sum their f32 partials in split order: deterministic, no atomics.
+#include <cmath>
+
+#include "kernels/gemm/gemm_epilogue.h"
+#include "kernels/gemm/gemm_simt.h"
+#include "kernels/gemm/gemm_workspace.h"
+#include "kernels/gemm/lora.h"
+
+namespace seqtune::gpu {
+
+namespace tc = seqtune::gemm;
+
+namespace {
+
+// A [rows, cols] operand in x's dtype with 16-byte aligned rows: the tensor itself when it already
+// is one, else a padded copy in the workspace (filled by prepare()).
+struct HalfOperand {
+  const void* src;
+  DType srcDtype;
+  int64_t rows, cols;
+  const void* ptr;
+  int64_t ld;
+  void* copy;  // non-null: convert src into it
+};
+
+HalfOperand halfOperand(Carve& w, const void* src, DType srcDtype, DType half, int64_t rows, int64_t cols) {
+  HalfOperand h{src, srcDtype, rows, cols, src, cols, nullptr};
+  if (srcDtype != half || cols % 8 != 0 || !isAligned16(src)) {
+    h.ld = pad8(cols);
+    h.copy = w.take(static_cast<size_t>(rows * h.ld) * 2);
+    h.ptr = h.copy;
+  }
+  return h;
+}
+
+int gridFor(int64_t n) {
+  const int64_t b = (n + 255) / 256;
+  return static_cast<int>(b < 1 ? 1 : (b > 4096 ? 4096 : b));
+}
+
+void prepare(const HalfOperand& h, DType half, cudaStream_t stream) {
+  if (h.copy) convertMatrix(h.src, h.srcDtype, h.cols, h.copy, half, h.ld, h.rows, h.cols, stream);
+}
+
+// out1 = alpha·Σ_split partials (adapter dtype O1, ld cols), and/or out2 the same in H (ld ld2).
+// How a sum goes on (ReduceForm): `hiLo` also stores the rounding error of out2's value, in H, at
+// column cols + c of out2 (a value carried to 16-bit products as hi + lo, about 16 significant
+// bits); `foldHalves` sums partial rows m and m + rows (a product over [hi | lo] columns).
+struct ReduceForm {
+  bool hiLo = false, foldHalves = false;
+};
+
+template <typename O1, typename H>
+__global__ void reduceKernel(const float* part, int splits, int64_t rows, int64_t cols, float alpha, O1* out1, H* out2,
+                             int64_t ld2, ReduceForm form) {
+  const int64_t n = rows * cols, stride = form.foldHalves ? 2 * n : n;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float s = 0.f;
+    for (int k = 0; k < splits; ++k) s += part[k * stride + i];
+    if (form.foldHalves) {
+      for (int k = 0; k < splits; ++k) s += part[k * stride + n + i];
+    }
+    s *= alpha;
+    if (out1) out1[i] = tc::fromFloat<O1>(s);
+    if (out2) {
+      const H hi = tc::fromFloat<H>(s);
+      out2[(i / cols) * ld2 + i % cols] = hi;
+      if (form.hiLo) out2[(i / cols) * ld2 + cols + i % cols] = tc::fromFloat<H>(s - tc::toFloat(hi));
+    }
+  }
+}
+
+template <typename H>
+void reduce(const float* part, int splits, int64_t rows, int64_t cols, double alpha, void* out1, DType out1Dtype,
+            void* out2, int64_t ld2, cudaStream_t stream, ReduceForm form = {}) {
+  if (rows * cols == 0) return;
+  const int grid = gridFor(rows * cols);
+  H* o2 = static_cast<H*>(out2);
+  if (out1 && out1Dtype == DType::F32) {
+    reduceKernel<float, H><<<grid, 256, 0, stream>>>(part, splits, rows, cols, static_cast<float>(alpha),
+                                                     static_cast<float*>(out1), o2, ld2, form);
+  } else {
+    reduceKernel<H, H><<<grid, 256, 0, stream>>>(part, splits, rows, cols, static_cast<float>(alpha),
+                                                 static_cast<H*>(out1), o2, ld2, form);
+  }
+  checkLaunch("loraLinear (split-K reduction)");
+}
+
+// ---- skinny GEMMs into f32 partials ----------------------------------------------------------------
+
+// A skinny product runs on its tile (128x64 for N = r, 64x128 for M = r), or on 64x64 element-wise
+// copies when an operand is not 16-byte aligned; K is split so the few tiles fill the GPU.
+struct Skinny {
+  int64_t M, N, K;
+  bool vec;
+  tc::Tile tile;
+  int splits;
+};
+
+Skinny skinny(int64_t M, int64_t N, int64_t K, bool vec, tc::Tile tile) {
+  Skinny s{M, N, K, vec, vec ? tile : tc::Tile::k64x64, 1};
+  s.splits = tc::planSplits(tc::tileCount(s.tile, M, N, 1), K, smCount());
+  return s;
+}
+
+size_t partialBytes(const Skinny& s) { return static_cast<size_t>(s.splits * s.M * s.N) * sizeof(float); }
+
+template <typename H>
+tc::LinearEpilogue<H, tc::kExtNone> partialEpilogue(float* partials, int64_t M, int64_t N) {
+  tc::LinearOut o{};
+  o.out = partials;
+  o.ld = N;
+  o.batchStride = M * N;
+  o.splitStride = M * N;
+  o.f32 = true;
+  o.vec = isAligned16(partials) && N % 4 == 0;
+  o.alpha = 1.f;
+  return {o, {}};
+}
+
+template <class Cfg, typename H, bool TA, bool TB, bool VEC, int DROP>
+void runSkinny(const Skinny& s, tc::Operand a, tc::Operand b, const tc::Dropout& drop, float* partials,
+               cudaStream_t stream) {
+  tc::TcParams p = tc::tcParams<Cfg>(s.M, s.N, s.K, a, b, s.splits);
+  p.drop = drop;
+  tc::launchTc<Cfg, H, TA, TB, VEC, DROP>(p, 1, partialEpilogue<H>(partials, s.M, s.N), stream, "loraLinear");
+}
+
+// Cfg: the skinny tile (Cfg128x64 for N = r, Cfg64x128 for M = r), matching s.tile.
+template <class Cfg, typename H, bool TA, bool TB, int DROP>
+void skinnyPartials(const Skinny& s, tc::Operand a, tc::Operand b, const tc::Dropout& drop, float* partials,
+                    cudaStream_t stream) {
+  if (s.vec) return runSkinny<Cfg, H, TA, TB, true, DROP>(s, a, b, drop, partials, stream);
+  runSkinny<tc::Cfg64x64, H, TA, TB, false, DROP>(s, a, b, drop, partials, stream);
+}
+
+// ---- the big GEMM with the rank-r epilogue ---------------------------------------------------------
+
+template <class Cfg, typename H, bool TB, bool VEC, int EXT>
+void runFused(int64_t M, int64_t N, int64_t K, tc::Operand a, tc::Operand b, const tc::LinearOut& o,
+              const tc::ExtProduct& x, cudaStream_t stream) {
+  const tc::TcParams p = tc::tcParams<Cfg>(M, N, K, a, b, 1);
+  tc::launchTc<Cfg, H, false, TB, VEC, tc::kDropNone>(p, 1, tc::LinearEpilogue<H, EXT>{o, x}, stream, "loraLinear");
+}
+
+// C = op(A)·op(B) + bias + x.scale·mask ⊙ (extA·op(extB)) over every rank chunk of kMaxFusedRank:
+// the first launch carries the main product and the bias, later ones (K = 0) add onto C.
+template <typename H, bool TB, int EXT>
+void fusedGemm(int64_t M, int64_t N, int64_t K, tc::Operand a, tc::Operand b, bool vec, tc::LinearOut o,
+               tc::ExtProduct x, cudaStream_t stream) {
+  const int rank = x.rank;
+  const bool big = vec && tc::tileCount(tc::Tile::k128x128, M, N, 1) >= smCount();
+  for (int r0 = 0; r0 < rank; r0 += tc::kMaxFusedRank) {
+    tc::ExtProduct part = x;
+    part.rank = rank - r0 < tc::kMaxFusedRank ? rank - r0 : tc::kMaxFusedRank;
+    part.rankPad = 16;
+    while (part.rankPad < part.rank) part.rankPad *= 2;
+    part.a = static_cast<const H*>(x.a) + r0;
+    part.b = static_cast<const H*>(x.b) + (EXT == tc::kExtKMajor ? r0 : r0 * x.ldb);
+    if (r0 > 0) {
+      K = 0;
+      o.bias = nullptr;
+      o.cin = o.out;
+      o.ldCin = o.ld;
+      o.cinBatchStride = o.batchStride;
+      o.cinVec = o.vec;
+      o.beta = 1.f;
+    }
+    if (big) {
+      runFused<tc::Cfg128x128, H, TB, true, EXT>(M, N, K, a, b, o, part, stream);
+    } else if (vec) {
+      runFused<tc::Cfg64x64, H, TB, true, EXT>(M, N, K, a, b, o, part, stream);
+    } else {
+      runFused<tc::Cfg64x64, H, TB, false, EXT>(M, N, K, a, b, o, part, stream);
+    }
+  }
+}
+
+tc::LinearOut plainOut(void* out, int64_t ld, const void* bias, DType biasDtype) {
+  tc::LinearOut o{};
+  o.out = out;
+  o.ld = ld;
+  o.vec = isAligned16(out) && ld % 8 == 0;
+  o.alpha = 1.f;
+  o.bias = bias;
+  o.biasF32 = biasDtype == DType::F32;
+  o.biasVec = isAligned16(bias);
+  return o;
+}
+
+tc::Dropout dropoutOf(const LoraDropout& d, int64_t in) {
+  tc::Dropout m;
+  m.seed = d.seed;
+  m.offset = d.offset;
+  m.p = static_cast<float>(d.p);
+  m.ld = in;
+  return m;
+}
+
+double keepScale(const LoraDropout& d) { return 1.0 / (1.0 - d.p); }
+
+// ---- forward ---------------------------------------------------------------------------------------
+
+struct ForwardLayout {
+  HalfOperand a, b, xa;  // A [r, in], B [out, r], xa [T, r] (its copy is written by the reduction)
+  Skinny xaGemm;
+  float* partials;
+};
+
+ForwardLayout forwardLayout(const LoraForwardArgs& g, Carve& w) {
+  const LoraShape& d = g.shape;
+  const DType h = g.dtypes.x;
+  ForwardLayout L;
+  L.a = halfOperand(w, g.a, g.dtypes.adapter, h, d.rank, d.in);
+  L.b = halfOperand(w, g.b, g.dtypes.adapter, h, d.out, d.rank);
+  L.xa = halfOperand(w, g.xa, g.dtypes.adapter, h, d.tokens, d.rank);
+  L.xaGemm = skinny(d.tokens, d.rank, d.in, isAligned16(g.x) && d.in % 8 == 0, tc::Tile::k128x64);
+  L.partials = static_cast<float*>(w.take(partialBytes(L.xaGemm)));
+  return L;
+}
+
+template <typename H>
+void forwardHalf(const LoraForwardArgs& g, const ForwardLayout& L, cudaStream_t stream) {
+  const LoraShape& d = g.shape;
+  prepare(L.a, g.dtypes.x, stream);
+  prepare(L.b, g.dtypes.x, stream);
+  if (d.tokens == 0) return;
+  const tc::Dropout drop = dropoutOf(g.dropout, d.in);
+  const tc::Operand x{g.x, d.in, 0}, a{L.a.ptr, L.a.ld, 0};
+  if (g.dropout.p > 0) {
+    skinnyPartials<tc::Cfg128x64, H, false, true, tc::kDropA>(L.xaGemm, x, a, drop, L.partials, stream);
+  } else {
+    skinnyPartials<tc::Cfg128x64, H, false, true, tc::kDropNone>(L.xaGemm, x, a, drop, L.partials, stream);
+  }
+  reduce<H>(L.partials, L.xaGemm.splits, d.tokens, d.rank, keepScale(g.dropout), g.xa, g.dtypes.adapter, L.xa.copy,
+            L.xa.ld, stream);
+  tc::ExtProduct ext{L.xa.ptr, L.xa.ld, L.b.ptr, L.b.ld, static_cast<int>(d.rank), 16, static_cast<float>(g.scale),
+                     false, {}};
+  const bool vec = isAligned16(g.x) && isAligned16(g.weight) && d.in % 8 == 0;
+  fusedGemm<H, true, tc::kExtKMajor>(d.tokens, d.out, d.in, x, {g.weight, d.in, 0}, vec,
+                                     plainOut(g.y, d.out, g.bias, g.dtypes.bias), ext, stream);
+}
+
+// ---- backward --------------------------------------------------------------------------------------
+
+// dxa = s·dy·B feeds dA and dx's rank-r term as [hi | lo] columns ([T, 2r] in x's dtype, hi + lo
+// ≈ the f32 value) against [A; A] (aa, [2r, in]): rounded to 16 bits once, it cost dA up to ~0.1
+// absolute at T = 65 against the CPU's f32 dxa (parity: 42-45 of 512 bf16 values off).
+struct BackwardLayout {
+  HalfOperand b, xa;
+  void* aa;  // [2r, ldAa]: A twice, in x's dtype
+  int64_t ldAa;
+  void* dxa;  // [T, ldDxa]: hi in columns [0, r), lo in [r, 2r)
+  int64_t ldDxa;
+  Skinny dxaGemm, daGemm, dbGemm;
+  float* partials;  // reused by the three skinny products (stream order)
+};
+
+BackwardLayout backwardLayout(const LoraBackwardArgs& g, Carve& w) {
+  const LoraShape& d = g.shape;
+  const DType h = g.dtypes.x;
+  BackwardLayout L;
+  L.b = halfOperand(w, g.b, g.dtypes.adapter, h, d.out, d.rank);
+  L.xa = halfOperand(w, g.xa, g.dtypes.adapter, h, d.tokens, d.rank);
+  L.ldAa = pad8(d.in);
+  L.aa = w.take(static_cast<size_t>(2 * d.rank * L.ldAa) * 2);
+  L.ldDxa = pad8(2 * d.rank);
+  L.dxa = w.take(static_cast<size_t>(d.tokens * L.ldDxa) * 2);
+  const bool dyVec = isAligned16(g.dy) && d.out % 8 == 0, xVec = isAligned16(g.x) && d.in % 8 == 0;
+  L.dxaGemm = skinny(d.tokens, d.rank, d.out, dyVec, tc::Tile::k128x64);
+  L.daGemm = skinny(2 * d.rank, d.in, d.tokens, xVec, tc::Tile::k64x128);
+  L.dbGemm = skinny(d.out, d.rank, d.tokens, dyVec, tc::Tile::k128x64);
+  size_t most = partialBytes(L.dxaGemm);
+  for (const Skinny& s : {L.daGemm, L.dbGemm}) most = partialBytes(s) > most ? partialBytes(s) : most;
+  L.partials = static_cast<float*>(w.take(most));
+  return L;
+}
+
+template <typename H>
+void backwardHalf(const LoraBackwardArgs& g, const BackwardLayout& L, cudaStream_t stream) {
+  const LoraShape& d = g.shape;
+  prepare(L.b, g.dtypes.x, stream);
+  prepare(L.xa, g.dtypes.x, stream);
+  for (int64_t half = 0; half < 2; ++half) {
+    convertMatrix(g.a, g.dtypes.adapter, d.in, static_cast<char*>(L.aa) + half * d.rank * L.ldAa * 2, g.dtypes.x, L.ldAa,
+                  d.rank, d.in, stream);
+  }
+  const tc::Dropout drop = dropoutOf(g.dropout, d.in);
+  const tc::Operand dy{g.dy, d.out, 0}, x{g.x, d.in, 0}, dxa{L.dxa, L.ldDxa, 0};
+  if (d.tokens > 0) {
+    skinnyPartials<tc::Cfg128x64, H, false, false, tc::kDropNone>(L.dxaGemm, dy, {L.b.ptr, L.b.ld, 0}, drop, L.partials, stream);
+    reduce<H>(L.partials, L.dxaGemm.splits, d.tokens, d.rank, g.scale, nullptr, DType::F32, L.dxa, L.ldDxa, stream,
+              {true, false});
+  }
+  // dA and dB: K = T; with no tokens the products are empty sums and the kernels write zeros.
+  if (g.dropout.p > 0) {
+    skinnyPartials<tc::Cfg64x128, H, true, false, tc::kDropB>(L.daGemm, dxa, x, drop, L.partials, stream);
+  } else {
+    skinnyPartials<tc::Cfg64x128, H, true, false, tc::kDropNone>(L.daGemm, dxa, x, drop, L.partials, stream);
+  }
+  // dA = hiᵀ·drop(x) + loᵀ·drop(x): the product's rows m and m + r summed.
+  reduce<H>(L.partials, L.daGemm.splits, d.rank, d.in, keepScale(g.dropout), g.da, g.dtypes.adapter, nullptr, 0, stream,
+            {false, true});
+  skinnyPartials<tc::Cfg128x64, H, true, false, tc::kDropNone>(L.dbGemm, dy, {L.xa.ptr, L.xa.ld, 0}, drop, L.partials, stream);
+  reduce<H>(L.partials, L.dbGemm.splits, d.out, d.rank, g.scale, g.db, g.dtypes.adapter, nullptr, 0, stream);
+  if (!g.dx || d.tokens == 0) return;
+  tc::ExtProduct ext{L.dxa, L.ldDxa, L.aa, L.ldAa, static_cast<int>(2 * d.rank), 16,
+                     static_cast<float>(keepScale(g.dropout)), g.dropout.p > 0, drop};
+  const bool vec = isAligned16(g.dy) && isAligned16(g.weight) && d.out % 8 == 0 && d.in % 8 == 0;
+  fusedGemm<H, false, tc::kExtMNMajor>(d.tokens, d.in, d.out, dy, {g.weight, d.in, 0}, vec,
+                                       plainOut(g.dx, d.in, nullptr, DType::F32), ext, stream);
+}
+
+// ---- f32 / f64 -------------------------------------------------------------------------------------
+
+template <typename T>
+SimtGemm<T> product(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const void* a, int64_t lda,
+                    const void* b, int64_t ldb, void* c, double alpha) {
+  SimtGemm<T> s;
+  s.transA = transA;
+  s.transB = transB;
+  s.M = M;
+  s.N = N;
+  s.K = K;
+  s.a = static_cast<const T*>(a);
+  s.lda = lda;
+  s.b = static_cast<const T*>(b);
+  s.ldb = ldb;
+  s.c = static_cast<T*>(c);
+  s.ldc = N;
+  s.alpha = static_cast<T>(alpha);
+  return s;
+}
+
+template <typename T>
+void withDropout(SimtGemm<T>& s, const LoraDropout& d, int64_t in) {
+  s.seed = d.seed;
+  s.offset = d.offset;
+  s.p = static_cast<float>(d.p);
+  s.dropLd = in;
+  s.maskLd = in;
+}
+
+template <typename T>
+void forwardFull(const LoraForwardArgs& g, cudaStream_t stream) {
+  const LoraShape& d = g.shape;
+  SimtGemm<T> xa = product<T>(false, true, d.tokens, d.rank, d.in, g.x, d.in, g.a, d.in, g.xa, keepScale(g.dropout));
+  withDropout(xa, g.dropout, d.in);
+  xa.dropOperand = g.dropout.p > 0 ? 1 : 0;
+  simtGemm(xa, stream);
+  SimtGemm<T> base = product<T>(false, true, d.tokens, d.out, d.in, g.x, d.in, g.weight, d.in, g.y, 1.0);
+  base.bias = static_cast<const T*>(g.bias);
+  simtGemm(base, stream);
+  SimtGemm<T> adapter = product<T>(false, true, d.tokens, d.out, d.rank, g.xa, d.rank, g.b, d.rank, g.y, g.scale);
+  adapter.cin = static_cast<const T*>(g.y);
+  adapter.ldcin = d.out;
+  adapter.beta = 1;
+  simtGemm(adapter, stream);
+}
+
+template <typename T>
+void backwardFull(const LoraBackwardArgs& g, void* dxa, cudaStream_t stream) {
+  const LoraShape& d = g.shape;
+  simtGemm(product<T>(true, false, d.out, d.rank, d.tokens, g.dy, d.out, g.xa, d.rank, g.db, g.scale), stream);
+  simtGemm(product<T>(false, false, d.tokens, d.rank, d.out, g.dy, d.out, g.b, d.rank, dxa, g.scale), stream);
+  SimtGemm<T> da = product<T>(true, false, d.rank, d.in, d.tokens, dxa, d.rank, g.x, d.in, g.da, keepScale(g.dropout));
+  withDropout(da, g.dropout, d.in);
+  da.dropOperand = g.dropout.p > 0 ? 2 : 0;
+  simtGemm(da, stream);
+  if (!g.dx) return;
+  SimtGemm<T> adapter = product<T>(false, false, d.tokens, d.in, d.rank, dxa, d.rank, g.a, d.in, g.dx, keepScale(g.dropout));
+  withDropout(adapter, g.dropout, d.in);
+  adapter.maskOut = g.dropout.p > 0;
+  simtGemm(adapter, stream);
+  SimtGemm<T> base = product<T>(false, false, d.tokens, d.in, d.out, g.dy, d.out, g.weight, d.in, g.dx, 1.0);
+  base.cin = static_cast<const T*>(g.dx);
+  base.ldcin = d.in;
+  base.beta = 1;
+  simtGemm(base, stream);
+}
+
+// ---- checks ----------------------------------------------------------------------------------------
+
+// All f32 or all f64 (the bias's dtype counts only when there is a bias).
+bool fullPrecision(const LoraDtypes& t, bool hasBias) {
+  return (t.x == DType::F32 || t.x == DType::F64) && t.adapter == t.x && (!hasBias || t.bias == t.x);
+}
+
+void checkArgs(const char* op, const LoraShape& d, const LoraDtypes& t, bool hasBias, double p, double scale) {
+  if (d.tokens < 0 || d.in < 1 || d.out < 1 || d.rank < 1) {
+    fail(code::kShape, op, ": expected T >= 0 and in, out, r >= 1, got T=", d.tokens, " in=", d.in, " out=", d.out,
+         " r=", d.rank);
+  }
+  if (!(p >= 0 && p < 1)) fail(code::kArgument, op, ": dropout p must be in [0, 1), got ", p);
+  if (!std::isfinite(scale)) fail(code::kArgument, op, ": scale must be finite, got ", scale);
+  if (fullPrecision(t, hasBias)) return;
+  const bool half = isHalf(t.x) && (t.adapter == t.x || t.adapter == DType::F32) &&
+                    (!hasBias || t.bias == t.x || t.bias == DType::F32);
+  if (!half) {
+    fail(code::kNotImplemented, op, " on CUDA: x/weight ", dtypeName(t.x), " with ", dtypeName(t.adapter),
+         " adapters and ", dtypeName(t.bias),
+         " bias; supported: all f32, all f64, or bf16/f16 x and weight with adapters and bias of that dtype or f32");
+  }
+}
+
+void checkWorkspace(const char* op, size_t have, size_t need) {
+  if (have < need) fail(code::kArgument, op, ": workspace of ", have, " bytes, ", need, " needed");
+}
+
+}  // namespace
+
+size_t loraForwardWorkspaceBytes(const LoraForwardArgs& g) {
+  if (fullPrecision(g.dtypes, g.bias != nullptr)) return 0;
+  Carve w(nullptr);
+  forwardLayout(g, w);
+  return w.used();
+}
+
+size_t loraBackwardWorkspaceBytes(const LoraBackwardArgs& g) {
+  const LoraShape& d = g.shape;
+  if (fullPrecision(g.dtypes, false)) return static_cast<size_t>(d.tokens * d.rank) * dtypeSize(g.dtypes.x);
+  Carve w(nullptr);
+  backwardLayout(g, w);
+  return w.used();
+}
+
+void loraForward(const LoraForwardArgs& g, cudaStream_t stream) {
+  checkArgs("loraLinear", g.shape, g.dtypes, g.bias != nullptr, g.dropout.p, g.scale);
+  if (g.dtypes.x == DType::F32 && fullPrecision(g.dtypes, g.bias != nullptr)) return forwardFull<float>(g, stream);
+  if (g.dtypes.x == DType::F64 && fullPrecision(g.dtypes, g.bias != nullptr)) return forwardFull<double>(g, stream);
+  Carve w(g.workspace);
+  const ForwardLayout L = forwardLayout(g, w);
+  checkWorkspace("loraLinear", g.workspaceBytes, w.used());
+  if (g.dtypes.x == DType::BF16) return forwardHalf<__nv_bfloat16>(g, L, stream);
+  forwardHalf<__half>(g, L, stream);
+}
+
+void loraBackward(const LoraBackwardArgs& g, cudaStream_t stream) {
+  checkArgs("loraLinearBackward", g.shape, g.dtypes, false, g.dropout.p, g.scale);
+  if (fullPrecision(g.dtypes, false)) {
+    checkWorkspace("loraLinearBackward", g.workspaceBytes, loraBackwardWorkspaceBytes(g));
+    if (g.dtypes.x == DType::F32) return backwardFull<float>(g, g.workspace, stream);
+    return backwardFull<double>(g, g.workspace, stream);
+  }
+  Carve w(g.workspace);
+  const BackwardLayout L = backwardLayout(g, w);
+  checkWorkspace("loraLinearBackward", g.workspaceBytes, w.used());
+  if (g.dtypes.x == DType::BF16) return backwardHalf<__nv_bfloat16>(g, L, stream);
+  backwardHalf<__half>(g, L, stream);
+}
+
+}  // namespace seqtune::gpu

@@ -1,0 +1,31 @@
+#include "native/cpu/dropout.h"
+
+#include "kernels/common/philox.h"
+#include "native/cpu/host_view.h"
+#include "native/runtime/thread_pool.h"
+
+namespace seqtune::cpu {
+
+namespace {
+
+constexpr int64_t kGrain = 1 << 14;
+
+}  // namespace
+
+void dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, const Tensor& out) {
+  withComputeType(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    HostIn<T> in(x);
+    HostOut<T> o(out, false);
+    const T scale = static_cast<T>(1.0 / (1.0 - p));
+    const float pf = static_cast<float>(p);
+    parallelFor(out.numel(), kGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        o[i] = dropoutKeep(seed, offset, static_cast<uint64_t>(i), pf) ? in[i] * scale : T(0);
+      }
+    });
+    o.commit();
+  });
+}
+
+}  // namespace seqtune::cpu

@@ -1,0 +1,12 @@
+// dropout on the CPU (native/ops/dropout.cpp checks and dispatches).
+#pragma once
+#include <cstdint>
+
+#include "native/runtime/tensor.h"
+
+namespace seqtune::cpu {
+
+// out[i] = x[i] / (1 - p) where Philox(seed, offset, i) keeps element i, else 0.
+void dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, const Tensor& out);
+
+}  // namespace seqtune::cpu
