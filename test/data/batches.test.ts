@@ -62,7 +62,7 @@ t.test('Alpaca and Tulu examples: prompt masked, response + EOS trained', async 
   t.same(m.target, [0, ...new Array(p1.length).fill(0), 1, 1, 1, ...new Array(p2.length).fill(0), 1, 1, 1], 'every assistant turn and its EOS');
   t.same(encodePrompt(multi, { tokenizer, format: tuluFormat() }), [BOS, ...ids(p1), ...ids('a1'), EOS, ...ids(p2)], 'multi-turn prompt keeps the EOS after earlier turns');
   t.same(encodePrompt({ messages: multi.messages.slice(0, 3) }, { tokenizer, format: tuluFormat() }), [BOS, ...ids(p1), ...ids('a1'), EOS, ...ids(p2)]);
-  const chat = chatTemplateFormat((msgs) => '<s>' + msgs.map((x) => x.content + (x.role === 'assistant' ? '</s>' : '')).join(''), { rendersBos: true, rendersEos: true });
+  const chat = chatTemplateFormat((msgs) => '<s>' + msgs.map((x) => x.content + (x.role === 'assistant' ? '</s>' : '')).join(''), { rendersBos: true, endOfTurn: '</s>' });
   const c = encodeRecord(record, { tokenizer, format: chat }).example!;
   t.same(c.ids, ids('<s>Add.\n\n1 23</s>'), 'a template that renders BOS and EOS gets neither id added');
 });
