@@ -17,7 +17,8 @@ import { scorePredictions } from '../eval/predictions';
 import { resultsPath } from '../eval/results';
 import { runEval } from '../eval/run';
 import { EvalSummary, formatSummary } from '../eval/summary';
-import { parseTemplate } from '../eval/template';
+import { EVAL_TEMPLATES, EvalTemplate, parseTemplate } from '../eval/template';
+import { defaultTemplate } from '../model/trained-template';
 import { Command, numberFlag, requireFlag, stringFlag, Values } from './command';
 
 /**
@@ -45,7 +46,7 @@ export function generatorFromModule(modulePath: string): LoadGenerator {
 export const loadModelGenerator = generatorFromModule('../model/generator-factory');
 
 const USAGE = [
-  'seqtune eval --model DIR [--adapter DIR] [--device D] --bench xquad|mgsm|gsm8k|csqa|seqeval|synthetic --data PATH [--out DIR] [--template tulu|tulu-system|alpaca|raw] [--limit N] [--batch-size N] [--max-new-tokens N]',
+  'seqtune eval --model DIR [--adapter DIR] [--device D] --bench xquad|mgsm|gsm8k|csqa|seqeval|synthetic --data PATH [--out DIR] [--template tulu|tulu-system|alpaca|raw (default: the one the adapter or model was trained with, else tulu)] [--limit N] [--batch-size N] [--max-new-tokens N]',
   '       seqtune eval --bench NAME --data PATH --predictions FILE.jsonl [--out DIR] [--limit N]',
   '       seqtune eval compare RUN_A RUN_B [--samples N] [--seed N]',
   '  bench options: --mode cot-en|trans-cot (mgsm), --exemplars FILE (gsm8k), --english-gold FILE (xquad)',
@@ -74,6 +75,17 @@ function benchOptions(values: Values, bench: string): BenchOptions {
     options[key] = v;
   }
   return options;
+}
+
+/** --template, else the template the adapter (or model) was trained with, else tulu. */
+async function evalTemplate(values: Values, model: string): Promise<EvalTemplate> {
+  const explicit = stringFlag(values, 'template');
+  if (explicit !== undefined) return parseTemplate(explicit);
+  const { template, from } = await defaultTemplate(model, stringFlag(values, 'adapter'), 'tulu');
+  if (template === 'chat') {
+    throw new SeqtuneError(`${from} says this was trained with the model's chat template, which eval cannot render; give --template (${EVAL_TEMPLATES.join(', ')})`, 'ERR_ARGUMENT');
+  }
+  return template;
 }
 
 function defaultOutDir(bench: string, data: string, options: BenchOptions): string {
@@ -174,7 +186,7 @@ export function makeEvalCommand(loadGenerator: LoadGenerator = loadModelGenerato
         return 0;
       }
       const outDir = stringFlag(values, 'out') ?? defaultOutDir(bench, data, options);
-      const template = parseTemplate(stringFlag(values, 'template') ?? 'tulu');
+      const template = await evalTemplate(values, model!);
       const generator = await loadGenerator(model!, stringFlag(values, 'adapter'), stringFlag(values, 'device'));
       const { summary, resumed } = await runEval({
         bench,

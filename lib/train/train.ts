@@ -19,6 +19,7 @@ import { tensorEntry } from '../model/io/safetensors-writer';
 import { writeJsonAtomic } from '../model/io/atomic';
 import { loadModel } from '../model/load';
 import { promptFormat } from '../model/prompt-format';
+import { writeTrainedTemplate } from '../model/trained-template';
 import { HostRng, Rng } from '../rng';
 import { scope } from '../tensor';
 import { Batch, loaderStream } from './batches';
@@ -161,6 +162,7 @@ export async function train(
       artifact = path.join(config.out, 'model');
       await saveFullModel(loaded, artifact);
     }
+    await writeTrainedTemplate(artifact, config.template);
   }
   await writeJsonAtomic(path.join(config.out, 'summary.json'), {
     steps: result.steps,

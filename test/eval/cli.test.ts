@@ -150,3 +150,25 @@ t.test('bad usage is a one-line argument error', async (t) => {
   for (const [args, message] of bad) await t.rejects(run(args, makeEvalCommand(() => new FakeGenerator())), { code: 'ERR_ARGUMENT', message }, args.join(' '));
   t.throws(() => parseCommandArgs(evalCommand, ['--no-such-flag']), { code: 'ERR_ARGUMENT' });
 });
+
+t.test('without --template, eval uses the template the adapter (or model) was trained with', async (t) => {
+  const dir = t.testdir({ adapter: { 'seqtune.json': JSON.stringify({ template: 'alpaca' }) }, chat: { 'seqtune.json': JSON.stringify({ template: 'chat' }) } });
+  const data = writeXquad(dir);
+  let gen = new FakeGenerator();
+  const command = makeEvalCommand(() => gen);
+  await run(['--model', 'm', '--adapter', join(dir, 'adapter'), '--bench', 'xquad', '--data', data, '--out', join(dir, 'a'), '--limit', '1'], command);
+  t.match(gen.prompts[0], /^Below is an instruction that describes a task\./, 'the Alpaca template the adapter records');
+  gen = new FakeGenerator();
+  await run(['--model', join(dir, 'adapter'), '--bench', 'xquad', '--data', data, '--out', join(dir, 'b'), '--limit', '1'], command);
+  t.match(gen.prompts[0], /^Below is an instruction/, 'a trained model directory records it too');
+  gen = new FakeGenerator();
+  await run(['--model', 'm', '--adapter', join(dir, 'adapter'), '--template', 'tulu', '--bench', 'xquad', '--data', data, '--out', join(dir, 'c'), '--limit', '1'], command);
+  t.match(gen.prompts[0], /^<\|user\|>\n/, '--template wins');
+  gen = new FakeGenerator();
+  await run(['--model', 'm', '--bench', 'xquad', '--data', data, '--out', join(dir, 'd'), '--limit', '1'], command);
+  t.match(gen.prompts[0], /^<\|user\|>\n/, 'nothing recorded: tulu');
+  await t.rejects(run(['--model', 'm', '--adapter', join(dir, 'chat'), '--bench', 'xquad', '--data', data, '--limit', '1'], command), {
+    code: 'ERR_ARGUMENT',
+    message: /chat[/\\]seqtune\.json says this was trained with the model's chat template, which eval cannot render; give --template/,
+  });
+});
