@@ -38,11 +38,30 @@ export interface TrainOutcome extends TrainingResult {
   data: { train: TokenizeReport; dev?: TokenizeReport };
 }
 
-/** What changes the training trajectory (a resume must use the same). */
+/** What changes the training trajectory, run length included (checkpoints made before `trajectorySettings` are checked by it). */
 export function configHash(config: TrainConfig): string {
   const { out: _out, device: _device, evalEvery: _e, saveEvery: _s, keepCheckpoints: _k, logEvery: _l, ...rest } = config;
   void [_out, _device, _e, _s, _k, _l];
   return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+}
+
+/**
+ * The settings a resume must repeat, by dotted name: everything that shapes the trajectory except
+ * its length (maxSteps, epochs), which a resume may raise to extend the run.
+ */
+export function trajectorySettings(config: TrainConfig): Record<string, unknown> {
+  const { out: _o, device: _d, evalEvery: _e, saveEvery: _s, keepCheckpoints: _k, logEvery: _l, maxSteps: _m, epochs: _n, ...rest } = config;
+  void [_o, _d, _e, _s, _k, _l, _m, _n];
+  const flat: Record<string, unknown> = {};
+  const walk = (value: unknown, name: string) => {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      for (const [k, v] of Object.entries(value)) walk(v, name ? `${name}.${k}` : k);
+    } else {
+      flat[name] = value;
+    }
+  };
+  walk(rest, '');
+  return flat;
 }
 
 async function readAll(files: string[]): Promise<DataRecord[]> {
@@ -132,6 +151,7 @@ export async function train(
       out: config.out,
       rng: new Rng(config.seed, 1 << 20),
       configHash: hash,
+      settings: trajectorySettings(config),
       resume,
       signal: options.signal,
       onStep: (m) => {
@@ -173,6 +193,8 @@ export async function train(
     wallSeconds: result.wallSeconds,
     device,
     artifact,
+    // resumes that raised the run's length: at which step, from and to how many steps, from which rate
+    extensions: result.extensions,
   });
   return { ...result, device, outDir: config.out, artifact, data: { train: trainData.report, dev: devReport } };
 }
