@@ -19,6 +19,7 @@ import { runEval } from '../eval/run';
 import { EvalSummary, formatSummary } from '../eval/summary';
 import { EVAL_TEMPLATES, EvalTemplate, parseTemplate } from '../eval/template';
 import { defaultTemplate } from '../model/trained-template';
+import { ProgressLine } from './progress';
 import { Command, numberFlag, requireFlag, stringFlag, Values } from './command';
 
 /**
@@ -98,6 +99,7 @@ async function judgeIfAsked(values: Values, data: string, predictionsFile: strin
   if (endpoint === undefined) return null;
   if (outDir === undefined) throw new SeqtuneError('--out DIR is needed to keep the judge verdicts', 'ERR_ARGUMENT');
   const timeout = numberFlag(values, 'judge-timeout');
+  const progress = new ProgressLine();
   return judgeSeqEval({
     dataFile: data,
     predictionsFile,
@@ -109,7 +111,10 @@ async function judgeIfAsked(values: Values, data: string, predictionsFile: strin
     concurrency: integerFlag(values, 'judge-concurrency'),
     maxRetries: integerFlag(values, 'judge-retries'),
     timeoutMs: timeout === undefined ? undefined : Math.round(timeout * 1000),
-    onProgress: values.json ? undefined : (done, total) => process.stderr.write(`\rjudged ${done}/${total}${done === total ? '\n' : ''}`),
+    onProgress: values.json ? undefined : (done, total) => {
+      progress.update(done, total, `judged ${done}/${total}`);
+      if (done === total) progress.end();
+    },
   });
 }
 
@@ -187,6 +192,7 @@ export function makeEvalCommand(loadGenerator: LoadGenerator = loadModelGenerato
       }
       const outDir = stringFlag(values, 'out') ?? defaultOutDir(bench, data, options);
       const template = await evalTemplate(values, model!);
+      const progress = new ProgressLine();
       const generator = await loadGenerator(model!, stringFlag(values, 'adapter'), stringFlag(values, 'device'));
       const { summary, resumed } = await runEval({
         bench,
@@ -198,9 +204,9 @@ export function makeEvalCommand(loadGenerator: LoadGenerator = loadModelGenerato
         batchSize: integerFlag(values, 'batch-size'),
         maxNewTokens: integerFlag(values, 'max-new-tokens'),
         benchOptions: options,
-        onProgress: values.json ? undefined : (done, total) => process.stderr.write(`\r${done}/${total} items`),
+        onProgress: values.json ? undefined : (done, total) => progress.update(done, total, `${done}/${total} items`),
       });
-      if (!values.json) process.stderr.write(resumed ? ` (${resumed} resumed from ${outDir})\n` : '\n');
+      if (!values.json) progress.end(resumed ? `(${resumed} resumed from ${outDir})` : '');
       report(values, summary, await judgeIfAsked(values, data, resultsPath(outDir), outDir, limit), outDir);
       return 0;
     },

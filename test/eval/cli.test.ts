@@ -64,6 +64,7 @@ t.test('generates through the injected loader, resumes, and compares two runs', 
   t.same(gen.calls.map((c) => c.prompts.length), [2, 2, 1]);
   t.equal(gen.calls[0].options.maxNewTokens, 64);
   t.match(first.err, /5\/5 items/);
+  if (!process.stderr.isTTY) t.equal(first.err, '0/5 items\n2/5 items\n4/5 items\n5/5 items\n', 'in a log: whole lines, no \\r');
   t.match(first.out, /overall\s+5 /);
 
   gen = new FakeGenerator();
