@@ -50,7 +50,9 @@ const USAGE = [
   'seqtune eval --model DIR [--adapter DIR] [--device D] --bench xquad|mgsm|gsm8k|csqa|seqeval|synthetic --data PATH [--out DIR] [--template tulu|tulu-system|alpaca|raw (default: the one the adapter or model was trained with, else tulu)] [--limit N] [--batch-size N] [--max-new-tokens N]',
   '       seqtune eval --bench NAME --data PATH --predictions FILE.jsonl [--out DIR] [--limit N]',
   '       seqtune eval compare RUN_A RUN_B [--samples N] [--seed N]',
-  '  bench options: --mode cot-en|trans-cot (mgsm), --exemplars FILE (gsm8k), --english-gold FILE (xquad)',
+  '  bench options: --mode cot-en|trans-cot (mgsm), --exemplars FILE (gsm8k) or DIR (mgsm), --english-gold FILE (xquad)',
+  "  mgsm --data, either layout: the SIT authors' folder (test/<lang>.jsonl, exemplars in examples/<lang>.jsonl beside test/) or one test/<lang>.jsonl;",
+  "    or the official release: a folder of mgsm_<lang>.tsv (question<TAB>answer_number) or one such file, exemplars from --exemplars DIR (the authors' examples/) or examples/ beside them",
   '  seqeval judge: --judge-endpoint URL --judge-model NAME [--reference FILE] [--judge-concurrency N] [--judge-retries N] [--judge-timeout SECONDS]; key in SEQTUNE_JUDGE_API_KEY',
   '  --json prints the result as JSON',
 ].join('\n');
@@ -63,16 +65,16 @@ function integerFlag(values: Values, name: string): number | undefined {
 
 /** Bench options, refusing ones the bench would silently ignore. */
 function benchOptions(values: Values, bench: string): BenchOptions {
-  const owners: [keyof BenchOptions, string, string][] = [
-    ['mode', 'mode', 'mgsm'],
-    ['exemplars', 'exemplars', 'gsm8k'],
-    ['englishGold', 'english-gold', 'xquad'],
+  const owners: [keyof BenchOptions, string, string[]][] = [
+    ['mode', 'mode', ['mgsm']],
+    ['exemplars', 'exemplars', ['gsm8k', 'mgsm']],
+    ['englishGold', 'english-gold', ['xquad']],
   ];
   const options: BenchOptions = {};
   for (const [key, flag, owner] of owners) {
     const v = stringFlag(values, flag);
     if (v === undefined) continue;
-    if (bench !== owner) throw new SeqtuneError(`--${flag} applies to --bench ${owner} only`, 'ERR_ARGUMENT');
+    if (!owner.includes(bench)) throw new SeqtuneError(`--${flag} applies to --bench ${owner.join(' and ')} only`, 'ERR_ARGUMENT');
     options[key] = v;
   }
   return options;

@@ -138,7 +138,7 @@ t.test('bad usage is a one-line argument error', async (t) => {
     [['--bench', 'xquad', '--data', data], /give either --model or --predictions/],
     [['--bench', 'xquad', '--data', data, '--model', 'm', '--predictions', p], /give either --model or --predictions/],
     [['--bench', 'xquad', '--data', data, '--predictions', p, '--mode', 'cot-en'], /--mode applies to --bench mgsm only/],
-    [['--bench', 'mgsm', '--data', data, '--predictions', p, '--exemplars', 'x'], /--exemplars applies to --bench gsm8k only/],
+    [['--bench', 'xquad', '--data', data, '--predictions', p, '--exemplars', 'x'], /--exemplars applies to --bench gsm8k and mgsm only/],
     [['--bench', 'xquad', '--data', data, '--predictions', p, '--judge-endpoint', 'http://x'], /--judge-endpoint applies to --bench seqeval only/],
     [['--bench', 'seqeval', '--data', data, '--predictions', p, '--reference', 'r'], /--reference needs --judge-endpoint/],
     [['--bench', 'xquad', '--data', data, '--predictions', p, '--limit', 'abc'], /--limit must be a number/],
