@@ -80,7 +80,7 @@ export const generateCommand: Command = {
     const template = (explicit as TemplateName | 'raw' | undefined) ?? (await defaultTemplate(modelDir, adapterDir, 'tulu')).template;
     const { device, fallbackReason } = resolveDevice(stringFlag(values, 'device') ?? 'auto');
     if (fallbackReason) process.stderr.write(`device: cpu (${fallbackReason})\n`);
-    const { model, tokenizer } = await loadModel(modelDir, { device, adapterDir });
+    const { model, tokenizer } = await loadModel(modelDir, { device, adapterDir, maxSeqLen: 'per-generation' });
     const { texts, addBos } = renderPrompts(template, tokenizer, prompts);
     const streaming = texts.length === 1;
     let printed = 0;

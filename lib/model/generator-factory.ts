@@ -10,7 +10,7 @@ import { loadModel } from './load';
 export async function createGenerator(modelDir: string, adapterDir: string | undefined, device: string | undefined): Promise<Generator> {
   const resolved = resolveDevice(device ?? 'auto');
   if (resolved.fallbackReason) process.stderr.write(`device: cpu (${resolved.fallbackReason})\n`);
-  const { model, tokenizer } = await loadModel(modelDir, { device: resolved.device, adapterDir });
+  const { model, tokenizer } = await loadModel(modelDir, { device: resolved.device, adapterDir, maxSeqLen: 'per-generation' });
   return {
     async generate(prompts: string[], options: EvalGenerateOptions): Promise<string[]> {
       const out = await generate(model, tokenizer, prompts, { maxNewTokens: options.maxNewTokens, stop: options.stop });

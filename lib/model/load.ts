@@ -26,6 +26,13 @@ export interface LoadModelOptions {
   overrides?: Map<string, Tensor>;
   /** recompute each block in the backward instead of keeping its activations */
   activationCheckpointing?: boolean;
+  /**
+   * The longest sequence this model will run (training: maxLength). A sliding attention window
+   * shorter than the context (Mistral-7B-v0.1) is accepted when this fits in it, and refused with
+   * the reason otherwise. 'per-generation': accepted, and generate() refuses any prompt plus new
+   * tokens beyond the window (eval and generate, whose lengths are known only per call).
+   */
+  maxSeqLen?: number | 'per-generation';
 }
 
 export interface LoadedModel {
@@ -37,7 +44,7 @@ export interface LoadedModel {
 
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
   const device = options.device ?? 'cpu';
-  const config = await readModelConfig(dir);
+  const config = await readModelConfig(dir, { maxSeqLen: options.maxSeqLen === 'per-generation' ? 0 : options.maxSeqLen });
   const tokenizer = await HfTokenizer.fromDir(dir);
   if (tokenizer.vocabSize > config.vocabSize) {
     throw new SeqtuneError(

@@ -95,6 +95,7 @@ export async function train(
     rng: new Rng(config.seed),
     overrides: resume?.trainable,
     activationCheckpointing: config.activationCheckpointing,
+    maxSeqLen: config.maxLength,
     dtype: config.weightsDtype === 'auto' ? (device === 'cpu' ? 'f32' : 'bf16') : config.weightsDtype,
   });
   const { model, tokenizer } = loaded;
