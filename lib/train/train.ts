@@ -10,10 +10,10 @@ import { readRecords } from '../data/read';
 import { DataRecord } from '../data/records';
 import { tokenizeRecords, TokenizeReport } from '../data/tokenize';
 import { buildBatch } from '../data/batch';
-import { resolveDevice } from '../device';
+import { deviceMemory, DeviceReport, resolveDevice } from '../device';
 import { SeqtuneError } from '../errors';
 import { saveAdapter, mergedWeights } from '../model/adapter';
-import { llamaArch, modelConfigToJson } from '../model/config';
+import { llamaArch, modelConfigToJson, readModelConfig } from '../model/config';
 import { writeCheckpoint } from '../model/io/checkpoint';
 import { tensorEntry } from '../model/io/safetensors-writer';
 import { writeJsonAtomic } from '../model/io/atomic';
@@ -26,7 +26,7 @@ import { Batch, loaderStream } from './batches';
 import { loadCheckpoint } from './checkpoint';
 import { TrainConfig } from './config';
 import { lossCurveSvg } from './loss-curve';
-import { checkFits, hostMemory, planMemory } from './memory';
+import { checkFits, planMemory } from './memory';
 import { RunReporter } from './report';
 import { runTraining, StepMetrics, TrainingResult, totalSteps } from './trainer';
 
@@ -80,11 +80,33 @@ export async function train(
     log?: (line: string) => void;
     progress?: NodeJS.WriteStream;
     onStep?: (metrics: StepMetrics) => void;
+    /** the machine as devices() reports it (tests pass a fake one) */
+    deviceReport?: DeviceReport;
   } = {},
 ): Promise<TrainOutcome> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const { device, fallbackReason } = resolveDevice(config.device);
+  const { device, fallbackReason } = resolveDevice(config.device, options.deviceReport);
   if (fallbackReason) log(`device: cpu (${fallbackReason})`);
+  // The memory plan needs only config.json: a run that cannot fit is refused before any weight,
+  // checkpoint or data is read, or anything is written.
+  const tokenBudget = config.batchTokens ?? config.batchSize * config.maxLength;
+  const modelConfig = await readModelConfig(config.model, { maxSeqLen: config.maxLength });
+  const plan = planMemory(llamaArch(modelConfig), {
+    gpu: device !== 'cpu',
+    mode: config.mode,
+    loraR: config.lora.r,
+    loraTargets: config.lora.targets,
+    microBatchTokens: tokenBudget,
+    activationCheckpointing: config.activationCheckpointing,
+  });
+  const memory = deviceMemory(device, options.deviceReport);
+  checkFits(plan, memory.available, device, {
+    mode: config.mode,
+    microBatchTokens: tokenBudget,
+    activationCheckpointing: config.activationCheckpointing,
+    availableNote: memory.note,
+  });
+  log(`model: ${(plan.totalParams / 1e6).toFixed(2)}M parameters, ${(plan.trainableParams / 1e6).toFixed(3)}M trainable (${config.mode}); about ${(plan.total / 2 ** 30).toFixed(2)} GiB needed, ${memory.note}`);
   await fs.mkdir(config.out, { recursive: true });
   const resume = options.resume ? await loadCheckpoint(options.resume, device) : undefined;
   const hash = configHash(config);
@@ -126,19 +148,8 @@ export async function train(
       devBatches.push(buildBatch(dev.dataset, Array.from({ length: Math.min(config.batchSize, dev.dataset.size - i) }, (_, k) => i + k)));
     }
   }
-  const tokenBudget = config.batchTokens ?? config.batchSize * config.maxLength;
   const stream = loaderStream(trainData.dataset, { tokenBudget, mode: config.packing ? 'pack' : 'bucket', seed: config.seed });
 
-  const plan = planMemory(llamaArch(loaded.config), {
-    gpu: device !== 'cpu',
-    mode: config.mode,
-    loraR: config.lora.r,
-    loraTargets: config.lora.targets,
-    microBatchTokens: tokenBudget,
-    activationCheckpointing: config.activationCheckpointing,
-  });
-  checkFits(plan, device === 'cpu' ? hostMemory() : Infinity, device, { mode: config.mode, microBatchTokens: tokenBudget });
-  log(`model: ${(plan.totalParams / 1e6).toFixed(2)}M parameters, ${(plan.trainableParams / 1e6).toFixed(3)}M trainable (${config.mode}); about ${(plan.total / 2 ** 30).toFixed(2)} GiB needed`);
 
   const total = totalSteps(config, stream.batchesPerEpoch());
   const reporter = new RunReporter(path.join(config.out, 'metrics.jsonl'), total, config.logEvery, options.progress);

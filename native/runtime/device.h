@@ -90,6 +90,11 @@ struct CudaStatus {
 // Implemented in kernels/cuda_device.cu, or by the CPU-only stub in native/runtime/cuda_stub.cpp.
 CudaStatus cudaStatus();
 
+// Bytes free on usable GPU `index` now (cudaMemGetInfo; read on every call, unlike cudaStatus).
+// It starts the device's CUDA context if none runs yet. Fails (kDevice) for a GPU that cannot be
+// used, and always without CUDA. Same two implementations as cudaStatus.
+size_t gpuFreeMemory(int index);
+
 // The Hopper kernels that run only after a one-time self-test on a device (kernels/hopper_selftest.h),
 // with their state on GPU `device` now: "untested" (runs at the first eligible call), "on", or
 // "off: <why>". Empty on a device that is not compute capability 9.0 and without CUDA. Implemented
