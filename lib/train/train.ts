@@ -148,10 +148,10 @@ export async function train(
       devBatches.push(buildBatch(dev.dataset, Array.from({ length: Math.min(config.batchSize, dev.dataset.size - i) }, (_, k) => i + k)));
     }
   }
-  const stream = loaderStream(trainData.dataset, { tokenBudget, mode: config.packing ? 'pack' : 'bucket', seed: config.seed });
+  const stream = loaderStream(trainData.dataset, { tokenBudget, mode: config.packing ? 'pack' : 'bucket', seed: config.seed, stepExamples: config.stepExamples });
 
 
-  const total = totalSteps(config, stream.batchesPerEpoch());
+  const total = totalSteps(config, stream);
   const reporter = new RunReporter(path.join(config.out, 'metrics.jsonl'), total, config.logEvery, options.progress);
   let result: TrainingResult;
   try {

@@ -1,6 +1,7 @@
 /**
  * The training loop over any LlamaModel and BatchStream. One optimizer step:
- *   1. take gradAccum micro-batches; the step's loss is their summed token losses divided by the
+ *   1. take the step's micro-batches (gradAccum of them, or the stream's step of a fixed number of
+ *      examples); the step's loss is their summed token losses divided by the
  *      step's total label tokens (not a mean of per-batch means), so gradScale = 1 / total;
  *   2. forward + backward each, accumulating gradients;
  *   3. global grad-norm;
@@ -74,9 +75,11 @@ export interface TrainingResult {
   extensions: Extension[];
 }
 
-export function totalSteps(config: LoopConfig, batchesPerEpoch: number): number {
+/** maxSteps, or the epochs' steps: gradAccum batches per step, or the stream's own steps (stepExamples). */
+export function totalSteps(config: LoopConfig, stream: Pick<BatchStream, 'batchesPerEpoch' | 'stepsPerEpoch'>): number {
   if (config.maxSteps !== undefined) return config.maxSteps;
-  return Math.max(1, Math.ceil((config.epochs * batchesPerEpoch) / config.gradAccum));
+  if (stream.stepsPerEpoch) return Math.max(1, Math.ceil(config.epochs * stream.stepsPerEpoch()));
+  return Math.max(1, Math.ceil((config.epochs * stream.batchesPerEpoch()) / config.gradAccum));
 }
 
 /** Mean token loss of the dev batches (no gradients). */
@@ -135,7 +138,7 @@ function resumedSchedule(r: LoadedCheckpoint, fresh: Schedule): Schedule {
 export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
   const { model, config, train } = run;
   const started = Date.now();
-  const total = totalSteps(config, train.batchesPerEpoch());
+  const total = totalSteps(config, train);
   let schedule: Schedule = {
     kind: config.schedule.kind,
     lr: config.optimizer.lr,
@@ -205,8 +208,8 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
     );
   while (state.step < total) {
     // 1. the step's micro-batches (the stream moves on to the next epoch by itself)
-    const micro: Batch[] = [];
-    while (micro.length < config.gradAccum) micro.push(train.next());
+    const micro: Batch[] = train.nextStep ? train.nextStep() : [];
+    while (!train.nextStep && micro.length < config.gradAccum) micro.push(train.next());
     const labelTokens = micro.reduce((s, b) => s + b.numLabelTokens, 0);
     const step = state.step + 1;
     const lr = learningRate(schedule, step);

@@ -169,3 +169,22 @@ t.test('bf16 weights train through f32 masters (full fine-tuning, CPU)', async (
   const saved = await loadCheckpoint(out, 'cpu');
   t.ok([...saved.trainable.values()].every((x) => x.dtype === 'f32'), 'the checkpoint holds f32 masters');
 });
+
+t.test('the presets\' optimizer steps hold exactly the paper\'s number of examples, packed or not', async (t) => {
+  const { resolveConfig } = await import('../../lib/train/config');
+  const v1 = resolveConfig([{ preset: 'sit-v1-lora', model: 'm', data: ['d'], out: 'o' }]);
+  const naacl = resolveConfig([{ preset: 'sit-naacl-full', model: 'm', data: ['d'], out: 'o' }]);
+  t.same([v1.stepExamples, v1.gradAccum, v1.packing], [64, 1, true]);
+  t.same([naacl.stepExamples, naacl.gradAccum], [128, 1]);
+  t.throws(() => resolveConfig([{ preset: 'sit-v1-lora', model: 'm', data: ['d'], out: 'o', gradAccum: 4 }]), {
+    code: 'ERR_CONFIG',
+    message: /gradAccum is 4 and stepExamples is 64: a step is either/,
+  });
+  // a v1 run on more records than one step: ceil(records / 64) steps an epoch, not one packed 32k-token step
+  const records = Array.from({ length: 65 + (seed % 100) }, (_, i) => sampleRecords[i % sampleRecords.length]);
+  const model = await tinyModelDir(seed + 5);
+  const out = tempOut();
+  const config = resolveConfig([{ preset: 'sit-v1-lora', model, data: [dataFile(records)], out, device: 'cpu', epochs: 1, valSize: 0, logEvery: 1000 }]);
+  const outcome = await train(config, quiet);
+  t.equal(outcome.steps, Math.ceil(records.length / 64), `${records.length} examples: ${Math.ceil(records.length / 64)} steps of 64 (the last fewer)`);
+});
