@@ -52,6 +52,7 @@ function checkRules(t: Test, tok: HfTokenizer, bosPerTurn: boolean) {
     t.not(ids[1], tok.bosId, 'exactly one BOS at the start');
     t.equal(count(ids, tok.bosId!), bosPerTurn ? turns : 1, 'no BOS id beyond the template\'s own');
     for (let i = 0; i + 1 < ids.length; i++) if (ids[i] === tok.eosId && ids[i + 1] === tok.eosId) t.fail(`case ${c}: EOS after EOS at ${i}`);
+    t.equal(count(ids, tok.eosId), text.split(tok.specialTokens.eos_token).length - 1, 'no EOS id beyond the EOS texts the template writes');
     // every target span ends at an EOS (the template's end of turn), and that EOS is a target
     let spans = 0;
     for (let i = 0; i < ids.length; i++) {
