@@ -3,6 +3,7 @@
 
 #include "bindings/binding.h"
 #include "native/runtime/device.h"
+#include "native/runtime/errors.h"
 #include "native/runtime/thread_pool.h"
 
 namespace seqtune::binding {
@@ -42,8 +43,19 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   });
 }
 
+// Free bytes on a usable GPU now (devices()' freeMemory; the plan's check before training).
+Napi::Value gpuFreeMemoryOf(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsNumber()) fail(code::kArgument, "gpuFreeMemory(index): index must be a number");
+    return Napi::Number::New(info.Env(), static_cast<double>(gpuFreeMemory(info[0].As<Napi::Number>().Int32Value())));
+  });
+}
+
 }  // namespace
 
-void initDevices(Napi::Env env, Napi::Object exports) { exports.Set("buildInfo", Napi::Function::New(env, buildInfo)); }
+void initDevices(Napi::Env env, Napi::Object exports) {
+  exports.Set("buildInfo", Napi::Function::New(env, buildInfo));
+  exports.Set("gpuFreeMemory", Napi::Function::New(env, gpuFreeMemoryOf));
+}
 
 }  // namespace seqtune::binding

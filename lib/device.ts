@@ -4,6 +4,7 @@
  */
 import { SeqtuneError } from './errors';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { native, NativeBuildInfo, packageRoot } from './native';
 
@@ -18,7 +19,12 @@ export interface DeviceReport {
     driverVersion: string | null;
     unusableReason: string | null;
   };
-  gpus: NativeBuildInfo['gpus'];
+  gpus: Array<
+    NativeBuildInfo['gpus'][number] & {
+      /** bytes free now (read at each call; it starts the GPU's CUDA context), null when the GPU is not usable */
+      freeMemory: number | null;
+    }
+  >;
   cpuThreads: number;
 }
 
@@ -31,8 +37,14 @@ export function packageVersion(): string {
   return pkg.version;
 }
 
-/** What the addon was compiled with and which devices are usable (`seqtune info`). */
+/** What the addon was compiled with and which devices are usable (`seqtune info`), with each usable GPU's free memory now. */
 export function devices(): DeviceReport {
+  const report = buildReport();
+  return { ...report, gpus: report.gpus.map((g) => ({ ...g, freeMemory: g.usable ? native().gpuFreeMemory(g.index) : null })) };
+}
+
+/** devices() without free memory, which would start a CUDA context on every GPU just to pick one. */
+function buildReport(): Omit<DeviceReport, 'gpus'> & { gpus: NativeBuildInfo['gpus'] } {
   const info = native().buildInfo();
   return {
     version: packageVersion(),
@@ -72,8 +84,8 @@ export function weightsDtype(spec: string | undefined, device: string): 'f32' | 
   return device === 'cpu' ? 'f32' : 'bf16';
 }
 
-export function resolveDevice(spec: string = 'auto'): ResolvedDevice {
-  const report = devices();
+/** `report`: what devices() would say (tests pass a fake machine). */
+export function resolveDevice(spec: string = 'auto', report: { cuda: DeviceReport['cuda']; gpus: NativeBuildInfo['gpus'] } = buildReport()): ResolvedDevice {
   if (spec === 'cpu') return { device: 'cpu' };
   if (spec === 'auto') {
     const gpu = report.gpus.find((g) => g.usable);
@@ -94,6 +106,27 @@ export function resolveDevice(spec: string = 'auto'): ResolvedDevice {
   }
   if (!gpu.usable) throw new SeqtuneError(`${spec} (${gpu.name}) cannot be used: ${gpu.reason}`, 'ERR_DEVICE');
   return { device: spec };
+}
+
+/**
+ * What a run on `device` may use: on a GPU its free memory now (what other processes hold is not
+ * ours), from `report` when given; on the CPU the host's memory. `note` says it in words.
+ */
+export function deviceMemory(device: string, report?: Pick<DeviceReport, 'gpus'>): { available: number; note: string } {
+  const match = /^cuda:(\d+)$/.exec(device);
+  if (!match) {
+    const total = os.totalmem();
+    return { available: total, note: `${gib(total)} of host memory` };
+  }
+  const index = Number(match[1]);
+  const gpu = report?.gpus.find((g) => g.index === index);
+  const total = gpu?.totalMemory ?? buildReport().gpus.find((g) => g.index === index)?.totalMemory ?? 0;
+  const free = gpu ? (gpu.freeMemory ?? total) : native().gpuFreeMemory(index);
+  return { available: free, note: `${gib(free)} free of ${gib(total)} on ${device}` };
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 }
 
 /** Bytes in use and peak on a device (tensors only; `bytesReserved` includes the CUDA cache). */

@@ -73,6 +73,8 @@ export interface NativeBinding {
   sync(device: string): Promise<void>;
   memoryStats(device: string, resetPeak?: boolean): NativeMemoryStats;
   buildInfo(): NativeBuildInfo;
+  /** bytes free on a usable GPU now (cudaMemGetInfo); throws ERR_DEVICE otherwise */
+  gpuFreeMemory(index: number): number;
 }
 
 

@@ -17,7 +17,9 @@ import { scorePredictions } from '../eval/predictions';
 import { resultsPath } from '../eval/results';
 import { runEval } from '../eval/run';
 import { EvalSummary, formatSummary } from '../eval/summary';
-import { parseTemplate } from '../eval/template';
+import { EVAL_TEMPLATES, EvalTemplate, parseTemplate } from '../eval/template';
+import { defaultTemplate } from '../model/trained-template';
+import { ProgressLine } from './progress';
 import { Command, numberFlag, requireFlag, stringFlag, Values } from './command';
 
 /**
@@ -45,10 +47,12 @@ export function generatorFromModule(modulePath: string): LoadGenerator {
 export const loadModelGenerator = generatorFromModule('../model/generator-factory');
 
 const USAGE = [
-  'seqtune eval --model DIR|ORG/NAME[@REV] [--adapter DIR] [--device D] [--weights-dtype auto|f32|bf16] --bench xquad|mgsm|gsm8k|csqa|seqeval|synthetic --data PATH [--out DIR] [--template tulu|tulu-system|alpaca|raw] [--limit N] [--batch-size N] [--max-new-tokens N]',
+  'seqtune eval --model DIR|ORG/NAME[@REV] [--adapter DIR] [--device D] [--weights-dtype auto|f32|bf16] --bench xquad|mgsm|gsm8k|csqa|seqeval|synthetic --data PATH [--out DIR] [--template tulu|tulu-system|alpaca|raw (default: the one the adapter or model was trained with, else tulu)] [--limit N] [--batch-size N] [--max-new-tokens N]',
   '       seqtune eval --bench NAME --data PATH --predictions FILE.jsonl [--out DIR] [--limit N]',
   '       seqtune eval compare RUN_A RUN_B [--samples N] [--seed N]',
-  '  bench options: --mode cot-en|trans-cot (mgsm), --exemplars FILE (gsm8k), --english-gold FILE (xquad)',
+  '  bench options: --mode cot-en|trans-cot (mgsm), --exemplars FILE (gsm8k) or DIR (mgsm), --english-gold FILE (xquad)',
+  "  mgsm --data, either layout: the SIT authors' folder (test/<lang>.jsonl, exemplars in examples/<lang>.jsonl beside test/) or one test/<lang>.jsonl;",
+  "    or the official release: a folder of mgsm_<lang>.tsv (question<TAB>answer_number) or one such file, exemplars from --exemplars DIR (the authors' examples/) or examples/ beside them",
   '  seqeval judge: --judge-endpoint URL --judge-model NAME [--reference FILE] [--judge-concurrency N] [--judge-retries N] [--judge-timeout SECONDS]; key in SEQTUNE_JUDGE_API_KEY',
   '  --json prints the result as JSON',
 ].join('\n');
@@ -61,19 +65,30 @@ function integerFlag(values: Values, name: string): number | undefined {
 
 /** Bench options, refusing ones the bench would silently ignore. */
 function benchOptions(values: Values, bench: string): BenchOptions {
-  const owners: [keyof BenchOptions, string, string][] = [
-    ['mode', 'mode', 'mgsm'],
-    ['exemplars', 'exemplars', 'gsm8k'],
-    ['englishGold', 'english-gold', 'xquad'],
+  const owners: [keyof BenchOptions, string, string[]][] = [
+    ['mode', 'mode', ['mgsm']],
+    ['exemplars', 'exemplars', ['gsm8k', 'mgsm']],
+    ['englishGold', 'english-gold', ['xquad']],
   ];
   const options: BenchOptions = {};
   for (const [key, flag, owner] of owners) {
     const v = stringFlag(values, flag);
     if (v === undefined) continue;
-    if (bench !== owner) throw new SeqtuneError(`--${flag} applies to --bench ${owner} only`, 'ERR_ARGUMENT');
+    if (!owner.includes(bench)) throw new SeqtuneError(`--${flag} applies to --bench ${owner.join(' and ')} only`, 'ERR_ARGUMENT');
     options[key] = v;
   }
   return options;
+}
+
+/** --template, else the template the adapter (or model) was trained with, else tulu. */
+async function evalTemplate(values: Values, model: string): Promise<EvalTemplate> {
+  const explicit = stringFlag(values, 'template');
+  if (explicit !== undefined) return parseTemplate(explicit);
+  const { template, from } = await defaultTemplate(model, stringFlag(values, 'adapter'), 'tulu');
+  if (template === 'chat') {
+    throw new SeqtuneError(`${from} says this was trained with the model's chat template, which eval cannot render; give --template (${EVAL_TEMPLATES.join(', ')})`, 'ERR_ARGUMENT');
+  }
+  return template;
 }
 
 function defaultOutDir(bench: string, data: string, options: BenchOptions): string {
@@ -86,6 +101,7 @@ async function judgeIfAsked(values: Values, data: string, predictionsFile: strin
   if (endpoint === undefined) return null;
   if (outDir === undefined) throw new SeqtuneError('--out DIR is needed to keep the judge verdicts', 'ERR_ARGUMENT');
   const timeout = numberFlag(values, 'judge-timeout');
+  const progress = new ProgressLine();
   return judgeSeqEval({
     dataFile: data,
     predictionsFile,
@@ -97,7 +113,10 @@ async function judgeIfAsked(values: Values, data: string, predictionsFile: strin
     concurrency: integerFlag(values, 'judge-concurrency'),
     maxRetries: integerFlag(values, 'judge-retries'),
     timeoutMs: timeout === undefined ? undefined : Math.round(timeout * 1000),
-    onProgress: values.json ? undefined : (done, total) => process.stderr.write(`\rjudged ${done}/${total}${done === total ? '\n' : ''}`),
+    onProgress: values.json ? undefined : (done, total) => {
+      progress.update(done, total, `judged ${done}/${total}`);
+      if (done === total) progress.end();
+    },
   });
 }
 
@@ -185,7 +204,8 @@ export function makeEvalCommand(loadGenerator: LoadGenerator = loadModelGenerato
         return judgeExitCode(judge);
       }
       const outDir = stringFlag(values, 'out') ?? defaultOutDir(bench, data, options);
-      const template = parseTemplate(stringFlag(values, 'template') ?? 'tulu');
+      const template = await evalTemplate(values, model!);
+      const progress = new ProgressLine();
       const generator = await loadGenerator(model!, stringFlag(values, 'adapter'), stringFlag(values, 'device'), stringFlag(values, 'weights-dtype'));
       const { summary, resumed } = await runEval({
         bench,
@@ -197,9 +217,9 @@ export function makeEvalCommand(loadGenerator: LoadGenerator = loadModelGenerato
         batchSize: integerFlag(values, 'batch-size'),
         maxNewTokens: integerFlag(values, 'max-new-tokens'),
         benchOptions: options,
-        onProgress: values.json ? undefined : (done, total) => process.stderr.write(`\r${done}/${total} items`),
+        onProgress: values.json ? undefined : (done, total) => progress.update(done, total, `${done}/${total} items`),
       });
-      if (!values.json) process.stderr.write(resumed ? ` (${resumed} resumed from ${outDir})\n` : '\n');
+      if (!values.json) progress.end(resumed ? `(${resumed} resumed from ${outDir})` : '');
       const judge = await judgeIfAsked(values, data, resultsPath(outDir), outDir, limit);
       report(values, summary, judge, outDir);
       return judgeExitCode(judge);

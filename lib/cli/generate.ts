@@ -5,6 +5,8 @@ import { firstNonFinite } from '../model/non-finite';
 import { generate } from '../model/generate';
 import { loadModel } from '../model/load';
 import { promptFormat, TemplateName } from '../model/prompt-format';
+import { defaultTemplate } from '../model/trained-template';
+import type { HfTokenizer } from '../model/tokenizer';
 import { Command, numberFlag, positiveIntegerFlag, requireFlag, stringFlag } from './command';
 
 /** Prompts from --prompt or --prompts (a text file, one per line, or JSONL with "prompt"/"instruction"[,"input"]). */
@@ -47,11 +49,24 @@ async function generateOrNameBadWeight(...args: Parameters<typeof generate>): Re
   }
 }
 
+/**
+ * The prompt texts for a template, and whether the BOS id goes before each: not when the template
+ * writes the BOS text itself (a chat template), so every prompt starts with exactly one BOS.
+ */
+export function renderPrompts(template: TemplateName | 'raw', tokenizer: HfTokenizer, prompts: Array<{ instruction: string; input: string }>): { texts: string[]; addBos: boolean } {
+  if (template === 'raw') return { texts: prompts.map((p) => (p.input ? `${p.instruction}\n${p.input}` : p.instruction)), addBos: tokenizer.bosId !== null };
+  const format = promptFormat(template, tokenizer);
+  return {
+    texts: prompts.map((p) => format.prompt({ instruction: p.instruction, input: p.input, output: '' })),
+    addBos: !format.rendersBos && tokenizer.bosId !== null,
+  };
+}
+
 export const generateCommand: Command = {
   name: 'generate',
   summary: 'generate from a model (and adapter) for one prompt or a file of prompts, streaming a single prompt',
   usage:
-    'seqtune generate --model DIR|ORG/NAME[@REV] [--adapter DIR] --prompt TEXT|--prompts FILE [--template alpaca|tulu|chat|raw] ' +
+    'seqtune generate --model DIR|ORG/NAME[@REV] [--adapter DIR] --prompt TEXT|--prompts FILE [--template alpaca|tulu|chat|raw (default: the one the adapter or model was trained with, else tulu)] ' +
     '[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--stop S] [--seed N] [--device auto|cpu|cuda:N] [--weights-dtype auto|f32|bf16]',
   conflicts: [['prompt', 'prompts']],
   options: {
@@ -71,19 +86,19 @@ export const generateCommand: Command = {
     'weights-dtype': { type: 'string' },
   },
   async run(values) {
-    const template = stringFlag(values, 'template') ?? 'tulu';
-    if (!['alpaca', 'tulu', 'chat', 'raw'].includes(template)) throw new SeqtuneError(`--template must be alpaca, tulu, chat or raw, got '${template}'`, 'ERR_ARGUMENT');
+    const explicit = stringFlag(values, 'template');
+    if (explicit !== undefined && !['alpaca', 'tulu', 'chat', 'raw'].includes(explicit)) throw new SeqtuneError(`--template must be alpaca, tulu, chat or raw, got '${explicit}'`, 'ERR_ARGUMENT');
     const maxNewTokens = positiveIntegerFlag(values, 'max-new-tokens', 256)!;
     const prompts = await readPrompts(values);
+    const modelDir = requireFlag(values, 'model', generateCommand);
+    const adapterDir = stringFlag(values, 'adapter');
+    const template = (explicit as TemplateName | 'raw' | undefined) ?? (await defaultTemplate(modelDir, adapterDir, 'tulu')).template;
     const { device, fallbackReason } = resolveDevice(stringFlag(values, 'device') ?? 'auto');
     if (fallbackReason) process.stderr.write(`device: cpu (${fallbackReason})\n`);
     const dtype = weightsDtype(stringFlag(values, 'weights-dtype'), device);
     process.stderr.write(`weights: ${dtype} on ${device}\n`);
-    const { model, tokenizer, config } = await loadModel(requireFlag(values, 'model', generateCommand), { device, dtype, adapterDir: stringFlag(values, 'adapter') });
-    const texts =
-      template === 'raw'
-        ? prompts.map((p) => (p.input ? `${p.instruction}\n${p.input}` : p.instruction))
-        : prompts.map((p) => promptFormat(template as TemplateName, tokenizer).prompt({ instruction: p.instruction, input: p.input, output: '' }));
+    const { model, tokenizer, config } = await loadModel(modelDir, { device, dtype, adapterDir, maxSeqLen: 'per-generation' });
+    const { texts, addBos } = renderPrompts(template, tokenizer, prompts);
     const longest = Math.max(...texts.map((text) => tokenizer.encode(text).length));
     if (longest + maxNewTokens > config.maxPositionEmbeddings) {
       process.stderr.write(
@@ -100,6 +115,7 @@ export const generateCommand: Command = {
       repetitionPenalty: numberFlag(values, 'repetition-penalty'),
       stop: values.stop as string[] | undefined,
       seed: numberFlag(values, 'seed', 0),
+      addBos,
       onToken: streaming
         ? (_b, _t, text) => {
             process.stdout.write(text.slice(printed));

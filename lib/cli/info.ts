@@ -21,7 +21,7 @@ export function formatDeviceReport(report: DeviceReport = devices()): string {
   } else {
     for (const gpu of report.gpus) {
       lines.push(
-        `GPU cuda:${gpu.index}: ${gpu.name}, ${gib(gpu.totalMemory)}, compute capability ${gpu.computeCapability}` +
+        `GPU cuda:${gpu.index}: ${gpu.name}, ${gib(gpu.totalMemory)}${gpu.freeMemory != null ? ` (${gib(gpu.freeMemory)} free)` : ''}, compute capability ${gpu.computeCapability}` +
           (gpu.usable ? '' : ` — not usable: ${gpu.reason}`),
       );
       const code = report.cuda.compiled && gpu.usable ? gpuCode(report.cuda.architectures, gpu.computeCapability) : null;

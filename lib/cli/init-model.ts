@@ -2,6 +2,7 @@ import { SeqtuneError } from '../errors';
 import { initModel, InitModelResult } from '../model/init-model';
 import { isPresetName, PRESET_NAMES, PresetArch } from '../model/presets';
 import { SimpleTokenizerKind } from '../model/io/simple-tokenizer';
+import { ProgressLine } from './progress';
 import { Command, numberFlag, requireFlag, stringFlag, Values } from './command';
 
 function oneOf<T extends string>(values: Values, name: string, allowed: readonly T[], fallback: T): T {
@@ -44,8 +45,8 @@ export const initModelCommand: Command = {
     if (!isPresetName(preset)) throw new SeqtuneError(`--preset must be one of ${PRESET_NAMES.join(', ')}, got '${preset}'`, 'ERR_ARGUMENT');
     const seed = numberFlag(values, 'seed', 0) as number;
     if (!Number.isSafeInteger(seed) || seed < 0) throw new SeqtuneError(`--seed must be a non-negative integer, got ${seed}`, 'ERR_ARGUMENT');
-    // Progress is for people watching a terminal; logs get the summary only.
-    const progress = values.quiet !== true && process.stderr.isTTY === true;
+    // a bar on a terminal, a line per tenth in logs; --quiet: the summary only
+    const progress = values.quiet === true ? null : new ProgressLine();
     const result = await initModel({
       preset,
       out: requireFlag(values, 'out', this),
@@ -54,9 +55,9 @@ export const initModelCommand: Command = {
       alphabet: stringFlag(values, 'alphabet'),
       seed,
       dtype: oneOf(values, 'dtype', ['f32', 'bf16'] as const, 'f32'),
-      onTensor: !progress ? undefined : (name, i, total) => process.stderr.write(`\r[${i + 1}/${total}] ${name}`.padEnd(70)),
+      onTensor: progress ? (name, i, total) => progress.update(i + 1, total, `[${i + 1}/${total}] ${name}`) : undefined,
     });
-    if (progress) process.stderr.write('\n');
+    progress?.end();
     console.log(formatInitReport(result));
     return 0;
   },

@@ -49,6 +49,7 @@ export function flagsToConfig(values: Values): Layer {
   set('batchSize', n('batch-size'));
   set('batchTokens', n('batch-tokens'));
   set('gradAccum', n('grad-accum'));
+  set('stepExamples', n('step-examples'));
   set('maxLength', n('max-length'));
   if (values['no-packing']) layer.packing = false;
   set('lossMask', s('loss-mask'));
@@ -76,7 +77,7 @@ export const trainCommand: Command = {
     Object.keys(presets).join('|') +
     '] [--full] [--lora-r N --lora-alpha N --lora-dropout P --lora-targets q,k,v,o,gate,up,down --rslora] ' +
     '[--lr X --beta1 X --beta2 X --weight-decay X] [--schedule constant|linear|cosine --warmup-steps N|--warmup-ratio X] ' +
-    '[--epochs N|--max-steps N] [--batch-size N|--batch-tokens N] [--grad-accum N] [--max-length N] [--no-packing] ' +
+    '[--epochs N|--max-steps N] [--batch-size N|--batch-tokens N] [--grad-accum N|--step-examples N] [--max-length N] [--no-packing] ' +
     '[--loss-mask response|all] [--template alpaca|tulu|chat] [--max-grad-norm X] [--seed N] [--device auto|cpu|cuda:N] ' +
     '[--dev FILE|--val-size N] [--eval-every N] [--save-every N] [--keep-checkpoints N] [--activation-checkpointing] [--weights-dtype auto|f32|bf16] [--resume DIR|--overwrite]',
   conflicts: [
@@ -91,7 +92,7 @@ export const trainCommand: Command = {
     model: str, data: str, out: str, config: str, preset: str, full: bool, 'lora-r': str, 'lora-alpha': str,
     'lora-dropout': str, 'lora-targets': str, rslora: bool, lr: str, beta1: str, beta2: str, 'adam-eps': str,
     'weight-decay': str, schedule: str, 'warmup-steps': str, 'warmup-ratio': str, epochs: str, 'max-steps': str,
-    'batch-size': str, 'batch-tokens': str, 'grad-accum': str, 'max-length': str, 'no-packing': bool, 'loss-mask': str,
+    'batch-size': str, 'batch-tokens': str, 'grad-accum': str, 'step-examples': str, 'max-length': str, 'no-packing': bool, 'loss-mask': str,
     template: str, 'max-grad-norm': str, seed: str, device: str, dev: str, 'val-size': str, 'eval-every': str,
     'save-every': str, 'keep-checkpoints': str, 'log-every': str, 'activation-checkpointing': bool, resume: str, overwrite: bool,
     'weights-dtype': str,

@@ -26,6 +26,12 @@ export interface LoaderOptions {
   window?: number;
   /** pad every batch to tokenBudget tokens (fixed shapes) */
   padToBudget?: boolean;
+  /**
+   * Examples per optimizer step: the epoch's shuffled examples are cut into steps of exactly this
+   * many (the last may hold fewer), and each step's examples are grouped into micro-batches of at
+   * most tokenBudget tokens, so packing never changes how many examples a step holds.
+   */
+  stepExamples?: number;
   padId?: number;
 }
 
@@ -49,49 +55,67 @@ function shuffleInPlace<T>(a: { length: number; [i: number]: T }, rng: HostRng):
   }
 }
 
-/** The batches (lists of example indices) of one epoch. */
-export function planEpoch(lengths: Int32Array, options: LoaderOptions, epoch: number): number[][] {
+/** One window's examples (longest first) grouped into batches by the loader's mode. */
+function group(chunk: number[], lengths: Int32Array, options: LoaderOptions): number[][] {
+  const budget = options.tokenBudget;
+  if (options.mode === 'bucket') {
+    const batches: number[][] = [];
+    let current: number[] = [];
+    let longest = 0;
+    for (const i of chunk) {
+      if (current.length > 0 && (current.length + 1) * longest > budget) {
+        batches.push(current);
+        current = [];
+      }
+      if (current.length === 0) longest = lengths[i];
+      current.push(i);
+    }
+    if (current.length > 0) batches.push(current);
+    return batches;
+  }
+  const bins: number[][] = [];
+  const free: number[] = [];
+  for (const i of chunk) {
+    let b = 0;
+    while (b < bins.length && free[b] < lengths[i]) b++;
+    if (b === bins.length) {
+      bins.push([]);
+      free.push(budget);
+    }
+    bins[b].push(i);
+    free[b] -= lengths[i];
+  }
+  return bins;
+}
+
+/**
+ * One epoch as optimizer steps, each a list of batches (lists of example indices): with
+ * stepExamples, steps of that many examples; otherwise every batch on its own (the trainer then
+ * takes gradAccum of them per step).
+ */
+export function planEpochSteps(lengths: Int32Array, options: LoaderOptions, epoch: number): number[][][] {
   const rng = new HostRng(mix32(options.seed ?? 0, epoch));
   const n = lengths.length;
   const order = new Int32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   shuffleInPlace(order, rng);
-  const window = options.window ?? 1024;
-  const budget = options.tokenBudget;
-  const batches: number[][] = [];
-  for (let start = 0; start < n; start += window) {
-    // longest first; ties keep the shuffled order, so the plan stays a function of the seed
-    const chunk = Array.from(order.subarray(start, Math.min(n, start + window))).sort((a, b) => lengths[b] - lengths[a]);
-    if (options.mode === 'bucket') {
-      let current: number[] = [];
-      let longest = 0;
-      for (const i of chunk) {
-        if (current.length > 0 && (current.length + 1) * longest > budget) {
-          batches.push(current);
-          current = [];
-        }
-        if (current.length === 0) longest = lengths[i];
-        current.push(i);
-      }
-      if (current.length > 0) batches.push(current);
-    } else {
-      const bins: number[][] = [];
-      const free: number[] = [];
-      for (const i of chunk) {
-        let b = 0;
-        while (b < bins.length && free[b] < lengths[i]) b++;
-        if (b === bins.length) {
-          bins.push([]);
-          free.push(budget);
-        }
-        bins[b].push(i);
-        free[b] -= lengths[i];
-      }
-      batches.push(...bins);
-    }
+  // longest first; ties keep the shuffled order, so the plan stays a function of the seed
+  const window = (start: number, size: number) => Array.from(order.subarray(start, Math.min(n, start + size))).sort((a, b) => lengths[b] - lengths[a]);
+  if (options.stepExamples !== undefined) {
+    const steps: number[][][] = [];
+    for (let start = 0; start < n; start += options.stepExamples) steps.push(group(window(start, options.stepExamples), lengths, options));
+    return steps;
   }
+  const size = options.window ?? 1024;
+  const batches: number[][] = [];
+  for (let start = 0; start < n; start += size) batches.push(...group(window(start, size), lengths, options));
   shuffleInPlace(batches, rng);
-  return batches;
+  return batches.map((b) => [b]);
+}
+
+/** The batches (lists of example indices) of one epoch, in order. */
+export function planEpoch(lengths: Int32Array, options: LoaderOptions, epoch: number): number[][] {
+  return planEpochSteps(lengths, options, epoch).flat();
 }
 
 export class BatchLoader {
@@ -99,7 +123,9 @@ export class BatchLoader {
   private readonly totalTokens: number;
   private epochValue: number;
   private delivered: number;
-  private plan: number[][];
+  private plan: number[][] = [];
+  /** batches delivered when each step of the epoch ends (stepExamples) */
+  private stepEnds: Set<number> = new Set();
 
   constructor(
     private readonly dataset: TokenizedDataset,
@@ -108,6 +134,9 @@ export class BatchLoader {
   ) {
     if (!(Number.isInteger(options.tokenBudget) && options.tokenBudget > 0)) throw new SeqtuneError(`tokenBudget must be a positive integer, got ${options.tokenBudget}`, 'ERR_ARGUMENT');
     if (options.window !== undefined && !(Number.isInteger(options.window) && options.window > 0)) throw new SeqtuneError(`window must be a positive integer, got ${options.window}`, 'ERR_ARGUMENT');
+    if (options.stepExamples !== undefined && !(Number.isInteger(options.stepExamples) && options.stepExamples > 0)) {
+      throw new SeqtuneError(`stepExamples must be a positive integer, got ${options.stepExamples}`, 'ERR_ARGUMENT');
+    }
     if (dataset.size === 0) throw new SeqtuneError('the dataset has no examples', 'ERR_DATA');
     this.lengths = new Int32Array(dataset.size);
     for (let i = 0; i < dataset.size; i++) {
@@ -127,7 +156,7 @@ export class BatchLoader {
       }
     }
     this.epochValue = state?.epoch ?? 0;
-    this.plan = planEpoch(this.lengths, options, this.epochValue);
+    this.replan();
     this.delivered = state?.batch ?? 0;
     if (!(Number.isInteger(this.delivered) && this.delivered >= 0 && this.delivered <= this.plan.length)) {
       throw new SeqtuneError(`loader state batch ${state?.batch} is outside epoch ${this.epochValue}'s ${this.plan.length} batches`, 'ERR_CONFIG');
@@ -143,6 +172,11 @@ export class BatchLoader {
     return this.plan.length;
   }
 
+  /** optimizer steps in the current epoch (stepExamples; otherwise one per batch) */
+  get stepsInEpoch(): number {
+    return this.options.stepExamples !== undefined ? this.stepEnds.size : this.plan.length;
+  }
+
   state(): LoaderState {
     return { epoch: this.epochValue, batch: this.delivered, seed: this.options.seed ?? 0, examples: this.dataset.size, tokens: this.totalTokens };
   }
@@ -152,6 +186,14 @@ export class BatchLoader {
     this.rollIfDone();
     const indices = this.plan[this.delivered++];
     return buildBatch(this.dataset, indices, { padTo: this.options.padToBudget ? this.options.tokenBudget : undefined, padId: this.options.padId });
+  }
+
+  /** The batches of the next optimizer step (stepExamples: that many examples between them). */
+  nextStep(): Batch[] {
+    if (this.options.stepExamples === undefined) throw new SeqtuneError('nextStep needs stepExamples', 'ERR_ARGUMENT');
+    const batches = [this.next()];
+    while (!this.stepEnds.has(this.delivered)) batches.push(this.next());
+    return batches;
   }
 
   /**
@@ -166,7 +208,15 @@ export class BatchLoader {
   private rollIfDone(): void {
     if (this.delivered < this.plan.length) return;
     this.epochValue++;
-    this.plan = planEpoch(this.lengths, this.options, this.epochValue);
+    this.replan();
     this.delivered = 0;
+  }
+
+  private replan(): void {
+    const steps = planEpochSteps(this.lengths, this.options, this.epochValue);
+    this.plan = steps.flat();
+    this.stepEnds = new Set();
+    let end = 0;
+    for (const step of steps) this.stepEnds.add((end += step.length));
   }
 }

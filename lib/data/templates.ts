@@ -29,6 +29,12 @@ export interface PromptFormat {
   readonly rendersBos: boolean;
   /** each rendered response already ends with the end-of-turn text, so no EOS id is appended */
   readonly rendersEos: boolean;
+  /**
+   * Tokenize the rendered text as one string (between appended EOS ids), as transformers'
+   * apply_chat_template does, rather than segment by segment: a chat template's ids then match
+   * transformers' exactly, while segments only decide which tokens are targets.
+   */
+  readonly tokenizeWhole?: boolean;
   /** The training text as segments; the response segments hold each assistant turn's text. */
   segments(record: DataRecord): Segment[];
   /**
@@ -153,8 +159,12 @@ export interface ChatTemplateOptions {
   name?: string;
   /** the template writes the BOS text itself (most Llama templates do) */
   rendersBos?: boolean;
-  /** the template ends assistant turns with the end-of-turn text itself */
-  rendersEos?: boolean;
+  /**
+   * The text the template itself ends each assistant turn with (e.g. the EOS text `</s>`). Then no
+   * EOS id is appended, and a response's span ends with that text: what the template writes after
+   * it (a newline, the next turn's header) is prompt text, not a target.
+   */
+  endOfTurn?: string;
   /** joins an Alpaca record's instruction and input into the user turn (default '\n\n') */
   inputSeparator?: string;
 }
@@ -170,7 +180,8 @@ export function chatTemplateFormat(render: ChatTemplateRender, options: ChatTemp
   return {
     name,
     rendersBos: options.rendersBos ?? false,
-    rendersEos: options.rendersEos ?? false,
+    rendersEos: options.endOfTurn !== undefined,
+    tokenizeWhole: true,
     prompt: (record) => render(promptMessages(messagesOf(record)), { addGenerationPrompt: true }),
     segments(record) {
       const messages = messagesOf(record);
@@ -183,8 +194,14 @@ export function chatTemplateFormat(render: ChatTemplateRender, options: ChatTemp
         if (!before.startsWith(done) || !after.startsWith(before)) {
           throw new SeqtuneError(`chat template '${name}' is not prefix-stable at message ${k}, so response spans cannot be found`, 'ERR_CONFIG');
         }
-        segments.push({ text: before.slice(done.length), train: false }, { text: after.slice(before.length), train: true });
-        done = after;
+        let response = after.slice(before.length);
+        if (options.endOfTurn !== undefined) {
+          const end = response.lastIndexOf(options.endOfTurn);
+          if (end < 0) throw new SeqtuneError(`chat template '${name}' does not end assistant turn ${k} with its end-of-turn text ${JSON.stringify(options.endOfTurn)}`, 'ERR_CONFIG');
+          response = response.slice(0, end + options.endOfTurn.length);
+        }
+        segments.push({ text: before.slice(done.length), train: false }, { text: response, train: true });
+        done = before + response;
       });
       const full = render(messages, { addGenerationPrompt: false });
       if (!full.startsWith(done)) throw new SeqtuneError(`chat template '${name}' is not prefix-stable at the end`, 'ERR_CONFIG');

@@ -4,7 +4,9 @@
  *
  * Each segment of the prompt format is tokenized on its own (BOS before the first, the EOS id after
  * each response unless the format renders its own), so the prompt tokens in training are exactly
- * the tokens `encodePrompt` gives at generation time. `target[t] = 1` marks token t as something
+ * the tokens `encodePrompt` gives at generation time. A chat template (`tokenizeWhole`) is
+ * tokenized as one text instead, as transformers' apply_chat_template does, and its segments only
+ * mark which tokens are targets. `target[t] = 1` marks token t as something
  * the model must predict: response tokens and their EOS by default, every token but the first with
  * `trainOn: 'all'` (the v1 setup, docs/method.md §4.1). Over-length examples are truncated (their start kept) or
  * dropped by policy; an example left with no target token is dropped. All of it is counted.
@@ -33,6 +35,30 @@ export interface EncodedExample {
   truncated: boolean;
 }
 
+/**
+ * Tokens of consecutive segments encoded as one text, each token tagged with the segment its text
+ * starts in. A segment boundary is where the ids of the text up to it stop being a prefix of the
+ * whole's (a token that straddles it belongs to the earlier segment).
+ */
+function encodeRun(run: Segment[], tokenizer: TextTokenizer, addBos: boolean): Array<{ id: number; seg: Segment }> {
+  const whole = tokenizer.encode(run.map((s) => s.text).join(''), { addBos });
+  const out: Array<{ id: number; seg: Segment }> = [];
+  let text = '';
+  run.forEach((seg, i) => {
+    text += seg.text;
+    let end = whole.length;
+    if (i < run.length - 1) {
+      const prefix = tokenizer.encode(text, { addBos });
+      end = out.length;
+      while (end < prefix.length && end < whole.length && prefix[end] === whole[end]) end++;
+      // where they part, the whole's token starts inside this segment's text and spans the boundary
+      if (end < prefix.length && end < whole.length) end++;
+    }
+    for (let k = out.length; k < end; k++) out.push({ id: whole[k], seg });
+  });
+  return out;
+}
+
 function encodeSegments(segments: Segment[], options: TokenizeOptions, stopBeforeLastResponse: boolean): EncodedExample {
   const { tokenizer, format } = options;
   const ids: number[] = [];
@@ -44,17 +70,30 @@ function encodeSegments(segments: Segment[], options: TokenizeOptions, stopBefor
     last--;
   }
   const trainAll = options.trainOn === 'all';
+  const push = (id: number, train: boolean) => {
+    // the first token is never a target: nothing precedes it to predict it from
+    target.push(ids.length > 0 && (train || trainAll) ? 1 : 0);
+    ids.push(id);
+  };
+  // Runs of segments tokenized together: one segment each, or (tokenizeWhole) everything up to
+  // the next appended EOS id.
+  let run: Segment[] = [];
+  const flush = () => {
+    const bos = addBos && ids.length === 0;
+    if (run.every((s) => s.text === '')) {
+      if (bos) push(tokenizer.bosId!, false);
+    } else {
+      for (const { id, seg } of encodeRun(run, tokenizer, bos)) push(id, seg.train);
+    }
+    run = [];
+  };
   for (let i = 0; i < last; i++) {
     const seg = segments[i];
-    const pieces = seg.text === '' ? [] : tokenizer.encode(seg.text, { addBos: addBos && ids.length === 0 });
-    if (addBos && ids.length === 0 && pieces.length === 0) pieces.push(tokenizer.bosId!);
-    if (seg.train && !format.rendersEos) pieces.push(tokenizer.eosId);
-    for (const id of pieces) {
-      // the first token is never a target: nothing precedes it to predict it from
-      target.push(ids.length > 0 && (seg.train || trainAll) ? 1 : 0);
-      ids.push(id);
-    }
+    run.push(seg);
+    if (!format.tokenizeWhole || (seg.train && !format.rendersEos)) flush();
+    if (seg.train && !format.rendersEos) push(tokenizer.eosId, true);
   }
+  if (run.length) flush();
   return { ids, target, truncated: false };
 }
 

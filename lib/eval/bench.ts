@@ -27,7 +27,7 @@ export interface ItemScore {
   followed: boolean | null;
 }
 
-/** Per-bench settings from the CLI: MGSM's mode, GSM8K's exemplars, XQuAD's English gold file. */
+/** Per-bench settings from the CLI: MGSM's mode, GSM8K's exemplars file or MGSM's exemplars folder, XQuAD's English gold file. */
 export interface BenchOptions {
   mode?: string;
   exemplars?: string;

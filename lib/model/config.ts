@@ -148,6 +148,14 @@ function parseSlidingWindow(json: Json, modelType: ModelType, maxPositions: numb
   const window = positiveInt(json, 'sliding_window', source, 4096);
   if (window >= maxPositions) return null;
   if (options.maxSeqLen !== undefined && options.maxSeqLen <= window) return window;
+  if (options.maxSeqLen !== undefined) {
+    throw configError(
+      source,
+      `sequences of up to ${options.maxSeqLen} tokens are longer than the sliding attention window of ${window} tokens ` +
+        `(max_position_embeddings ${maxPositions}); seqtune's full causal attention equals sliding-window attention only up to ${window} tokens, ` +
+        `so use at most ${window} (train: --max-length ${window})`,
+    );
+  }
   throw configError(
     source,
     `sliding-window attention (window ${window} < max_position_embeddings ${maxPositions}) is not supported; ` +
@@ -295,5 +303,6 @@ export function llamaArch(config: ModelConfig): LlamaArch {
     rope: config.ropeScaling ? { theta: config.ropeTheta, scaling: config.ropeScaling } : { theta: config.ropeTheta },
     tieWordEmbeddings: config.tieWordEmbeddings,
     attentionBias: config.attentionBias,
+    slidingWindow: config.slidingWindow,
   };
 }

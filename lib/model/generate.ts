@@ -64,7 +64,16 @@ export async function generate(
   const addBos = options.addBos ?? tokenizer.bosId !== null;
   const promptIds = prompts.map((p) => tokenizer.encode(p, { addBos }));
   if (promptIds.some((ids) => ids.length === 0)) throw new SeqtuneError('generate: a prompt encodes to zero tokens', 'ERR_ARGUMENT');
-  const maxTokens = Math.max(...promptIds.map((ids) => ids.length)) + options.maxNewTokens;
+  const longest = Math.max(...promptIds.map((ids) => ids.length));
+  const maxTokens = longest + options.maxNewTokens;
+  const window = model.arch.slidingWindow;
+  if (window && maxTokens > window) {
+    throw new SeqtuneError(
+      `generate: a prompt of ${longest} tokens plus ${options.maxNewTokens} new tokens is ${maxTokens} tokens, beyond the model's sliding attention window of ${window} ` +
+        `(full attention equals sliding-window attention only within it); shorten the prompt or lower --max-new-tokens to ${Math.max(0, window - longest)}`,
+      'ERR_ARGUMENT',
+    );
+  }
   const { numKvHeads, headDim, numLayers } = model.arch;
   const dtype = model.embed.dtype === 'f64' ? 'f64' : model.embed.dtype;
   const caches = Array.from({ length: numLayers }, () => ({

@@ -17,7 +17,7 @@ export async function createGenerator(
   if (resolved.fallbackReason) process.stderr.write(`device: cpu (${resolved.fallbackReason})\n`);
   const dtype = weightsDtype(weightsDtypeSpec, resolved.device);
   process.stderr.write(`weights: ${dtype} on ${resolved.device}\n`);
-  const { model, tokenizer } = await loadModel(modelDir, { device: resolved.device, dtype, adapterDir });
+  const { model, tokenizer } = await loadModel(modelDir, { device: resolved.device, dtype, adapterDir, maxSeqLen: 'per-generation' });
   return {
     async generate(prompts: string[], options: EvalGenerateOptions): Promise<string[]> {
       const out = await generate(model, tokenizer, prompts, { maxNewTokens: options.maxNewTokens, stop: options.stop });

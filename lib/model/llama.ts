@@ -40,6 +40,11 @@ export interface LlamaArch {
   tieWordEmbeddings: boolean;
   /** Qwen2: q, k and v projections have biases */
   attentionBias: boolean;
+  /**
+   * Mistral/Qwen2 sliding-attention window, when shorter than the context: the model computes full
+   * causal attention, which equals sliding attention only up to this many tokens, so nothing longer may run.
+   */
+  slidingWindow?: number | null;
 }
 
 export interface LoraConfig {

@@ -28,6 +28,13 @@ export interface LoadModelOptions {
   overrides?: Map<string, Tensor>;
   /** recompute each block in the backward instead of keeping its activations */
   activationCheckpointing?: boolean;
+  /**
+   * The longest sequence this model will run (training: maxLength). A sliding attention window
+   * shorter than the context (Mistral-7B-v0.1) is accepted when this fits in it, and refused with
+   * the reason otherwise. 'per-generation': accepted, and generate() refuses any prompt plus new
+   * tokens beyond the window (eval and generate, whose lengths are known only per call).
+   */
+  maxSeqLen?: number | 'per-generation';
 }
 
 export interface LoadedModel {
@@ -44,7 +51,7 @@ export interface LoadedModel {
 export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
   const { dir, name } = await resolveModel(source);
   const device = options.device ?? 'cpu';
-  const config = await readModelConfig(dir);
+  const config = await readModelConfig(dir, { maxSeqLen: options.maxSeqLen === 'per-generation' ? 0 : options.maxSeqLen });
   if (options.lora) checkLoraRank(llamaArch(config), options.lora);
   const tokenizer = await HfTokenizer.fromDir(dir);
   if (tokenizer.vocabSize > config.vocabSize) {

@@ -17,6 +17,12 @@ export interface BatchStream {
   next(): Batch;
   readonly epoch: number;
   batchesPerEpoch(): number;
+  /**
+   * Streams whose optimizer steps hold a fixed number of examples (stepExamples) give each step's
+   * micro-batches here, and their steps per epoch; others give gradAccum next() batches per step.
+   */
+  nextStep?(): Batch[];
+  stepsPerEpoch?(): number;
   /** JSON-serialisable position */
   state(): unknown;
   restore(state: unknown): void;
@@ -31,6 +37,7 @@ export function loaderStream(dataset: TokenizedDataset, options: LoaderOptions):
       return loader.epoch;
     },
     batchesPerEpoch: () => loader.batchesInEpoch,
+    ...(options.stepExamples !== undefined ? { nextStep: () => loader.nextStep(), stepsPerEpoch: () => loader.stepsInEpoch } : {}),
     state: () => loader.state(),
     restore: (state) => {
       loader = new BatchLoader(dataset, options, state as LoaderState);

@@ -13,6 +13,7 @@ import { tensorEntry, writeSafetensors } from '../model/io/safetensors-writer';
 import { writeJsonAtomic } from '../model/io/atomic';
 import { RngState } from '../rng';
 import { Tensor } from '../tensor';
+import type { Schedule } from './schedule';
 
 export interface TrainerState {
   /** optimizer steps done */
@@ -27,6 +28,10 @@ export interface TrainerState {
   devLosses: Array<{ step: number; loss: number }>;
   /** the config the run was started with (a resume refuses a different one) */
   configHash: string;
+  /** the same settings by name, so a refused resume can name what differs (absent in older checkpoints) */
+  settings?: Record<string, unknown>;
+  /** the learning-rate schedule, with the extensions of resumes that raised the run's length */
+  schedule?: Schedule;
 }
 
 const TRAINABLE = 'trainable.safetensors';

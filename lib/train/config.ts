@@ -30,7 +30,14 @@ export interface TrainConfig {
   /** micro-batch size: examples per micro-batch, or a token budget when batchTokens is set */
   batchSize: number;
   batchTokens?: number;
+  /** micro-batches per optimizer step (1 when stepExamples is set) */
   gradAccum: number;
+  /**
+   * Examples per optimizer step, whatever packing does: the shuffled examples are cut into steps of
+   * exactly this many (the epoch's last may hold fewer), each packed into micro-batches of at most
+   * the micro-batch's tokens (batchTokens, or batchSize × maxLength). Unset: gradAccum micro-batches.
+   */
+  stepExamples?: number;
   maxLength: number;
   packing: boolean;
   lossMask: 'response' | 'all';
@@ -76,15 +83,17 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unk
 /** The paper's recipes: v1 (Alpaca-LoRA code) and the NAACL full fine-tuning (open-instruct code). */
 export const presets: Record<string, { description: string; config: DeepPartial<TrainConfig> }> = {
   'sit-v1-lora': {
-    description: 'SIT v1: LoRA r=16 on q,k,v,o, lr 3e-4, 100 warmup steps then linear, 5 epochs, batch 64, length 512, Alpaca template, loss on inputs too',
+    description:
+      'SIT v1: LoRA r=16 (alpha 16, dropout 0.05) on q,k,v,o; lr 3e-4, 100 warmup steps then linear decay; 5 epochs; exactly 64 examples per optimizer step, ' +
+      'packed into micro-batches of at most 4 x 512 tokens; length 512; Alpaca template; loss on the prompt too; 500 examples held out for dev loss',
     config: {
       mode: 'lora',
       lora: { r: 16, alpha: 16, dropout: 0.05, targets: ['q', 'k', 'v', 'o'], useRslora: false },
       optimizer: { lr: 3e-4, weightDecay: 0 },
       schedule: { kind: 'linear', warmupSteps: 100 },
       epochs: 5,
+      stepExamples: 64,
       batchSize: 4,
-      gradAccum: 16,
       maxLength: 512,
       lossMask: 'all',
       template: 'alpaca',
@@ -94,14 +103,16 @@ export const presets: Record<string, { description: string; config: DeepPartial<
     },
   },
   'sit-naacl-full': {
-    description: 'SIT NAACL: full fine-tuning, lr 2e-5, linear with warmup ratio 0.03, no weight decay, 3 epochs, batch 128, length 2048, Tulu template, loss on responses',
+    description:
+      'SIT NAACL: full fine-tuning; lr 2e-5, linear with warmup ratio 0.03, no weight decay, no gradient clipping; 3 epochs; exactly 128 examples per optimizer step, ' +
+      'packed into micro-batches of at most 2048 tokens; length 2048; Tulu template; loss on responses; activation checkpointing',
     config: {
       mode: 'full',
       optimizer: { lr: 2e-5, weightDecay: 0 },
       schedule: { kind: 'linear', warmupRatio: 0.03 },
       epochs: 3,
+      stepExamples: 128,
       batchSize: 1,
-      gradAccum: 128,
       maxLength: 2048,
       lossMask: 'response',
       template: 'tulu',
@@ -130,7 +141,7 @@ function merge<T>(base: T, over: unknown, path: string): T {
   return out as T;
 }
 
-const optionalKeys = new Set(['model', 'data', 'out', 'dev', 'maxSteps', 'batchTokens', 'schedule.warmupSteps', 'schedule.warmupRatio', 'preset']);
+const optionalKeys = new Set(['model', 'data', 'out', 'dev', 'maxSteps', 'batchTokens', 'stepExamples', 'schedule.warmupSteps', 'schedule.warmupRatio', 'preset']);
 
 /**
  * Builds a validated config from layers applied in order: defaults, a preset, a config file's
@@ -211,6 +222,16 @@ export function validate(c: TrainConfig): void {
   positive('batchSize', c.batchSize, true);
   if (c.batchTokens !== undefined) positive('batchTokens', c.batchTokens, true);
   positive('gradAccum', c.gradAccum, true);
+  if (c.stepExamples !== undefined) {
+    positive('stepExamples', c.stepExamples, true);
+    if (c.gradAccum !== 1) {
+      throw new SeqtuneError(
+        `config: gradAccum is ${c.gradAccum} and stepExamples is ${c.stepExamples}: a step is either gradAccum micro-batches or stepExamples examples; ` +
+          `set one (a preset sets stepExamples: change it with --step-examples)`,
+        'ERR_CONFIG',
+      );
+    }
+  }
   positive('maxLength', c.maxLength, true);
   oneOf('lossMask', c.lossMask, ['response', 'all']);
   oneOf('template', c.template, ['alpaca', 'tulu', 'chat']);

@@ -4,7 +4,6 @@
  * bf16 and the trainable ones keep f32 master weights, gradients and two AdamW moments (16 bytes per
  * trainable parameter beyond the bf16 copy); on the CPU everything is f32.
  */
-import * as os from 'node:os';
 import { SeqtuneError } from '../errors';
 import type { LlamaArch } from '../model/llama';
 
@@ -62,25 +61,30 @@ function gib(bytes: number): string {
   return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 }
 
-/** Throws ERR_OUT_OF_MEMORY naming the bytes needed, what the device has, and what would fit. */
-export function checkFits(plan: MemoryPlan, available: number, device: string, hints: { mode: 'lora' | 'full'; microBatchTokens: number }): void {
+/**
+ * Throws ERR_OUT_OF_MEMORY naming the bytes needed, what the device has (`availableNote`, e.g.
+ * "3.2 GiB free of 80 GiB on cuda:0"), and the settings that would make the run fit.
+ */
+export function checkFits(
+  plan: MemoryPlan,
+  available: number,
+  device: string,
+  hints: { mode: 'lora' | 'full'; microBatchTokens: number; activationCheckpointing?: boolean; availableNote?: string },
+): void {
   if (plan.total <= available * 0.95) return;
   const fixed = plan.weights + plan.trainableState;
   const suggestions: string[] = [];
   if (fixed < available * 0.9) {
     const perToken = plan.activations / hints.microBatchTokens;
     const tokens = Math.floor((available * 0.9 - fixed) / perToken);
-    suggestions.push(`a micro-batch of at most ${tokens} tokens (now ${hints.microBatchTokens})`, 'activation checkpointing');
+    suggestions.push(`a smaller micro-batch: at most ${tokens} tokens (now ${hints.microBatchTokens}; --batch-tokens ${tokens}, or a smaller --batch-size or --max-length)`);
+    if (!hints.activationCheckpointing) suggestions.push('--activation-checkpointing');
   }
-  if (hints.mode === 'full') suggestions.push('LoRA instead of full fine-tuning');
+  if (hints.mode === 'full') suggestions.push('LoRA instead of full fine-tuning (without --full)');
   throw new SeqtuneError(
     `this run needs about ${gib(plan.total)} on ${device} (weights ${gib(plan.weights)}, trainable state ${gib(plan.trainableState)}, ` +
-      `activations ${gib(plan.activations)}) but ${gib(available)} is available` +
+      `activations ${gib(plan.activations)}) but ${hints.availableNote ?? `${gib(available)} is available`}` +
       (suggestions.length ? `; what would fit: ${suggestions.join(', or ')}` : '; the weights alone do not fit this device'),
     'ERR_OUT_OF_MEMORY',
   );
-}
-
-export function hostMemory(): number {
-  return os.totalmem();
 }

@@ -10,22 +10,23 @@ import { readRecords } from '../data/read';
 import { DataRecord } from '../data/records';
 import { tokenizeRecords, TokenizeReport, whyEmpty } from '../data/tokenize';
 import { buildBatch } from '../data/batch';
-import { resolveDevice, weightsDtype } from '../device';
+import { deviceMemory, DeviceReport, resolveDevice, weightsDtype } from '../device';
 import { SeqtuneError } from '../errors';
 import { saveAdapter, mergedWeights } from '../model/adapter';
-import { llamaArch, modelConfigToJson } from '../model/config';
+import { llamaArch, modelConfigToJson, readModelConfig } from '../model/config';
 import { writeCheckpoint } from '../model/io/checkpoint';
 import { tensorEntry } from '../model/io/safetensors-writer';
 import { writeJsonAtomic } from '../model/io/atomic';
 import { loadModel } from '../model/load';
 import { promptFormat } from '../model/prompt-format';
+import { writeTrainedTemplate } from '../model/trained-template';
 import { HostRng, Rng } from '../rng';
 import { scope } from '../tensor';
 import { Batch, loaderStream } from './batches';
 import { loadCheckpoint } from './checkpoint';
 import { TrainConfig } from './config';
 import { lossCurveSvg } from './loss-curve';
-import { checkFits, hostMemory, planMemory } from './memory';
+import { checkFits, planMemory } from './memory';
 import { RunReporter } from './report';
 import { METRICS_FILE, openRunDirectory, trimMetrics } from './run-dir';
 import { runTraining, StepMetrics, TrainingResult, totalSteps } from './trainer';
@@ -38,11 +39,35 @@ export interface TrainOutcome extends TrainingResult {
   data: { train: TokenizeReport; dev?: TokenizeReport };
 }
 
-/** What changes the training trajectory (a resume must use the same). */
+/** What changes the training trajectory, run length included (checkpoints made before `trajectorySettings` are checked by it). */
 export function configHash(config: TrainConfig): string {
   const { out: _out, device: _device, evalEvery: _e, saveEvery: _s, keepCheckpoints: _k, logEvery: _l, ...rest } = config;
   void [_out, _device, _e, _s, _k, _l];
   return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+}
+
+/**
+ * The settings a resume must repeat, by dotted name: everything that shapes the trajectory except
+ * its length (maxSteps, epochs), which a resume may raise to extend the run.
+ */
+export function trajectorySettings(config: TrainConfig): Record<string, unknown> {
+  const { out: _o, device: _d, evalEvery: _e, saveEvery: _s, keepCheckpoints: _k, logEvery: _l, maxSteps: _m, epochs: _n, ...rest } = config;
+  void [_o, _d, _e, _s, _k, _l, _m, _n];
+  const flat: Record<string, unknown> = {};
+  const walk = (value: unknown, name: string) => {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      for (const [k, v] of Object.entries(value)) walk(v, name ? `${name}.${k}` : k);
+    } else {
+      flat[name] = value;
+    }
+  };
+  walk(rest, '');
+  return flat;
+}
+
+/** The tokens of one micro-batch: --batch-tokens, else batch size × max length. */
+function microBatchTokens(config: TrainConfig): number {
+  return config.batchTokens ?? config.batchSize * config.maxLength;
 }
 
 async function readAll(files: string[]): Promise<DataRecord[]> {
@@ -63,11 +88,33 @@ export async function train(
     log?: (line: string) => void;
     progress?: NodeJS.WriteStream;
     onStep?: (metrics: StepMetrics) => void;
+    /** the machine as devices() reports it (tests pass a fake one) */
+    deviceReport?: DeviceReport;
   } = {},
 ): Promise<TrainOutcome> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const { device, fallbackReason } = resolveDevice(config.device);
+  const { device, fallbackReason } = resolveDevice(config.device, options.deviceReport);
   if (fallbackReason) log(`device: cpu (${fallbackReason})`);
+  // The memory plan needs only config.json: a run that cannot fit is refused before any weight,
+  // checkpoint or data is read, or anything is written.
+  const tokenBudget = microBatchTokens(config);
+  const modelConfig = await readModelConfig(config.model, { maxSeqLen: config.maxLength });
+  const plan = planMemory(llamaArch(modelConfig), {
+    gpu: device !== 'cpu',
+    mode: config.mode,
+    loraR: config.lora.r,
+    loraTargets: config.lora.targets,
+    microBatchTokens: tokenBudget,
+    activationCheckpointing: config.activationCheckpointing,
+  });
+  const memory = deviceMemory(device, options.deviceReport);
+  checkFits(plan, memory.available, device, {
+    mode: config.mode,
+    microBatchTokens: tokenBudget,
+    activationCheckpointing: config.activationCheckpointing,
+    availableNote: memory.note,
+  });
+  log(`model: ${(plan.totalParams / 1e6).toFixed(2)}M parameters, ${(plan.trainableParams / 1e6).toFixed(3)}M trainable (${config.mode}); about ${(plan.total / 2 ** 30).toFixed(2)} GiB needed, ${memory.note}`);
   const runDir = await openRunDirectory(config, options);
   try {
     if (runDir.removed.length) log(`removed ${runDir.removed.length} temporary file(s) of an interrupted run: ${runDir.removed.join(', ')}`);
@@ -78,6 +125,7 @@ export async function train(
 }
 
 async function trainIn(config: TrainConfig, device: string, options: Parameters<typeof train>[1] & object, log: (line: string) => void): Promise<TrainOutcome> {
+  const tokenBudget = microBatchTokens(config);
   const resume = options.resume ? await loadCheckpoint(options.resume, device) : undefined;
   if (resume) trimMetrics(config.out, resume.state.step);
   const hash = configHash(config);
@@ -88,6 +136,7 @@ async function trainIn(config: TrainConfig, device: string, options: Parameters<
     rng: new Rng(config.seed),
     overrides: resume?.trainable,
     activationCheckpointing: config.activationCheckpointing,
+    maxSeqLen: config.maxLength,
     dtype: weightsDtype(config.weightsDtype, device),
   });
   const { model, tokenizer } = loaded;
@@ -122,21 +171,10 @@ async function trainIn(config: TrainConfig, device: string, options: Parameters<
       devBatches.push(buildBatch(dev.dataset, Array.from({ length: Math.min(config.batchSize, dev.dataset.size - i) }, (_, k) => i + k)));
     }
   }
-  const tokenBudget = config.batchTokens ?? config.batchSize * config.maxLength;
-  const stream = loaderStream(trainData.dataset, { tokenBudget, mode: config.packing ? 'pack' : 'bucket', seed: config.seed });
+  const stream = loaderStream(trainData.dataset, { tokenBudget, mode: config.packing ? 'pack' : 'bucket', seed: config.seed, stepExamples: config.stepExamples });
 
-  const plan = planMemory(llamaArch(loaded.config), {
-    gpu: device !== 'cpu',
-    mode: config.mode,
-    loraR: config.lora.r,
-    loraTargets: config.lora.targets,
-    microBatchTokens: tokenBudget,
-    activationCheckpointing: config.activationCheckpointing,
-  });
-  checkFits(plan, device === 'cpu' ? hostMemory() : Infinity, device, { mode: config.mode, microBatchTokens: tokenBudget });
-  log(`model: ${(plan.totalParams / 1e6).toFixed(2)}M parameters, ${(plan.trainableParams / 1e6).toFixed(3)}M trainable (${config.mode}); about ${(plan.total / 2 ** 30).toFixed(2)} GiB needed`);
 
-  const total = totalSteps(config, stream.batchesPerEpoch());
+  const total = totalSteps(config, stream);
   if (config.schedule.warmupSteps !== undefined && config.schedule.warmupSteps >= total) {
     log(`warning: the warmup (${config.schedule.warmupSteps} steps) is not shorter than the run (${total} steps): the learning rate never reaches ${config.optimizer.lr}`);
   }
@@ -151,6 +189,7 @@ async function trainIn(config: TrainConfig, device: string, options: Parameters<
       out: config.out,
       rng: new Rng(config.seed, 1 << 20),
       configHash: hash,
+      settings: trajectorySettings(config),
       resume,
       signal: options.signal,
       onStep: (m) => {
@@ -181,6 +220,7 @@ async function trainIn(config: TrainConfig, device: string, options: Parameters<
       artifact = path.join(config.out, 'model');
       await saveFullModel(loaded, artifact);
     }
+    await writeTrainedTemplate(artifact, config.template);
   }
   await writeJsonAtomic(path.join(config.out, 'summary.json'), {
     steps: result.steps,
@@ -191,6 +231,8 @@ async function trainIn(config: TrainConfig, device: string, options: Parameters<
     wallSeconds: result.wallSeconds,
     device,
     artifact,
+    // resumes that raised the run's length: at which step, from and to how many steps, from which rate
+    extensions: result.extensions,
   });
   return { ...result, device, outDir: config.out, artifact, data: { train: trainData.report, dev: devReport } };
 }

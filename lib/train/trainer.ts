@@ -1,6 +1,7 @@
 /**
  * The training loop over any LlamaModel and BatchStream. One optimizer step:
- *   1. take gradAccum micro-batches; the step's loss is their summed token losses divided by the
+ *   1. take the step's micro-batches (gradAccum of them, or the stream's step of a fixed number of
+ *      examples); the step's loss is their summed token losses divided by the
  *      step's total label tokens (not a mean of per-batch means), so gradScale = 1 / total;
  *   2. forward + backward each, accumulating gradients;
  *   3. global grad-norm;
@@ -21,7 +22,7 @@ import { Batch, BatchStream, toDevice } from './batches';
 import { LoadedCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
 import type { TrainConfig } from './config';
 import { attentionSpan, flopsPerToken, modelFlopsUtilisation } from './flops';
-import { learningRate, Schedule, warmupSteps } from './schedule';
+import { extendSchedule, Extension, learningRate, Schedule, warmupSteps } from './schedule';
 
 export interface StepMetrics {
   step: number;
@@ -52,6 +53,8 @@ export interface TrainingRun {
   out: string;
   rng: Rng;
   configHash: string;
+  /** the settings a resume must repeat, by name (trajectorySettings); a refusal names the one that differs */
+  settings?: Record<string, unknown>;
   resume?: LoadedCheckpoint;
   /** aborted: finish the current step, save a checkpoint, return */
   signal?: AbortSignal;
@@ -69,11 +72,15 @@ export interface TrainingResult {
   devLosses: Array<{ step: number; loss: number }>;
   stopped: 'done' | 'interrupted';
   wallSeconds: number;
+  /** each time a resume raised the run's length: where, from and to how many steps, at what learning rate */
+  extensions: Extension[];
 }
 
-export function totalSteps(config: LoopConfig, batchesPerEpoch: number): number {
+/** maxSteps, or the epochs' steps: gradAccum batches per step, or the stream's own steps (stepExamples). */
+export function totalSteps(config: LoopConfig, stream: Pick<BatchStream, 'batchesPerEpoch' | 'stepsPerEpoch'>): number {
   if (config.maxSteps !== undefined) return config.maxSteps;
-  return Math.max(1, Math.ceil((config.epochs * batchesPerEpoch) / config.gradAccum));
+  if (stream.stepsPerEpoch) return Math.max(1, Math.ceil(config.epochs * stream.stepsPerEpoch()));
+  return Math.max(1, Math.ceil((config.epochs * stream.batchesPerEpoch()) / config.gradAccum));
 }
 
 /** Mean token loss of the dev batches (no gradients). */
@@ -93,11 +100,47 @@ function deviceName(device: string): string | null {
   return match ? (devices().gpus.find((g) => g.index === Number(match[1]))?.name ?? null) : null;
 }
 
+/** A resume must repeat the run's settings: refused otherwise, naming each that differs with both values. */
+function checkSameSettings(r: LoadedCheckpoint, run: TrainingRun): void {
+  const before = r.state.settings;
+  if (before && run.settings) {
+    const names = [...new Set([...Object.keys(before), ...Object.keys(run.settings)])];
+    const differ = names.filter((n) => JSON.stringify(before[n]) !== JSON.stringify(run.settings![n]));
+    if (differ.length) {
+      const list = differ.map((n) => `${n} was ${JSON.stringify(before[n])}, now ${JSON.stringify(run.settings![n])}`).join('; ');
+      throw new SeqtuneError(`--resume ${r.dir}: the run's settings differ: ${list}; resume with the same settings (only maxSteps/epochs may grow) or start a new --out`, 'ERR_CONFIG');
+    }
+  } else if (r.state.configHash !== run.configHash) {
+    // a checkpoint from before settings were recorded: only its hash is known
+    throw new SeqtuneError(`--resume ${r.dir}: that run used a different configuration (its checkpoint records no settings to name the difference); resume with the same settings or start a new --out`, 'ERR_CONFIG');
+  }
+}
+
+/**
+ * The schedule a resumed run continues with: the checkpoint's own, or, when maxSteps/epochs now
+ * give more steps, that schedule extended from the step reached to the new end (no jump in the
+ * rate). Fewer steps than the run already has are refused.
+ */
+function resumedSchedule(r: LoadedCheckpoint, fresh: Schedule): Schedule {
+  const saved = r.state.schedule;
+  if (!saved) return fresh; // older checkpoints: the hash check guaranteed the same length
+  const savedTotal = saved.extensions?.length ? saved.extensions[saved.extensions.length - 1].toTotalSteps : saved.totalSteps;
+  if (fresh.totalSteps === savedTotal) return saved;
+  if (fresh.totalSteps < savedTotal) {
+    throw new SeqtuneError(
+      `--resume ${r.dir}: the run's length differs: it has ${savedTotal} steps (at step ${r.state.step}), now maxSteps/epochs give ${fresh.totalSteps}; ` +
+        `a resume can only extend a run (a larger --max-steps)`,
+      'ERR_CONFIG',
+    );
+  }
+  return extendSchedule(saved, r.state.step, fresh.totalSteps);
+}
+
 export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
   const { model, config, train } = run;
   const started = Date.now();
-  const total = totalSteps(config, train.batchesPerEpoch());
-  const schedule: Schedule = {
+  const total = totalSteps(config, train);
+  let schedule: Schedule = {
     kind: config.schedule.kind,
     lr: config.optimizer.lr,
     warmupSteps: warmupSteps(total, { steps: config.schedule.warmupSteps, ratio: config.schedule.warmupRatio }),
@@ -115,18 +158,17 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
   }
   const m = new Map<string, Tensor>();
   const v = new Map<string, Tensor>();
-  let state: TrainerState = { step: 0, data: train.state(), rng: run.rng.state(), tokens: 0, losses: [], devLosses: [], configHash: run.configHash };
+  let state: TrainerState = { step: 0, data: train.state(), rng: run.rng.state(), tokens: 0, losses: [], devLosses: [], configHash: run.configHash, settings: run.settings, schedule };
   if (run.resume) {
     const r = run.resume;
-    if (r.state.configHash !== run.configHash) {
-      throw new SeqtuneError(`--resume ${r.dir}: that run used a different configuration; resume with the same settings or start a new --out`, 'ERR_CONFIG');
-    }
+    checkSameSettings(r, run);
+    schedule = resumedSchedule(r, schedule);
     // The caller built the model from the checkpoint's trainable tensors; here the optimizer
     // moments, the step, the data position and the RNG come back.
     for (const name of names) {
       if (!r.m.get(name) || !r.v.get(name)) throw new SeqtuneError(`--resume ${r.dir}: checkpoint lacks optimizer state for ${name}`, 'ERR_IO');
     }
-    state = r.state;
+    state = { ...r.state, settings: run.settings, schedule };
   }
   for (const name of names) {
     const p = params.get(name)!;
@@ -172,8 +214,8 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
     );
   while (state.step < total) {
     // 1. the step's micro-batches (the stream moves on to the next epoch by itself)
-    const micro: Batch[] = [];
-    while (micro.length < config.gradAccum) micro.push(train.next());
+    const micro: Batch[] = train.nextStep ? train.nextStep() : [];
+    while (!train.nextStep && micro.length < config.gradAccum) micro.push(train.next());
     const labelTokens = micro.reduce((s, b) => s + b.numLabelTokens, 0);
     const step = state.step + 1;
     const lr = learningRate(schedule, step);
@@ -292,5 +334,6 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
     devLosses: state.devLosses,
     stopped,
     wallSeconds: (Date.now() - started) / 1000,
+    extensions: schedule.extensions ?? [],
   };
 }

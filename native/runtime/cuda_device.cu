@@ -249,6 +249,26 @@ Device* cudaDevice(int index) {
   return device;
 }
 
+size_t gpuFreeMemory(int index) {
+  const CudaStatus& s = status();
+  if (index < 0 || index >= static_cast<int>(s.gpus.size()) || !s.gpus[static_cast<size_t>(index)].usable) {
+    fail(code::kDevice, "cuda:", index, " is not a usable GPU", s.reason.empty() ? "" : ": " + s.reason);
+  }
+  // The calling thread's current device is restored: callers may be mid-way through work on another.
+  int previous = 0;
+  cudaCheck(cudaGetDevice(&previous), "cudaGetDevice");
+  cudaCheck(cudaSetDevice(index), "cudaSetDevice");
+  size_t freeBytes = 0;
+  size_t totalBytes = 0;
+  const cudaError_t e = cudaMemGetInfo(&freeBytes, &totalBytes);
+  cudaSetDevice(previous);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    fail(code::kDevice, "cuda:", index, ": cudaMemGetInfo: ", cudaGetErrorString(e));
+  }
+  return freeBytes;
+}
+
 cudaStream_t streamOf(Device* device) {
   if (!device->isCuda()) fail(code::kDevice, "streamOf: ", device->name(), " is not a CUDA device");
   return static_cast<CudaDevice*>(device)->stream();

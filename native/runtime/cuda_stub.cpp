@@ -16,6 +16,8 @@ CudaStatus cudaStatus() {
 
 Device* cudaDevice(int index) { fail(code::kDevice, "cuda:", index, " is not available: ", cudaStatus().reason); }
 
+size_t gpuFreeMemory(int index) { fail(code::kDevice, "cuda:", index, " is not available: ", cudaStatus().reason); }
+
 std::vector<KernelState> hopperKernelStates(int) { return {}; }
 
 }  // namespace seqtune

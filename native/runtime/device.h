@@ -91,6 +91,11 @@ struct CudaStatus {
 // Implemented in native/runtime/cuda_device.cu, or by the CPU-only stub in native/runtime/cuda_stub.cpp.
 CudaStatus cudaStatus();
 
+// Bytes free on usable GPU `index` now (cudaMemGetInfo; read on every call, unlike cudaStatus).
+// It starts the device's CUDA context if none runs yet. Fails (kDevice) for a GPU that cannot be
+// used, and always without CUDA. Same two implementations as cudaStatus.
+size_t gpuFreeMemory(int index);
+
 // Throws Error(ERR_DEVICE) naming why when the GPU cannot be used.
 Device* cudaDevice(int index);
 

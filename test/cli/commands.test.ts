@@ -15,12 +15,12 @@ t.test('info lists each GPU, and the Hopper kernels\' self-test states on a comp
   const report = {
     ...here,
     gpus: [
-      { ...gpu, index: 0, name: 'NVIDIA H100 80GB HBM3', computeCapability: '9.0', hopperKernels: { gemm: 'on', attentionForward: 'untested', attentionBackward: 'off: problem 2 (token 7): Hopper kernels 0.5' } },
-      { ...gpu, index: 1, name: 'NVIDIA A100-SXM4-80GB', computeCapability: '8.0', hopperKernels: {} },
+      { ...gpu, index: 0, name: 'NVIDIA H100 80GB HBM3', freeMemory: 75 * 2 ** 30, computeCapability: '9.0', hopperKernels: { gemm: 'on', attentionForward: 'untested', attentionBackward: 'off: problem 2 (token 7): Hopper kernels 0.5' } },
+      { ...gpu, index: 1, name: 'NVIDIA A100-SXM4-80GB', freeMemory: null, computeCapability: '8.0', hopperKernels: {} },
     ],
   };
   const lines = formatDeviceReport(report).split('\n');
-  const h100 = lines.findIndex((l) => l.startsWith('GPU cuda:0: NVIDIA H100 80GB HBM3, 80.0 GiB, compute capability 9.0'));
+  const h100 = lines.findIndex((l) => l.startsWith('GPU cuda:0: NVIDIA H100 80GB HBM3, 80.0 GiB (75.0 GiB free), compute capability 9.0'));
   t.ok(h100 >= 0, 'the H100 line');
   t.equal(lines[h100 + 1], '  Hopper kernels: gemm on; attentionForward untested; attentionBackward off: problem 2 (token 7): Hopper kernels 0.5');
   const a100 = lines.findIndex((l) => l.startsWith('GPU cuda:1: NVIDIA A100-SXM4-80GB'));

@@ -62,7 +62,7 @@ t.test('Alpaca and Tulu examples: prompt masked, response + EOS trained', async 
   t.same(m.target, [0, ...new Array(p1.length).fill(0), 1, 1, 1, ...new Array(p2.length).fill(0), 1, 1, 1], 'every assistant turn and its EOS');
   t.same(encodePrompt(multi, { tokenizer, format: tuluFormat() }), [BOS, ...ids(p1), ...ids('a1'), EOS, ...ids(p2)], 'multi-turn prompt keeps the EOS after earlier turns');
   t.same(encodePrompt({ messages: multi.messages.slice(0, 3) }, { tokenizer, format: tuluFormat() }), [BOS, ...ids(p1), ...ids('a1'), EOS, ...ids(p2)]);
-  const chat = chatTemplateFormat((msgs) => '<s>' + msgs.map((x) => x.content + (x.role === 'assistant' ? '</s>' : '')).join(''), { rendersBos: true, rendersEos: true });
+  const chat = chatTemplateFormat((msgs) => '<s>' + msgs.map((x) => x.content + (x.role === 'assistant' ? '</s>' : '')).join(''), { rendersBos: true, endOfTurn: '</s>' });
   const c = encodeRecord(record, { tokenizer, format: chat }).example!;
   t.same(c.ids, ids('<s>Add.\n\n1 23</s>'), 'a template that renders BOS and EOS gets neither id added');
 });
@@ -190,6 +190,36 @@ t.test('state saved mid-epoch restores the exact continuation, across epochs', a
     epochs = c.epoch;
   }
   t.equal(epochs, 2);
+});
+
+t.test('steps of a fixed number of examples: packing never changes how many examples a step holds', async (t) => {
+  for (const mode of ['pack', 'bucket'] as const) {
+    const ds = randomDataset(150 + rng.int(150), 64);
+    const stepExamples = 5 + rng.int(40);
+    const budget = 64 + rng.int(200);
+    const options = { tokenBudget: budget, mode, seed: rng.int(1 << 30), stepExamples };
+    const loader = new BatchLoader(ds, options);
+    const steps = Math.ceil(ds.size / stepExamples);
+    t.equal(loader.stepsInEpoch, steps, `${mode}: ${ds.size} examples make ${steps} steps of ${stepExamples}`);
+    for (let epoch = 0; epoch < 2; epoch++) {
+      const seen = new Array(ds.size).fill(0);
+      for (let k = 0; k < steps; k++) {
+        const micro = loader.nextStep();
+        const examples = micro.reduce((n, b) => n + b.numDocuments, 0);
+        t.equal(examples, k < steps - 1 ? stepExamples : ds.size - stepExamples * (steps - 1), `${mode} epoch ${epoch} step ${k}: exactly the step's examples`);
+        for (const b of micro) {
+          if (b.inputIds.length > budget) t.fail(`micro-batch of ${b.inputIds.length} tokens over ${budget}`);
+          for (let d = 0; d < b.numDocuments; d++) seen[Math.floor(b.inputIds[b.cuSeqlens[d]] / 1000)]++;
+        }
+      }
+      t.ok(seen.every((c) => c === 1), `${mode} epoch ${epoch}: every example once`);
+    }
+    // a state taken between steps restores the same steps
+    const a = new BatchLoader(ds, options);
+    a.nextStep();
+    const b = new BatchLoader(ds, options, JSON.parse(JSON.stringify(a.state())));
+    t.same(b.nextStep().map((x) => Array.from(x.inputIds)), a.nextStep().map((x) => Array.from(x.inputIds)), 'resumes at the next step');
+  }
 });
 
 t.test('loader errors', async (t) => {

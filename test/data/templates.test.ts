@@ -70,7 +70,7 @@ const llama2: ChatTemplateRender = (messages) => {
 };
 
 t.test('a chat template: responses found by rendering prefixes', async (t) => {
-  const f = chatTemplateFormat(llama2, { name: 'llama2', rendersBos: true, rendersEos: true });
+  const f = chatTemplateFormat(llama2, { name: 'llama2', rendersBos: true, endOfTurn: '</s>' });
   const record = { instruction: 'Add.', input: '1 2', output: '3', system_prompt: 'S' };
   t.same(toMessages(record, { inputSeparator: '\n\n' }).map((m) => m.content), ['S', 'Add.\n\n1 2', '3']);
   t.same(f.segments(record), [

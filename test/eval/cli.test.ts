@@ -64,6 +64,7 @@ t.test('generates through the injected loader, resumes, and compares two runs', 
   t.same(gen.calls.map((c) => c.prompts.length), [2, 2, 1]);
   t.equal(gen.calls[0].options.maxNewTokens, 64);
   t.match(first.err, /5\/5 items/);
+  if (!process.stderr.isTTY) t.equal(first.err, '0/5 items\n2/5 items\n4/5 items\n5/5 items\n', 'in a log: whole lines, no \\r');
   t.match(first.out, /overall\s+5 /);
 
   gen = new FakeGenerator();
@@ -150,7 +151,7 @@ t.test('bad usage is a one-line argument error', async (t) => {
     [['--bench', 'xquad', '--data', data], /give either --model or --predictions/],
     [['--bench', 'xquad', '--data', data, '--model', 'm', '--predictions', p], /give either --model or --predictions/],
     [['--bench', 'xquad', '--data', data, '--predictions', p, '--mode', 'cot-en'], /--mode applies to --bench mgsm only/],
-    [['--bench', 'mgsm', '--data', data, '--predictions', p, '--exemplars', 'x'], /--exemplars applies to --bench gsm8k only/],
+    [['--bench', 'xquad', '--data', data, '--predictions', p, '--exemplars', 'x'], /--exemplars applies to --bench gsm8k and mgsm only/],
     [['--bench', 'xquad', '--data', data, '--predictions', p, '--judge-endpoint', 'http://x'], /--judge-endpoint applies to --bench seqeval only/],
     [['--bench', 'seqeval', '--data', data, '--predictions', p, '--reference', 'r'], /--reference needs --judge-endpoint/],
     [['--bench', 'xquad', '--data', data, '--predictions', p, '--limit', 'abc'], /--limit must be a number/],
@@ -162,4 +163,26 @@ t.test('bad usage is a one-line argument error', async (t) => {
   ];
   for (const [args, message] of bad) await t.rejects(run(args, makeEvalCommand(() => new FakeGenerator())), { code: 'ERR_ARGUMENT', message }, args.join(' '));
   t.throws(() => parseCommandArgs(evalCommand, ['--no-such-flag']), { code: 'ERR_ARGUMENT' });
+});
+
+t.test('without --template, eval uses the template the adapter (or model) was trained with', async (t) => {
+  const dir = t.testdir({ adapter: { 'seqtune.json': JSON.stringify({ template: 'alpaca' }) }, chat: { 'seqtune.json': JSON.stringify({ template: 'chat' }) } });
+  const data = writeXquad(dir);
+  let gen = new FakeGenerator();
+  const command = makeEvalCommand(() => gen);
+  await run(['--model', 'm', '--adapter', join(dir, 'adapter'), '--bench', 'xquad', '--data', data, '--out', join(dir, 'a'), '--limit', '1'], command);
+  t.match(gen.prompts[0], /^Below is an instruction that describes a task\./, 'the Alpaca template the adapter records');
+  gen = new FakeGenerator();
+  await run(['--model', join(dir, 'adapter'), '--bench', 'xquad', '--data', data, '--out', join(dir, 'b'), '--limit', '1'], command);
+  t.match(gen.prompts[0], /^Below is an instruction/, 'a trained model directory records it too');
+  gen = new FakeGenerator();
+  await run(['--model', 'm', '--adapter', join(dir, 'adapter'), '--template', 'tulu', '--bench', 'xquad', '--data', data, '--out', join(dir, 'c'), '--limit', '1'], command);
+  t.match(gen.prompts[0], /^<\|user\|>\n/, '--template wins');
+  gen = new FakeGenerator();
+  await run(['--model', 'm', '--bench', 'xquad', '--data', data, '--out', join(dir, 'd'), '--limit', '1'], command);
+  t.match(gen.prompts[0], /^<\|user\|>\n/, 'nothing recorded: tulu');
+  await t.rejects(run(['--model', 'm', '--adapter', join(dir, 'chat'), '--bench', 'xquad', '--data', data, '--limit', '1'], command), {
+    code: 'ERR_ARGUMENT',
+    message: /chat[/\\]seqtune\.json says this was trained with the model's chat template, which eval cannot render; give --template/,
+  });
 });

@@ -90,6 +90,52 @@ t.test('MGSM: 11 x 250 from the folder, gold from the TSV release, exact 8-shot 
   await t.rejects(bench('mgsm').read(join(SHARED, 'seq_it_eval/mgsm'), { mode: 'cot' }), { code: 'ERR_ARGUMENT' });
 });
 
+t.test('MGSM: the official mgsm_<lang>.tsv files read as the authors\' test/<lang>.jsonl do', async (t) => {
+  const seed = Math.floor(Math.random() * 2 ** 31);
+  t.comment(`seed ${seed}`);
+  let state = seed;
+  const next = (n: number) => ((state = (state * 1103515245 + 12345) % 2 ** 31), state % n);
+  const word = () => Array.from({ length: 1 + next(8) }, () => 'abcdefghij'[next(10)]).join('');
+  const rows = (n: number) => Array.from({ length: n }, () => ({ question: Array.from({ length: 3 + next(6) }, word).join(' ') + '?', answer: next(2) ? 1000 + next(1e6) : next(100) }));
+  const exemplars = (label: string) => Array.from({ length: 8 }, (_, i) => JSON.stringify({ question: `${label}: e${i}`, answer: `Step: x. The answer is ${i}.`, answer_number: i })).join('\n');
+  const en = rows(3 + next(5));
+  const de = rows(3 + next(5));
+  const tsv = (r: typeof en) => r.map((x) => `${x.question}\t${x.answer.toLocaleString('en-US')}`).join('\n') + '\n';
+  const jsonl = (r: typeof en) => r.map((x) => JSON.stringify({ question: x.question, answer_number: x.answer })).join('\n');
+  const dir = t.testdir({
+    official: { 'mgsm_en.tsv': tsv(en), 'mgsm_de.tsv': tsv(de), examples: { 'en.jsonl': exemplars('Question'), 'de.jsonl': exemplars('Frage') } },
+    authors: { test: { 'en.jsonl': jsonl(en), 'de.jsonl': jsonl(de) }, examples: { 'en.jsonl': exemplars('Question'), 'de.jsonl': exemplars('Frage') } },
+    bad: { 'mgsm_en.tsv': 'q1\t3\nno number here\n' },
+  });
+  const strip = (items: Array<EvalItem & Record<string, unknown>>) => items.map(({ file: _f, line: _l, ...rest }) => rest);
+  const official = await bench('mgsm').read(join(dir, 'official'), {});
+  const authors = await bench('mgsm').read(join(dir, 'authors'), {});
+  t.equal(official.length, en.length + de.length);
+  t.same(strip(official), strip(authors), 'same items, ids, golds and exemplars from either layout');
+  t.same(official.filter((i) => i.group === 'en').map((i) => Number(i.gold)), en.map((x) => x.answer), 'thousands separators read');
+  t.same(official.map((i) => resolveBench('mgsm').prompt(i)), authors.map((i) => resolveBench('mgsm').prompt(i)), 'the same prompts');
+  await writeFile(join(dir, 'loose_en.tsv'), tsv(en));
+  await t.rejects(bench('mgsm').read(join(dir, 'loose_en.tsv'), {}), { message: /cannot tell the MGSM language of .*loose_en\.tsv: expected test\/<lang>\.jsonl \(the SIT authors' layout\) or mgsm_<lang>\.tsv/ });
+  await mkdir(join(dir, 'alone'));
+  await writeFile(join(dir, 'alone', 'mgsm_en.tsv'), tsv(en));
+  const alone = await bench('mgsm').read(join(dir, 'alone', 'mgsm_en.tsv'), {});
+  t.throws(() => resolveBench('mgsm').prompt(alone[0]), { message: /exemplars not found: expected .*alone[/\\]examples[/\\]en\.jsonl/ });
+  const withExemplars = await bench('mgsm').read(join(dir, 'alone', 'mgsm_en.tsv'), { exemplars: join(dir, 'authors', 'examples') });
+  t.same(resolveBench('mgsm').prompt(withExemplars[1]), resolveBench('mgsm').prompt(authors[1]), '--exemplars DIR for a TSV without examples/');
+  const one = await bench('mgsm').read(join(dir, 'official', 'mgsm_de.tsv'), { mode: 'trans-cot' });
+  t.same(one.map((i) => i.id), de.map((_, k) => String(k)));
+  t.equal(one[1].line, 2);
+  await t.rejects(bench('mgsm').read(join(dir, 'bad', 'mgsm_en.tsv'), {}), { code: 'ERR_DATA', message: /mgsm_en\.tsv:2: expected question<TAB>answer_number/ });
+});
+
+t.test('MGSM: the official TSV release as --data', { skip }, async (t) => {
+  const items = await bench('mgsm').read(join(SHARED, 'mgsm', 'mgsm_en.tsv'), {});
+  const authors = await bench('mgsm').read(join(SHARED, 'seq_it_eval/mgsm/test/en.jsonl'), {});
+  t.equal(items.length, 250);
+  t.same(items.map((i) => [i.question, Number(i.gold)]), authors.map((i) => [i.question, Number(i.gold)]));
+  t.equal((await bench('mgsm').read(join(SHARED, 'mgsm'), {})).length, 11 * 250, 'the folder: every language');
+});
+
 t.test('GSM8K: 1319 golds (the first 250 agree with MGSM en), exemplars from either layout', { skip }, async (t) => {
   const test = join(SHARED, 'gsm8k/test.jsonl');
   const items = await bench('gsm8k').read(test, {});

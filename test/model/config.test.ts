@@ -50,7 +50,7 @@ t.test('real configs parse, and their parameter counts match the published ones'
 
   t.same(llamaArch(llama), {
     vocabSize: 128256, hiddenSize: 2048, intermediateSize: 8192, numLayers: 16, numHeads: 32, numKvHeads: 8, headDim: 64, rmsNormEps: 1e-5,
-    rope: { theta: 500000, scaling: llama.ropeScaling }, tieWordEmbeddings: true, attentionBias: false,
+    rope: { theta: 500000, scaling: llama.ropeScaling }, tieWordEmbeddings: true, attentionBias: false, slidingWindow: null,
   });
 });
 

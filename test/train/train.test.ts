@@ -91,7 +91,46 @@ t.test('a resume with different settings is refused', async (t) => {
   await train(smallConfig(model, data, out, { maxSteps: 2, mode: 'full' }), quiet);
   await t.rejects(train(smallConfig(model, data, out, { maxSteps: 4, mode: 'full', optimizer: { lr: 1 } }), { ...quiet, resume: out }), {
     code: 'ERR_CONFIG',
+    message: /the run's settings differ: optimizer\.lr was 0\.0002, now 1;/,
   });
+  await t.rejects(train(smallConfig(model, data, out, { maxSteps: 4, mode: 'full', maxLength: 32, lossMask: 'all' }), { ...quiet, resume: out }), {
+    message: /maxLength was 64, now 32; lossMask was "response", now "all"/,
+  });
+  await t.rejects(train(smallConfig(model, data, out, { maxSteps: 1, mode: 'full' }), { ...quiet, resume: out }), {
+    code: 'ERR_CONFIG',
+    message: /the run's length differs: it has 2 steps \(at step 2\), now maxSteps\/epochs give 1; a resume can only extend a run/,
+  });
+});
+
+t.test('a finished run extended with a larger maxSteps: the rate goes on from where it was and decays to the new end', async (t) => {
+  const model = await tinyModelDir(seed + 4);
+  const data = dataFile(sampleRecords);
+  const out = tempOut();
+  const lr = 1e-3 * (1 + (seed % 7));
+  const n = 4 + (seed % 3);
+  const over = { mode: 'full', optimizer: { lr }, schedule: { kind: 'linear', warmupSteps: 1 }, saveEvery: 100 };
+  const rates: number[] = [];
+  const first = await train(smallConfig(model, data, out, { ...over, maxSteps: n }), { ...quiet, onStep: (m) => rates.push(m.lr) });
+  t.equal(first.stopped, 'done');
+  const last = rates[n - 1];
+  t.ok(Math.abs(last - lr / (n - 1)) < 1e-12 * lr, `step ${n} of ${n}: lr ${last} (transformers' linear schedule, 1 warmup step)`);
+  const more = n + 3 + (seed % 4);
+  const extended = await train(smallConfig(model, data, out, { ...over, maxSteps: more }), { ...quiet, resume: out, onStep: (m) => rates.push(m.lr) });
+  t.equal(extended.steps, more);
+  t.equal(rates.length, more, 'only the new steps ran');
+  for (let k = n + 1; k <= more; k++) {
+    // linear from (n, last) to zero one step past the new end, as the first stretch reaches zero one step past its end
+    const expected = last * (more + 1 - k) / (more + 1 - n);
+    t.ok(Math.abs(rates[k - 1] - expected) <= 1e-12 * lr, `step ${k}: lr ${rates[k - 1]} = ${expected}`);
+  }
+  t.ok(rates[n] < last && rates[n] > last * 0.5, 'no jump at the extension');
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+  t.same(summary.extensions, [{ atStep: n, fromTotalSteps: n, toTotalSteps: more, lr: last }], 'summary.json records the extension');
+  t.equal(summary.totalSteps, more);
+  // resuming the extended run again at its own length changes nothing; extending again stacks
+  const again = await train(smallConfig(model, data, out, { ...over, maxSteps: more + 2 }), { ...quiet, resume: out, onStep: (m) => rates.push(m.lr) });
+  t.equal(again.extensions.length, 2);
+  t.ok(Math.abs(rates[more] - (rates[more - 1] * 2) / 3) <= 1e-12 * lr, 'the second extension continues from the first one\'s last rate');
 });
 
 t.test('a non-finite loss stops before the update and keeps the last good checkpoint', async (t) => {
@@ -129,4 +168,23 @@ t.test('bf16 weights train through f32 masters (full fine-tuning, CPU)', async (
   t.ok(outcome.losses[11].loss < outcome.losses[0].loss, `loss fell: ${outcome.losses[0].loss.toFixed(3)} -> ${outcome.losses[11].loss.toFixed(3)}`);
   const saved = await loadCheckpoint(out, 'cpu');
   t.ok([...saved.trainable.values()].every((x) => x.dtype === 'f32'), 'the checkpoint holds f32 masters');
+});
+
+t.test('the presets\' optimizer steps hold exactly the paper\'s number of examples, packed or not', async (t) => {
+  const { resolveConfig } = await import('../../lib/train/config');
+  const v1 = resolveConfig([{ preset: 'sit-v1-lora', model: 'm', data: ['d'], out: 'o' }]);
+  const naacl = resolveConfig([{ preset: 'sit-naacl-full', model: 'm', data: ['d'], out: 'o' }]);
+  t.same([v1.stepExamples, v1.gradAccum, v1.packing], [64, 1, true]);
+  t.same([naacl.stepExamples, naacl.gradAccum], [128, 1]);
+  t.throws(() => resolveConfig([{ preset: 'sit-v1-lora', model: 'm', data: ['d'], out: 'o', gradAccum: 4 }]), {
+    code: 'ERR_CONFIG',
+    message: /gradAccum is 4 and stepExamples is 64: a step is either/,
+  });
+  // a v1 run on more records than one step: ceil(records / 64) steps an epoch, not one packed 32k-token step
+  const records = Array.from({ length: 65 + (seed % 100) }, (_, i) => sampleRecords[i % sampleRecords.length]);
+  const model = await tinyModelDir(seed + 5);
+  const out = tempOut();
+  const config = resolveConfig([{ preset: 'sit-v1-lora', model, data: [dataFile(records)], out, device: 'cpu', epochs: 1, valSize: 0, logEvery: 1000 }]);
+  const outcome = await train(config, quiet);
+  t.equal(outcome.steps, Math.ceil(records.length / 64), `${records.length} examples: ${Math.ceil(records.length / 64)} steps of 64 (the last fewer)`);
 });

@@ -1,8 +1,12 @@
 /**
- * MGSM 8-shot (docs/method.md §5) on the authors' layout: `test/<lang>.jsonl` (250 lines of
- * {question, answer_number}) and `examples/<lang>.jsonl` (exactly 8 chain-of-thought exemplars,
- * index-aligned with `examples/en.jsonl`). --data is one test file or the folder holding test/ and
- * examples/ (every language found in test/).
+ * MGSM 8-shot (docs/method.md §5) on two layouts:
+ * - the SIT authors': `test/<lang>.jsonl` (250 lines of {question, answer_number}) and
+ *   `examples/<lang>.jsonl` (exactly 8 chain-of-thought exemplars, index-aligned with
+ *   `examples/en.jsonl`); --data is one test file or the folder holding test/ and examples/;
+ * - the official release: `mgsm_<lang>.tsv` (question<TAB>answer_number, no header); --data is one
+ *   TSV or their folder, with the exemplars (the authors' jsonl) in --exemplars DIR or `examples/`
+ *   beside the TSVs (the release has none of its own in that form).
+ * A folder gives every language found in it.
  *
  * The prompt reproduces the authors' run_eval.py chat format exactly, quirks included:
  * - mode prefix P: cot-en "First, let's think step-by-step about the question in English. Then,
@@ -20,7 +24,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { SeqtuneError } from '../../errors';
 import { BenchDefinition, BenchOptions, EvalItem } from '../bench';
-import { asObject, dataError, numberField, readJsonRecords, SourcedValue, stringField, Where } from '../files';
+import { asObject, dataError, numberField, readJsonRecords, readText, SourcedValue, stringField, Where } from '../files';
 import { extractLastNumber, numbersMatch } from '../numbers';
 
 export const MGSM_LANGS = ['en', 'es', 'fr', 'de', 'ru', 'zh', 'ja', 'th', 'sw', 'bn', 'te'] as const;
@@ -94,44 +98,75 @@ async function buildDemos(examplesDir: string, lang: string, mode: MgsmMode): Pr
 
 async function demosFor(examplesDir: string, lang: string, mode: MgsmMode): Promise<MgsmItem['demos']> {
   if (!(await stat(examplesDir).catch(() => null))?.isDirectory()) {
-    return { missing: `MGSM exemplars not found: expected ${examplesDir}/${lang}.jsonl and en.jsonl next to the test folder` };
+    return { missing: `MGSM exemplars not found: expected ${examplesDir}/${lang}.jsonl and en.jsonl (the SIT authors' examples/ folder: beside test/, or beside the official mgsm_<lang>.tsv files)` };
   }
   return { text: await buildDemos(examplesDir, lang, mode) };
 }
 
-async function readTestFile(file: string, mode: MgsmMode, prefixIds: boolean): Promise<MgsmItem[]> {
-  const lang = basename(file).replace(/\.jsonl$/, '');
-  if (!(MGSM_LANGS as readonly string[]).includes(lang)) {
-    throw new SeqtuneError(`cannot tell the MGSM language of ${file}: expected test/<lang>.jsonl with lang one of ${MGSM_LANGS.join(', ')}`, 'ERR_ARGUMENT');
+/** The language of a test file: `test/<lang>.jsonl` (the authors') or `mgsm_<lang>.tsv` (the official release). */
+function languageOf(file: string): { lang: string; layout: 'jsonl' | 'tsv' } {
+  const name = basename(file);
+  const match = /^(?:mgsm_)?([a-z]{2})\.tsv$/.exec(name) ?? /^([a-z]{2})\.jsonl$/.exec(name);
+  if (!match || !(MGSM_LANGS as readonly string[]).includes(match[1])) {
+    throw new SeqtuneError(
+      `cannot tell the MGSM language of ${file}: expected test/<lang>.jsonl (the SIT authors' layout) or mgsm_<lang>.tsv (the official MGSM release) with lang one of ${MGSM_LANGS.join(', ')}`,
+      'ERR_ARGUMENT',
+    );
   }
-  const demos = await demosFor(join(dirname(dirname(file)), 'examples'), lang, mode);
-  return (await readJsonRecords(file)).map(({ value, line, index, at }) => {
-    const obj = asObject(value, at);
-    const answerNumber = numberField(obj, 'answer_number', at);
-    return {
-      id: prefixIds ? `${lang}/${index}` : String(index),
-      file,
-      line,
-      group: lang,
-      gold: String(answerNumber),
-      lang,
-      question: stringField(obj, 'question', at),
-      answerNumber,
-      mode,
-      demos,
-    };
+  return { lang: match[1], layout: name.endsWith('.tsv') ? 'tsv' : 'jsonl' };
+}
+
+/** The official TSV: `question<TAB>answer_number` per line, no header, no quoting; numbers may carry thousands commas. */
+async function readTsv(file: string): Promise<Array<{ question: string; answerNumber: number; line: number; index: number }>> {
+  const rows: Array<{ question: string; answerNumber: number; line: number; index: number }> = [];
+  (await readText(file)).replace(/^\uFEFF/, '').split('\n').forEach((raw, i) => {
+    const text = raw.replace(/\r$/, '');
+    if (text.trim() === '') return;
+    const tab = text.lastIndexOf('\t');
+    const answer = tab < 0 ? '' : text.slice(tab + 1).trim().replace(/,/g, '');
+    if (tab < 0 || answer === '' || !Number.isFinite(Number(answer))) {
+      throw dataError({ file, line: i + 1 }, 'expected question<TAB>answer_number (the official MGSM TSV)');
+    }
+    rows.push({ question: text.slice(0, tab), answerNumber: Number(answer), line: i + 1, index: rows.length });
   });
+  return rows;
+}
+
+async function readTestFile(file: string, mode: MgsmMode, prefixIds: boolean, exemplars: string | undefined): Promise<MgsmItem[]> {
+  const { lang, layout } = languageOf(file);
+  // --exemplars, else the authors' examples/ beside test/, or beside the TSVs of the official layout
+  const demos = await demosFor(exemplars ?? join(layout === 'tsv' ? dirname(file) : dirname(dirname(file)), 'examples'), lang, mode);
+  const rows =
+    layout === 'tsv'
+      ? await readTsv(file)
+      : (await readJsonRecords(file)).map(({ value, line, index, at }) => {
+          const obj = asObject(value, at);
+          return { question: stringField(obj, 'question', at), answerNumber: numberField(obj, 'answer_number', at), line, index };
+        });
+  return rows.map(({ question, answerNumber, line, index }) => ({
+    id: prefixIds ? `${lang}/${index}` : String(index),
+    file,
+    line,
+    group: lang,
+    gold: String(answerNumber),
+    lang,
+    question,
+    answerNumber,
+    mode,
+    demos,
+  }));
 }
 
 async function read(dataPath: string, options: BenchOptions): Promise<MgsmItem[]> {
   const mode = parseMgsmMode(options.mode);
-  if (!(await stat(dataPath).catch(() => null))?.isDirectory()) return readTestFile(dataPath, mode, false);
+  if (!(await stat(dataPath).catch(() => null))?.isDirectory()) return readTestFile(dataPath, mode, false, options.exemplars);
   const testDir = join(dataPath, 'test');
-  const present = new Set(await readdir(testDir).catch(() => [] as string[]));
-  const langs = MGSM_LANGS.filter((l) => present.has(`${l}.jsonl`));
-  if (langs.length === 0) throw new SeqtuneError(`no MGSM test/<lang>.jsonl files under ${dataPath}`, 'ERR_ARGUMENT');
+  const inTest = new Set(await readdir(testDir).catch(() => [] as string[]));
+  const here = new Set(await readdir(dataPath));
+  const files = MGSM_LANGS.flatMap((l) => (inTest.has(`${l}.jsonl`) ? [join(testDir, `${l}.jsonl`)] : here.has(`mgsm_${l}.tsv`) ? [join(dataPath, `mgsm_${l}.tsv`)] : []));
+  if (files.length === 0) throw new SeqtuneError(`no MGSM test/<lang>.jsonl or mgsm_<lang>.tsv files under ${dataPath}`, 'ERR_ARGUMENT');
   const items: MgsmItem[] = [];
-  for (const lang of langs) items.push(...(await readTestFile(join(testDir, `${lang}.jsonl`), mode, true)));
+  for (const file of files) items.push(...(await readTestFile(file, mode, true, options.exemplars)));
   return items;
 }
 
