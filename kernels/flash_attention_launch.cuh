@@ -11,6 +11,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/flash_attention.h"
 #include "native/runtime/errors.h"
+#include "native/runtime/profiler.h"
 
 namespace seqtune::gpu::attn {
 

@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { SeqtuneError } from '../errors';
 import { linearNames, LinearName } from '../model/block';
 import { loadConfigFile, presets, resolveConfig, TrainConfig } from '../train/config';
@@ -78,7 +79,8 @@ export const trainCommand: Command = {
     '[--lr X --beta1 X --beta2 X --weight-decay X] [--schedule constant|linear|cosine --warmup-steps N|--warmup-ratio X] ' +
     '[--epochs N|--max-steps N] [--batch-size N|--batch-tokens N] [--grad-accum N] [--max-length N] [--no-packing] ' +
     '[--loss-mask response|all] [--template alpaca|tulu|chat] [--max-grad-norm X] [--seed N] [--device auto|cpu|cuda:N] ' +
-    '[--dev FILE|--val-size N] [--eval-every N] [--save-every N] [--keep-checkpoints N] [--activation-checkpointing] [--weights-dtype auto|f32|bf16] [--resume DIR]',
+    '[--dev FILE|--val-size N] [--eval-every N] [--save-every N] [--keep-checkpoints N] [--activation-checkpointing] [--weights-dtype auto|f32|bf16] [--resume DIR] ' +
+    '[--profile] (times every op of every step: tables on stderr, Chrome trace in OUT/profile.trace.json)',
   options: {
     model: str, data: str, out: str, config: str, preset: str, full: bool, 'lora-r': str, 'lora-alpha': str,
     'lora-dropout': str, 'lora-targets': str, rslora: bool, lr: str, beta1: str, beta2: str, 'adam-eps': str,
@@ -86,7 +88,7 @@ export const trainCommand: Command = {
     'batch-size': str, 'batch-tokens': str, 'grad-accum': str, 'max-length': str, 'no-packing': bool, 'loss-mask': str,
     template: str, 'max-grad-norm': str, seed: str, device: str, dev: str, 'val-size': str, 'eval-every': str,
     'save-every': str, 'keep-checkpoints': str, 'log-every': str, 'activation-checkpointing': bool, resume: str,
-    'weights-dtype': str,
+    'weights-dtype': str, profile: bool,
   },
   async run(values) {
     const layers: Layer[] = [];
@@ -106,7 +108,11 @@ export const trainCommand: Command = {
     };
     process.on('SIGINT', onInterrupt);
     try {
-      const outcome = await train(config, { resume: stringFlag(values, 'resume'), signal: controller.signal });
+      const outcome = await train(config, {
+        resume: stringFlag(values, 'resume'),
+        signal: controller.signal,
+        profile: values.profile ? path.join(config.out, 'profile.trace.json') : undefined,
+      });
       if (outcome.stopped === 'interrupted') {
         console.error(`stopped at step ${outcome.steps}/${outcome.totalSteps}; continue with --resume ${config.out}`);
         return 130;

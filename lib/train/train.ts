@@ -26,6 +26,7 @@ import { loadCheckpoint } from './checkpoint';
 import { TrainConfig } from './config';
 import { lossCurveSvg } from './loss-curve';
 import { checkFits, hostMemory, planMemory } from './memory';
+import { activeProfiler, startProfiler, stopProfiler } from '../profiler/session';
 import { RunReporter } from './report';
 import { runTraining, StepMetrics, TrainingResult, totalSteps } from './trainer';
 
@@ -60,6 +61,8 @@ export async function train(
     log?: (line: string) => void;
     progress?: NodeJS.WriteStream;
     onStep?: (metrics: StepMetrics) => void;
+    /** profile every step (lib/profiler): the tables go to the log, the Chrome trace to this file */
+    profile?: string;
   } = {},
 ): Promise<TrainOutcome> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -121,6 +124,9 @@ export async function train(
 
   const total = totalSteps(config, stream.batchesPerEpoch());
   const reporter = new RunReporter(path.join(config.out, 'metrics.jsonl'), total, config.logEvery, options.progress);
+  // SEQTUNE_PROFILE may have started one for the whole process; it then also reports at exit.
+  const ownProfiler = options.profile !== undefined && !activeProfiler();
+  if (ownProfiler) startProfiler(device);
   let result: TrainingResult;
   try {
     result = await runTraining({
@@ -140,6 +146,12 @@ export async function train(
     });
   } finally {
     await reporter.close();
+    const profiler = ownProfiler ? stopProfiler() : activeProfiler();
+    if (profiler && options.profile !== undefined) {
+      log(profiler.report());
+      profiler.writeTrace(options.profile, { command: 'seqtune train', model: config.model, device });
+      log(`profile: Chrome trace written to ${options.profile} (open it in https://ui.perfetto.dev)`);
+    }
   }
 
   await fs.writeFile(

@@ -31,6 +31,11 @@ void Executor::drain() {
   idle_.wait(lock, [this] { return queue_.empty() && !busy_; });
 }
 
+size_t Executor::queued() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queue_.size() + (busy_ ? 1 : 0);
+}
+
 std::shared_ptr<const Poison> Executor::takeError() {
   std::lock_guard<std::mutex> lock(mutex_);
   auto error = firstError_;

@@ -39,6 +39,8 @@ class Executor {
   // Blocks the calling thread until every queued task has run (used at shutdown and by tests of
   // the native layer; JS code awaits read-backs instead).
   void drain();
+  // Tasks submitted and not yet finished (the one running included).
+  size_t queued();
   // The first error since the last call, cleared by the call.
   std::shared_ptr<const Poison> takeError();
   // Called on the device thread before the first task (e.g. to bind the CUDA device).

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "native/runtime/profiler.h"
+
 namespace seqtune {
 
 namespace {
@@ -101,6 +103,7 @@ std::vector<TensorPtr> runOp(const std::string& name, const std::vector<TensorPt
   for (const auto& t : plan.outputs) task.writes.push_back(t->storage());
   for (const auto& t : plan.updated) task.writes.push_back(t->storage());
   task.run = std::move(plan.run);
+  if (profiler::enabled()) profiler::instrument(task, device, inputs, plan.outputs);
   device->executor().submit(std::move(task));
   return plan.outputs;
 }
