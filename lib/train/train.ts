@@ -10,7 +10,7 @@ import { readRecords } from '../data/read';
 import { DataRecord } from '../data/records';
 import { tokenizeRecords, TokenizeReport } from '../data/tokenize';
 import { buildBatch } from '../data/batch';
-import { resolveDevice } from '../device';
+import { memoryStats, resolveDevice } from '../device';
 import { SeqtuneError } from '../errors';
 import { saveAdapter, mergedWeights } from '../model/adapter';
 import { llamaArch, modelConfigToJson } from '../model/config';
@@ -154,6 +154,8 @@ export async function train(
     }
   }
 
+  const peak = memoryStats(device).peakBytes;
+  log(`memory: planned ${(plan.total / 2 ** 30).toFixed(2)} GiB, measured peak ${(peak / 2 ** 30).toFixed(2)} GiB (tensors; plan/peak ${(plan.total / peak).toFixed(2)})`);
   await fs.writeFile(
     path.join(config.out, 'loss.svg'),
     lossCurveSvg(

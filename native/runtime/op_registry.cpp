@@ -78,7 +78,7 @@ namespace {
 size_t maxQueuedOps() {
   static const size_t limit = [] {
     const char* env = std::getenv("SEQTUNE_MAX_QUEUED_OPS");
-    return env && *env ? static_cast<size_t>(std::strtoull(env, nullptr, 10)) : size_t(256);
+    return env && *env ? static_cast<size_t>(std::strtoull(env, nullptr, 10)) : size_t(64);
   }();
   return limit;
 }
