@@ -21,7 +21,7 @@ import { HostRng, Rng } from '../lib/rng';
 import { scale } from '../lib/ops';
 import { scope, sync, zeros } from '../lib/tensor';
 import { runTraining } from '../lib/train/trainer';
-import { ALL_TARGETS, batchStream, benchConfig, describeDevice, median, packedBatch, randomWeights, round, table, writeResult } from './train-shapes';
+import { ALL_TARGETS, batchStream, benchConfig, benchLoopConfig, describeDevice, median, packedBatch, randomWeights, round, table, writeResult } from './train-shapes';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -55,17 +55,7 @@ async function main(): Promise<void> {
   let last = performance.now();
   await runTraining({
     model,
-    config: {
-      optimizer: { lr: 1e-5, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
-      schedule: { kind: 'constant', warmupSteps: 0 },
-      epochs: 1,
-      maxSteps: warm + 2 * pairs,
-      gradAccum: 1,
-      maxGradNorm: 1,
-      evalEvery: Number.MAX_SAFE_INTEGER,
-      saveEvery: Number.MAX_SAFE_INTEGER,
-      keepCheckpoints: 1,
-    },
+    config: benchLoopConfig(warm + 2 * pairs),
     train: stream,
     out: os.tmpdir(),
     rng: new Rng(1, 1 << 20),

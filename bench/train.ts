@@ -32,6 +32,7 @@ import { startProfiler, stopProfiler } from '../lib/profiler/session';
 import {
   ALL_TARGETS,
   batchStream,
+  benchLoopConfig,
   benchConfig,
   commonOptions,
   describeDevice,
@@ -111,17 +112,7 @@ async function measureOurs(spec: OursSpec): Promise<SideResult> {
   let last = performance.now();
   const result = await runTraining({
     model,
-    config: {
-      optimizer: { lr: 1e-5, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
-      schedule: { kind: 'constant', warmupSteps: 0 },
-      epochs: 1,
-      maxSteps: spec.warmup + spec.steps,
-      gradAccum: 1,
-      maxGradNorm: 1,
-      evalEvery: Number.MAX_SAFE_INTEGER,
-      saveEvery: Number.MAX_SAFE_INTEGER,
-      keepCheckpoints: 1,
-    },
+    config: benchLoopConfig(spec.warmup + spec.steps),
     train: stream,
     out: os.tmpdir(),
     rng: new Rng(spec.seed, 1 << 20),
