@@ -10,9 +10,13 @@
  *
  *   node dist/bench/train.js [--device cuda:0|cpu] [--rows 1b:lora,8b:lora,1b:full] [--ac off,on]
  *     [--seq 2048] [--micro-batch N] [--steps 10] [--warmup 3] [--layers N] [--lora-r 16]
- *     [--no-peer] [--python python3] [--deadline-s 450] [--child-timeout-s 240]
+ *     [--no-peer] [--no-compile] [--profile] [--python python3] [--deadline-s 450] [--child-timeout-s 240]
  *
- * Writes $OUT/train.json on the device machine, else bench/results/<date>-train.json.
+ * Writes $OUT/train.json on the device machine, else bench/results/<date>-train.json. --profile
+ * runs seqtune's side under the per-op profiler (lib/profiler: its tables on stderr, one Chrome
+ * trace per row beside the result, e.g. train-1b-lora.trace.json); its timings then include the
+ * profiler's own overhead. Beside each row's eager torch peer, a torch.compile peer runs (its
+ * compilation timed apart and left out of tokens/s) unless --no-compile.
  */
 import * as os from 'node:os';
 import * as fs from 'node:fs';
@@ -24,9 +28,10 @@ import { LlamaModel } from '../lib/model/llama';
 import { HostRng, Rng } from '../lib/rng';
 import { planMemory } from '../lib/train/memory';
 import { runTraining } from '../lib/train/trainer';
+import { startProfiler, stopProfiler } from '../lib/profiler/session';
 import { commonOptions, runPeer, runWorker, timeBudget, workerMain } from './common/child';
-import { describeDevice, hopperKernelsNow, kernelsCell, KernelStates, kernelsOfChildren, median, round, table, writeResult } from './common/report';
-import { ALL_TARGETS, PEFT_TARGETS, batchStream, benchConfig, packedBatch, randomWeights, writeConfigDir } from './common/train-shapes';
+import { describeDevice, hopperKernelsNow, kernelsCell, KernelStates, kernelsOfChildren, median, resultFile, round, table, writeResult } from './common/report';
+import { ALL_TARGETS, PEFT_TARGETS, batchStream, benchConfig, benchLoopConfig, packedBatch, randomWeights, writeConfigDir } from './common/train-shapes';
 import { flopsPerToken, peakBf16Tflops } from '../lib/train/flops';
 
 interface OursSpec {
@@ -41,6 +46,8 @@ interface OursSpec {
   device: string;
   seed: number;
   activationCheckpointing: boolean;
+  /** write the per-op profile's Chrome trace here */
+  profile?: string;
 }
 
 /** What each side reports (snake_case: the Python peer reports the same fields). */
@@ -59,6 +66,11 @@ interface SideResult {
   versions?: Record<string, string>;
   /** the Hopper kernels' states in the child that ran the steps (seqtune only) */
   hopper_kernels?: KernelStates;
+  /** the torch.compile peer: seconds spent compiling (the warm-up steps that compiled) */
+  compile_s?: number;
+  /** --profile: the profiler's tables and where its trace went */
+  profile_report?: string;
+  profile_trace?: string;
 }
 
 async function measureOurs(spec: OursSpec): Promise<SideResult> {
@@ -80,20 +92,11 @@ async function measureOurs(spec: OursSpec): Promise<SideResult> {
   const tokens = spec.seq * spec.microBatch;
   const stream = batchStream(() => packedBatch(Int32Array.from({ length: tokens }, () => hostRng.int(arch.vocabSize)), spec.microBatch, spec.seq));
   const stepS: number[] = [];
+  if (spec.profile) startProfiler(spec.device);
   let last = performance.now();
   const result = await runTraining({
     model,
-    config: {
-      optimizer: { lr: 1e-5, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
-      schedule: { kind: 'constant', warmupSteps: 0 },
-      epochs: 1,
-      maxSteps: spec.warmup + spec.steps,
-      gradAccum: 1,
-      maxGradNorm: 1,
-      evalEvery: Number.MAX_SAFE_INTEGER,
-      saveEvery: Number.MAX_SAFE_INTEGER,
-      keepCheckpoints: 1,
-    },
+    config: benchLoopConfig(spec.warmup + spec.steps),
     train: stream,
     out: os.tmpdir(),
     rng: new Rng(spec.seed, 1 << 20),
@@ -107,6 +110,8 @@ async function measureOurs(spec: OursSpec): Promise<SideResult> {
     },
   });
   const mem = memoryStats(spec.device);
+  const profiler = stopProfiler();
+  profiler?.writeTrace(spec.profile!, { bench: 'train', spec });
   const plan = planMemory(arch, {
     gpu: spec.device !== 'cpu',
     mode: spec.mode,
@@ -127,6 +132,7 @@ async function measureOurs(spec: OursSpec): Promise<SideResult> {
     trainable_params: trainable,
     final_loss: result.finalLoss,
     hopper_kernels: hopperKernelsNow(spec.device),
+    ...(profiler ? { profile_report: profiler.report(), profile_trace: spec.profile } : {}),
   };
 }
 
@@ -162,6 +168,8 @@ async function main(): Promise<void> {
       layers: { type: 'string' },
       'lora-r': { type: 'string', default: '16' },
       'child-timeout-s': { type: 'string', default: '240' },
+      'no-compile': { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
     },
   });
   if (values.worker) return workerMain(measureOurs);
@@ -188,17 +196,18 @@ async function main(): Promise<void> {
     const configDir = path.join(workDir, `${row.preset}-${config.numLayers}`);
     if (!fs.existsSync(configDir)) await writeConfigDir(configDir, config);
     const label = `${row.preset}${config.numLayers < fullLayers ? `/${config.numLayers}L` : ''} ${row.mode}${row.ac ? ' +AC' : ''}`;
+    const slug = `${row.preset}${config.numLayers < fullLayers ? `-${config.numLayers}L` : ''}-${row.mode}${row.ac ? '-ac' : ''}`;
     console.error(`-- ${label}: micro-batch ${microBatch} x ${seq}`);
 
     const ours = runWorker<SideResult>(
       __filename,
-      { preset: row.preset, layers: config.numLayers, mode: row.mode, seq, microBatch, steps, warmup, loraR, device: device.device, seed: 1, activationCheckpointing: row.ac } satisfies OursSpec,
+      {
+        preset: row.preset, layers: config.numLayers, mode: row.mode, seq, microBatch, steps, warmup, loraR, device: device.device, seed: 1,
+        activationCheckpointing: row.ac, profile: values.profile ? resultFile(`train-${slug}.trace`) : undefined,
+      } satisfies OursSpec,
       timeout(),
     );
-    const torch = runPeer<SideResult>(
-      values,
-      'torch_train.py',
-      {
+    const peerSpec = {
         config_dir: configDir,
         mode: row.mode,
         activation_checkpointing: row.ac,
@@ -211,10 +220,16 @@ async function main(): Promise<void> {
         targets: PEFT_TARGETS,
         device: device.device,
         seed: 1,
-      },
-      timeout(),
-    );
+    };
+    const torch = runPeer<SideResult>(values, 'torch_train.py', peerSpec, timeout());
+    // The same model under torch.compile: compilation happens in its warm-up steps (compile_s),
+    // and the timed steps after it run the compiled graph.
+    const compiled: typeof torch = values['no-compile']
+      ? { error: 'skipped (--no-compile)' }
+      : runPeer<SideResult>(values, 'torch_train.py', { ...peerSpec, compile: true }, timeout());
+    if (compiled.error && !values['no-peer'] && !values['no-compile']) console.error(`   torch.compile: ${compiled.error}`);
     if (ours.error) console.error(`   seqtune: ${ours.error}`);
+    if (ours.result?.profile_report) console.error(`${ours.result.profile_report}\n   trace: ${ours.result.profile_trace}`);
     if (torch.error && !values['no-peer']) console.error(`   torch: ${torch.error}`);
     const flops = flopsPerToken(arch, { mode: row.mode, seq, loraR, targets: ALL_TARGETS });
     const mfu = (r?: SideResult) => (r && peak ? (r.tokens_per_sec * flops) / (peak * 1e12) : null);
@@ -234,7 +249,12 @@ async function main(): Promise<void> {
       hopper_kernels: ours.result?.hopper_kernels ?? null,
       torch: torch.result ? { ...torch.result, mfu: mfu(torch.result) } : null,
       torch_skipped: torch.error ?? null,
+      torch_compiled: compiled.result ? { ...compiled.result, mfu: mfu(compiled.result) } : null,
+      torch_compiled_skipped: compiled.error ?? null,
       tokens_per_sec_ratio: ours.result && torch.result ? ours.result.tokens_per_sec / torch.result.tokens_per_sec : null,
+      tokens_per_sec_compiled_ratio: ours.result && compiled.result ? ours.result.tokens_per_sec / compiled.result.tokens_per_sec : null,
+      planned_over_peak_memory_ratio:
+        ours.result?.planned_memory_bytes && ours.result.peak_memory_bytes ? ours.result.planned_memory_bytes / ours.result.peak_memory_bytes : null,
       peak_memory_ratio_torch_over_ours:
         ours.result?.peak_memory_bytes && torch.result?.peak_memory_bytes ? torch.result.peak_memory_bytes / ours.result.peak_memory_bytes : null,
     });
@@ -242,16 +262,23 @@ async function main(): Promise<void> {
   fs.rmSync(workDir, { recursive: true, force: true });
 
   const gib = (b?: number | null) => (b ? round(b / 2 ** 30) : null);
-  console.log('\ntokens/s, MFU (bf16 dense peak), peak memory GiB; tok ratio = seqtune/torch, mem ratio = torch/seqtune (higher favours seqtune)');
+  console.log(
+    '\ntokens/s, MFU (bf16 dense peak), memory GiB; tok ratio = seqtune/torch (eager, compiled), mem ratio = torch/seqtune (higher favours seqtune);\n' +
+      'plan = lib/train/memory.ts\'s estimate beside the measured peak (tensors; the cache reserves more)',
+  );
   table(
-    ['row', 'seqtune tok/s', 'torch tok/s', 'tok ratio', 'seqtune MFU', 'torch MFU', 'seqtune GiB', 'torch GiB', 'mem ratio', 'Hopper kernels (seqtune child)'],
+    ['row', 'seqtune tok/s', 'torch tok/s', 'tok ratio', 'compiled tok/s', 'vs compiled', 'compile s', 'seqtune MFU', 'torch MFU', 'plan GiB', 'seqtune GiB', 'torch GiB', 'mem ratio', 'Hopper kernels (seqtune child)'],
     out.map((r) => [
       r.label,
       round(r.seqtune?.tokens_per_sec, 4),
       round(r.torch?.tokens_per_sec, 4),
       round(r.tokens_per_sec_ratio),
+      round(r.torch_compiled?.tokens_per_sec, 4),
+      round(r.tokens_per_sec_compiled_ratio),
+      round(r.torch_compiled?.compile_s),
       round(r.seqtune?.mfu),
       round(r.torch?.mfu),
+      gib(r.seqtune?.planned_memory_bytes),
       gib(r.seqtune?.peak_memory_bytes),
       gib(r.torch?.peak_memory_bytes),
       round(r.peak_memory_ratio_torch_over_ours),
@@ -262,7 +289,9 @@ async function main(): Promise<void> {
     peak_bf16_tflops: peak,
     flops_accounting:
       'per token: LoRA 4·N_mm + 6·L·T·d_q + 6·r·Σ(d_in+d_out); full 6·N_mm + 6·L·T·d_q (N_mm: projections + LM head; recomputation not counted)',
-    ratios: 'tokens_per_sec_ratio = seqtune / torch; peak_memory_ratio_torch_over_ours = torch / seqtune; above 1 favours seqtune in both',
+    ratios:
+      'tokens_per_sec_ratio = seqtune / torch (eager); tokens_per_sec_compiled_ratio = seqtune / torch.compile; peak_memory_ratio_torch_over_ours = torch / seqtune; ' +
+      'above 1 favours seqtune in all three; planned_over_peak_memory_ratio = memory plan / measured peak',
     timing: `${warmup} warm-up steps dropped, median of ${steps} timed steps, each ending synchronised`,
     rows: out,
   }, kernelsOfChildren(out.map((r) => (r.seqtune ? r.hopper_kernels : undefined))));

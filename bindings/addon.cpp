@@ -90,6 +90,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   initTensor(env, exports);
   initOps(env, exports);
   initDevices(env, exports);
+  initProfiler(env, exports);
   return exports;
 }
 

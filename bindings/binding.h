@@ -24,6 +24,7 @@ void beginPending(Napi::Env env);
 void initTensor(Napi::Env env, Napi::Object exports);
 void initOps(Napi::Env env, Napi::Object exports);
 void initDevices(Napi::Env env, Napi::Object exports);
+void initProfiler(Napi::Env env, Napi::Object exports);
 
 // JS tensor handle <-> native tensor.
 TensorPtr unwrapTensor(const Napi::Value& value, const char* what);

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SeqtuneError } from './errors';
+import type { OpRecord } from './profiler/session';
 
 export type NativeDType = 'f32' | 'bf16' | 'f16' | 'i32' | 'f64';
 
@@ -75,6 +76,10 @@ export interface NativeBinding {
   buildInfo(): NativeBuildInfo;
   /** bytes free on a usable GPU now (cudaMemGetInfo); throws ERR_DEVICE otherwise */
   gpuFreeMemory(index: number): number;
+  /** the per-op profiler (lib/profiler/session.ts) */
+  profilerEnable(on: boolean): void;
+  profilerNow(): number;
+  profilerTake(device?: string): OpRecord[];
 }
 
 
@@ -92,6 +97,11 @@ export function native(): NativeBinding {
   if (!cached) {
     cached = load();
     cached.setErrorClass(SeqtuneError);
+    if (process.env.SEQTUNE_PROFILE) {
+      // Loaded here, not imported above: the profiler itself calls native().
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      (require('./profiler/session') as typeof import('./profiler/session')).profileFromEnvironment();
+    }
   }
   return cached;
 }

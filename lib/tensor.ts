@@ -240,6 +240,13 @@ export function scope<T>(fn: () => T): T {
 
 const kept = new WeakSet<Tensor>();
 
+/** Disposes every tensor in `value` (a tensor, or arrays/plain objects/Maps of tensors). */
+export function disposeAll(value: unknown): void {
+  const tensors = new Set<Tensor>();
+  collectTensors(value, tensors);
+  for (const t of tensors) t.dispose();
+}
+
 /**
  * Exempts tensors from disposal by every enclosing scope(): the caller owns them and disposes them
  * (a scope's result, by contrast, joins the enclosing scope).

@@ -15,6 +15,7 @@ import { Rng } from '../../lib/rng';
 import { DType, full, randn, Tensor } from '../../lib/tensor';
 import { Batch, IGNORE_INDEX } from '../../lib/data/batch';
 import type { BatchStream } from '../../lib/train/batches';
+import type { LoopConfig } from '../../lib/train/trainer';
 
 export const ALL_TARGETS: LinearName[] = [...linearNames];
 /** peft's names for ALL_TARGETS (q_proj, ..., down_proj), in the same order */
@@ -76,5 +77,20 @@ export function batchStream(make: (index: number) => Batch): BatchStream {
     batchesPerEpoch: () => Number.MAX_SAFE_INTEGER,
     state: () => ({ index }),
     restore: (state) => void (index = (state as { index: number }).index),
+  };
+}
+
+/** The benchmarks' training loop: constant lr 1e-5, AdamW, clipping at 1, no evaluation or checkpoints. */
+export function benchLoopConfig(maxSteps: number): LoopConfig {
+  return {
+    optimizer: { lr: 1e-5, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
+    schedule: { kind: 'constant', warmupSteps: 0 },
+    epochs: 1,
+    maxSteps,
+    gradAccum: 1,
+    maxGradNorm: 1,
+    evalEvery: Number.MAX_SAFE_INTEGER,
+    saveEvery: Number.MAX_SAFE_INTEGER,
+    keepCheckpoints: 1,
   };
 }

@@ -9,6 +9,11 @@ labels=input_ids, LoRA through peft (dropout 0; peft keeps the adapters in f32) 
 fine-tuning, torch.optim.AdamW(fused=True), clip_grad_norm_ at 1 as seqtune's trainer does, and
 the loss read to the host every step as seqtune's trainer does. Activation checkpointing is
 transformers' gradient_checkpointing_enable (non-reentrant).
+
+With "compile": true the model (peft-wrapped for LoRA) runs under torch.compile (default mode,
+dynamic=False: the shapes never change). Compilation happens in the first warm-up step; its wall
+time is reported as compile_s (the warm-up steps all together as warmup_s) and the timed steps
+after it run the compiled graphs, so tokens/s leaves compilation out.
 """
 import json
 import os
@@ -39,8 +44,11 @@ def main():
     spec = json.load(sys.stdin)
     device, cuda, info = start(spec, ["transformers", "peft"])
     torch.manual_seed(spec["seed"])
-    model, config = build(spec, device)
-    params = [p for p in model.parameters() if p.requires_grad]
+    eager, config = build(spec, device)
+    compiled = bool(spec.get("compile"))
+    # the compiled wrapper shares eager's parameters; eager answers the questions about them
+    model = torch.compile(eager, dynamic=False) if compiled else eager
+    params = [p for p in eager.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, fused=cuda)
     batch, seq = spec["micro_batch"], spec["seq"]
     generator = torch.Generator().manual_seed(spec["seed"])
@@ -61,20 +69,23 @@ def main():
     for _ in range(spec["warmup"] + spec["steps"]):
         seconds, loss = timed(step, device)
         times.append(seconds)
+    if compiled and spec["warmup"] < 1:
+        raise ValueError("the torch.compile peer needs at least one warm-up step (it compiles there)")
     median = statistics.median(times[spec["warmup"]:])
-    adapter = next((p for n, p in model.named_parameters() if "lora_" in n), None)
+    adapter = next((p for n, p in eager.named_parameters() if "lora_" in n), None)
     return {
         "tokens_per_sec": batch * seq / median,
         "median_step_s": median,
         "step_s": times,
         "peak_memory_bytes": torch.cuda.max_memory_allocated(device) if cuda else None,
         "reserved_memory_bytes": torch.cuda.max_memory_reserved(device) if cuda else None,
-        "weights_dtype": str(model.get_input_embeddings().weight.dtype).replace("torch.", ""),
+        "weights_dtype": str(eager.get_input_embeddings().weight.dtype).replace("torch.", ""),
         "adapter_dtype": str(adapter.dtype).replace("torch.", "") if adapter is not None else None,
         "trainable_params": sum(p.numel() for p in params),
         "final_loss": loss,
         "device_name": device_name(device),
         "versions": info,
+        **({"compiled": True, "compile_s": times[0], "warmup_s": sum(times[: spec["warmup"]])} if compiled else {}),
     }
 
 

@@ -36,6 +36,7 @@ template <typename T, int D, int kRows>
 void launchDecodeRows(const AttentionShape& shape, const DecodeParams<T>& p, T* out, float* lse, cudaStream_t stream) {
   using C = DecodeConfig<D, kRows>;
   auto kernel = decodeKernel<T, D, kRows>;
+  profiler::noteKernel("mma");
   allowSharedMemory(kernel, C::kSmemBytes, "attention (decode): cudaFuncSetAttribute");
   const dim3 grid(static_cast<unsigned>(p.splits), static_cast<unsigned>(shape.kvHeads),
                   static_cast<unsigned>(shape.batch));

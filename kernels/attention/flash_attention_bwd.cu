@@ -46,6 +46,7 @@ void launchBackward(const AttentionShape& shape, DType dtype, const BwdArgs& arg
   }
   const int64_t blocks = virtualBlocks(shape.batch, shape.tokens, C::kBN);
   expectGrid("attentionBackward", blocks, shape.kvHeads);
+  profiler::noteKernel("mma");
   const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(shape.kvHeads));
   if (deterministic) {
     auto kernel = keyBlockKernel<T, D, false>;

@@ -18,6 +18,7 @@ void launchDq(const AttentionShape& shape, const BwdArgs& args, cudaStream_t str
   const int64_t blocks = virtualBlocks(shape.batch, shape.tokens, C::kBM);
   expectGrid("attentionBackward", blocks, shape.heads);
   auto kernel = queryBlockKernel<T, D>;
+  profiler::noteKernel("mma");
   allowSharedMemory(kernel, C::kSmemBytes, "attentionBackward: cudaFuncSetAttribute");
   kernel<<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(shape.heads)), C::kThreads, C::kSmemBytes,
            stream>>>(bwdParams<T>(shape, args, scaleLog2(shape)));

@@ -30,6 +30,7 @@ void launchForward(const AttentionShape& shape, const void* q, const void* k, co
                  lse, cu, qOffset, kvLens, shape.tokens, shape.maxTokens, static_cast<int>(shape.batch),
                  static_cast<int>(shape.heads), static_cast<int>(shape.kvHeads), scaleLog2(shape), shape.causal};
   auto kernel = forwardKernel<T, D>;
+  profiler::noteKernel("mma");
   allowSharedMemory(kernel, C::kSmemBytes, "attention: cudaFuncSetAttribute");
   kernel<<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(shape.heads)), C::kThreads, C::kSmemBytes,
            stream>>>(p);

@@ -11,6 +11,7 @@
 #include "kernels/common/cuda_check.h"
 #include "kernels/attention/flash_attention.h"
 #include "kernels/common/errors.h"
+#include "kernels/common/kernel_note.h"
 
 namespace seqtune::gpu::attn {
 

@@ -8,6 +8,7 @@
 #include "kernels/common/cuda_check.h"
 #include "kernels/gemm/gemm_simt.h"
 #include "kernels/common/philox.h"
+#include "kernels/common/kernel_note.h"
 
 namespace seqtune::gpu {
 
@@ -105,6 +106,7 @@ void simtGemm(const SimtGemm<T>& g, cudaStream_t stream) {
   if (g.M <= 0 || g.N <= 0 || g.batch <= 0) return;
   const int64_t tilesM = (g.M + kTile - 1) / kTile, tilesN = (g.N + kTile - 1) / kTile;
   if (tilesM > 65535 || tilesN > 0x7fffffff) fail(code::kArgument, "gemm: ", g.M, " x ", g.N, " exceeds the f32 grid");
+  profiler::noteKernel("simt");
   for (int64_t b0 = 0; b0 < g.batch; b0 += 65535) {
     const int64_t n = g.batch - b0 < 65535 ? g.batch - b0 : 65535;
     const dim3 grid(static_cast<unsigned>(tilesN), static_cast<unsigned>(tilesM), static_cast<unsigned>(n));

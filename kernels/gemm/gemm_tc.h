@@ -31,6 +31,7 @@
 
 #include "kernels/gemm/gemm_layout.h"
 #include "kernels/common/mma_ptx.cuh"
+#include "kernels/common/kernel_note.h"
 #include "kernels/common/philox.h"
 
 namespace seqtune::gemm {
@@ -287,6 +288,7 @@ void launchTc(TcParams p, int64_t batches, const Epi& epi, cudaStream_t stream, 
   const int64_t tiles = static_cast<int64_t>(p.tilesM) * p.tilesN;
   if (tiles > 0x7fffffff) fail(code::kArgument, what, ": ", tiles, " output tiles exceed the grid limit");
   const int64_t perLaunch = 65535 / p.splits;
+  profiler::noteKernel("mma");
   for (int64_t done = 0; done < batches; done += perLaunch) {
     const int64_t n = batches - done < perLaunch ? batches - done : perLaunch;
     TcParams q = p;

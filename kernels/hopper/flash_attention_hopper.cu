@@ -71,6 +71,7 @@ bool launch(const AttentionShape& shape, const void* q, const void* k, const voi
                         static_cast<int>(shape.heads), static_cast<int>(shape.kvHeads), attn::scaleLog2(shape),
                         shape.causal, options.fault};
   const int64_t blocks = attn::virtualBlocks(shape.batch, shape.tokens, ah::kBlockRows);
+  profiler::noteKernel("hopper");
   kernel<<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(shape.heads)), ah::kThreads, C::kSmemBytes,
            stream>>>(mapQ, mapK, mapV, p);
   checkLaunch("attention (Hopper kernel)");

@@ -50,6 +50,7 @@ template <typename T, int D, bool kDk>
 void launchPass(const CUtensorMap (&maps)[4], const ah::BwdParams<T>& p, const AttentionShape& shape,
                 cudaStream_t stream) {
   const int64_t blocks = attn::virtualBlocks(shape.batch, shape.tokens, ah::kBlockRows);
+  profiler::noteKernel("hopper");
   ah::hopperBackwardKernel<T, D, kDk>
       <<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(shape.kvHeads)), ah::kThreads,
          ah::BwdConfig<D>::kSmemBytes, stream>>>(maps[0], maps[1], maps[2], maps[3], p);

@@ -24,6 +24,7 @@
 #include "kernels/hopper/gemm_hopper.h"
 #include "kernels/gemm/gemm_linear_out.h"
 #include "kernels/hopper/hopper_host.h"
+#include "kernels/common/kernel_note.h"
 
 namespace seqtune::gemm::hopper {
 
@@ -85,6 +86,7 @@ bool launch(const CUtensorMap& mapA, const CUtensorMap& mapB, const hp::Params& 
   static HopperKernelState state;
   auto kernel = hp::hopperGemmKernel<T, TA, TB>;
   if (!hopperKernelReady(kernel, hp::kSmemBytes, hp::kLaunchRegs, state, why)) return false;
+  profiler::noteKernel("hopper");
   kernel<<<ctas, hp::kThreads, hp::kSmemBytes, stream>>>(mapA, mapB, p, o);
   checkLaunch("gemm (Hopper kernel)");
   return true;

@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { SeqtuneError } from '../errors';
 import { linearNames, LinearName } from '../model/block';
 import { loadConfigFile, presets, resolveConfig, TrainConfig } from '../train/config';
@@ -79,7 +80,8 @@ export const trainCommand: Command = {
     '[--lr X --beta1 X --beta2 X --weight-decay X] [--schedule constant|linear|cosine --warmup-steps N|--warmup-ratio X] ' +
     '[--epochs N|--max-steps N] [--batch-size N|--batch-tokens N] [--grad-accum N|--step-examples N] [--max-length N] [--no-packing] ' +
     '[--loss-mask response|all] [--template alpaca|tulu|chat] [--max-grad-norm X] [--seed N] [--device auto|cpu|cuda:N] ' +
-    '[--dev FILE|--val-size N] [--eval-every N] [--save-every N] [--keep-checkpoints N] [--activation-checkpointing] [--weights-dtype auto|f32|bf16] [--resume DIR|--overwrite]',
+    '[--dev FILE|--val-size N] [--eval-every N] [--save-every N] [--keep-checkpoints N] [--activation-checkpointing] [--weights-dtype auto|f32|bf16] [--resume DIR|--overwrite] ' +
+    '[--profile] (times every op of every step: tables on stderr, Chrome trace in OUT/profile.trace.json)',
   conflicts: [
     ...['lora-r', 'lora-alpha', 'lora-dropout', 'lora-targets', 'rslora'].map((f): [string, string, string] => ['full', f, '--full trains every weight, no LoRA adapter']),
     ['epochs', 'max-steps', '--max-steps sets the run length by itself'],
@@ -95,7 +97,7 @@ export const trainCommand: Command = {
     'batch-size': str, 'batch-tokens': str, 'grad-accum': str, 'step-examples': str, 'max-length': str, 'no-packing': bool, 'loss-mask': str,
     template: str, 'max-grad-norm': str, seed: str, device: str, dev: str, 'val-size': str, 'eval-every': str,
     'save-every': str, 'keep-checkpoints': str, 'log-every': str, 'activation-checkpointing': bool, resume: str, overwrite: bool,
-    'weights-dtype': str,
+    'weights-dtype': str, profile: bool,
   },
   async run(values) {
     const layers: Layer[] = [];
@@ -117,7 +119,12 @@ export const trainCommand: Command = {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      const outcome = await train(config, { resume: stringFlag(values, 'resume'), overwrite: values.overwrite === true, signal: controller.signal });
+      const outcome = await train(config, {
+        resume: stringFlag(values, 'resume'),
+        overwrite: values.overwrite === true,
+        signal: controller.signal,
+        profile: values.profile ? path.join(config.out, 'profile.trace.json') : undefined,
+      });
       if (outcome.stopped === 'interrupted') {
         console.error(`stopped at step ${outcome.steps}/${outcome.totalSteps}; continue with --resume ${config.out}`);
         return stoppedBy === 'SIGTERM' ? 143 : 130;

@@ -23,7 +23,7 @@ import {
   RopeOptions,
 } from '../ops';
 import { Rng } from '../rng';
-import { rand, scope, sync, Tensor, tensor, zeros } from '../tensor';
+import { disposeAll, rand, scope, sync, Tensor, tensor, zeros } from '../tensor';
 import { BlockCache, blockBackward, BlockDims, blockForward, BlockParams, CacheContext, GradSink, LinearName, linearNames, PackedContext } from './block';
 import { DrawSource, LinearParams } from './linear';
 
@@ -321,7 +321,14 @@ export class LlamaModel {
       const saved = blocks[l];
       const prefix = `model.layers.${l}`;
       if ('cache' in saved) {
-        G = blockBackward(this.blocks[l], this.dims, saved.cache, G, batch, prefix, sink);
+        // The block's backward temporaries (scope) and then its activations and incoming gradient
+        // are released as soon as its backward is queued, not when the whole backward ends: each
+        // is freed once the queued ops reading it have run, so the backward's peak holds one
+        // block's temporaries instead of every block's.
+        const dy = G;
+        G = scope(() => blockBackward(this.blocks[l], this.dims, saved.cache, dy, batch, prefix, sink));
+        disposeAll(saved.cache);
+        dy.dispose();
         continue;
       }
       // Recompute the block with the same dropout draws, then run its backward; the recomputed

@@ -1,8 +1,20 @@
 /**
  * Before step 1: how many bytes a run needs (weights, trainable state, activations), so a run that
- * cannot fit is refused with the numbers instead of dying mid-epoch. On a GPU the base weights are
- * bf16 and the trainable ones keep f32 master weights, gradients and two AdamW moments (16 bytes per
- * trainable parameter beyond the bf16 copy); on the CPU everything is f32.
+ * cannot fit is refused with the numbers instead of dying mid-epoch. What is counted follows the
+ * code that holds the memory:
+ * - weights: bf16 on a GPU, f32 on the CPU;
+ * - trainable state: two f32 AdamW moments; full fine-tuning of bf16 weights adds an f32 master
+ *   copy (lib/train/trainer.ts) and a gradient in the weights' dtype; LoRA adapters are f32, their
+ *   gradients too;
+ * - activations: what each block's forward keeps until its backward (lib/model/block.ts's cache,
+ *   plus the pre-RoPE q and k and the projections' outputs, which live as long), or with
+ *   activation checkpointing each block's input and residual plus one recomputed block; one
+ *   block's backward temporaries (lib/model/llama.ts releases them block by block); and the fused
+ *   LM head's f32 logits chunk and gradients.
+ * Before the backward released each block's tensors, this model with every block's temporaries
+ * held predicted the H200's measured peaks to within 6% on all five bench/train rows (bench/NOTES.md).
+ * On the CPU backend it overestimates (small preset, 2 x 512 tokens: 1.25-2.1x the peak), which
+ * errs on the side of refusing.
  */
 import { SeqtuneError } from '../errors';
 import type { LlamaArch } from '../model/llama';
@@ -40,20 +52,23 @@ export function planMemory(
   const totalParams = parameterCount(arch);
   const trainableParams = options.mode === 'full' ? totalParams : loraParameterCount(arch, options.loraR, options.loraTargets);
   const act = options.gpu ? 2 : 4;
-  const weights = totalParams * (options.gpu ? 2 : 4);
-  // f32 gradient + m + v, plus an f32 master copy on the GPU (the working copy is bf16).
-  const trainableState = trainableParams * (options.gpu ? 16 : 12);
+  const weights = totalParams * act;
+  // m + v in f32; full fine-tuning: the gradient in the weights' dtype, and on a GPU the f32
+  // master copy; LoRA: f32 adapters and gradients.
+  const trainableState = trainableParams * (options.mode === 'full' ? 8 + act + (options.gpu ? 4 : 0) : 12);
   const C = arch.hiddenSize;
   const qd = arch.numHeads * arch.headDim;
   const kvd = arch.numKvHeads * arch.headDim;
   const I = arch.intermediateSize;
-  // What a block keeps for its backward, per token (lib/model/block.ts's cache).
-  const perTokenLayer = (4 * C + 2 * qd + 2 * kvd + 3 * I) * act + arch.numHeads * 4;
-  const keptLayers = options.activationCheckpointing ? 1 : arch.numLayers;
-  const checkpoints = options.activationCheckpointing ? arch.numLayers * 2 * C * act : 0;
-  // The fused LM head keeps [T, chunk] logits at a time; 4096 columns in f32.
-  const head = 4096 * 4 + 2 * C * act;
-  const activations = options.microBatchTokens * (keptLayers * perTokenLayer + checkpoints + head);
+  const lora = options.mode === 'lora' ? options.loraTargets.length * options.loraR * 4 : 0;
+  // Per token: a block's forward tensors (normed inputs and residual sums, q, k, v before and after
+  // RoPE, attention output and lse, o, gate, up, SwiGLU, down, LoRA's x·Aᵀ), and its backward's.
+  const forward = (6 * C + 3 * qd + 3 * kvd + 3 * I) * act + arch.numHeads * 4 + lora;
+  const backward = (8 * C + 3 * qd + 3 * kvd + 2 * I) * act;
+  const kept = options.activationCheckpointing ? arch.numLayers * 2 * C * act + forward : arch.numLayers * forward;
+  // The fused LM head: [T, 4096] f32 logits at a time, the final norm's output and sum, f32 dh.
+  const head = 4096 * 4 + 2 * C * act + C * 4;
+  const activations = options.microBatchTokens * (kept + backward + head);
   return { weights, trainableState, activations, total: weights + trainableState + activations, trainableParams, totalParams };
 }
 

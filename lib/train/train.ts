@@ -10,7 +10,7 @@ import { readRecords } from '../data/read';
 import { DataRecord } from '../data/records';
 import { tokenizeRecords, TokenizeReport, whyEmpty } from '../data/tokenize';
 import { buildBatch } from '../data/batch';
-import { deviceMemory, DeviceReport, resolveDevice, weightsDtype } from '../device';
+import { deviceMemory, DeviceReport, memoryStats, resolveDevice, weightsDtype } from '../device';
 import { SeqtuneError } from '../errors';
 import { saveAdapter, mergedWeights } from '../model/adapter';
 import { llamaArch, modelConfigToJson, readModelConfig } from '../model/config';
@@ -26,7 +26,8 @@ import { Batch, loaderStream } from './batches';
 import { loadCheckpoint } from './checkpoint';
 import { TrainConfig } from './config';
 import { lossCurveSvg } from './loss-curve';
-import { checkFits, planMemory } from './memory';
+import { checkFits, MemoryPlan, planMemory } from './memory';
+import { activeProfiler, startProfiler, stopProfiler } from '../profiler/session';
 import { RunReporter } from './report';
 import { METRICS_FILE, openRunDirectory, trimMetrics } from './run-dir';
 import { runTraining, StepMetrics, TrainingResult, totalSteps } from './trainer';
@@ -90,6 +91,8 @@ export async function train(
     onStep?: (metrics: StepMetrics) => void;
     /** the machine as devices() reports it (tests pass a fake one) */
     deviceReport?: DeviceReport;
+    /** profile every step (lib/profiler): the tables go to the log, the Chrome trace to this file */
+    profile?: string;
   } = {},
 ): Promise<TrainOutcome> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -118,13 +121,19 @@ export async function train(
   const runDir = await openRunDirectory(config, options);
   try {
     if (runDir.removed.length) log(`removed ${runDir.removed.length} temporary file(s) of an interrupted run: ${runDir.removed.join(', ')}`);
-    return await trainIn(config, device, options, log);
+    return await trainIn(config, device, options, log, plan);
   } finally {
     runDir.lock.release();
   }
 }
 
-async function trainIn(config: TrainConfig, device: string, options: Parameters<typeof train>[1] & object, log: (line: string) => void): Promise<TrainOutcome> {
+async function trainIn(
+  config: TrainConfig,
+  device: string,
+  options: Parameters<typeof train>[1] & object,
+  log: (line: string) => void,
+  plan: MemoryPlan,
+): Promise<TrainOutcome> {
   const tokenBudget = microBatchTokens(config);
   const resume = options.resume ? await loadCheckpoint(options.resume, device) : undefined;
   if (resume) trimMetrics(config.out, resume.state.step);
@@ -179,6 +188,9 @@ async function trainIn(config: TrainConfig, device: string, options: Parameters<
     log(`warning: the warmup (${config.schedule.warmupSteps} steps) is not shorter than the run (${total} steps): the learning rate never reaches ${config.optimizer.lr}`);
   }
   const reporter = new RunReporter(path.join(config.out, METRICS_FILE), total, config.logEvery, options.progress);
+  // SEQTUNE_PROFILE may have started one for the whole process; it then also reports at exit.
+  const ownProfiler = options.profile !== undefined && !activeProfiler();
+  if (ownProfiler) startProfiler(device);
   let result: TrainingResult;
   try {
     result = await runTraining({
@@ -199,8 +211,16 @@ async function trainIn(config: TrainConfig, device: string, options: Parameters<
     });
   } finally {
     await reporter.close();
+    const profiler = ownProfiler ? stopProfiler() : activeProfiler();
+    if (profiler && options.profile !== undefined) {
+      log(profiler.report());
+      profiler.writeTrace(options.profile, { command: 'seqtune train', model: config.model, device });
+      log(`profile: Chrome trace written to ${options.profile} (open it in https://ui.perfetto.dev)`);
+    }
   }
 
+  const peak = memoryStats(device).peakBytes;
+  log(`memory: planned ${(plan.total / 2 ** 30).toFixed(2)} GiB, measured peak ${(peak / 2 ** 30).toFixed(2)} GiB (tensors; plan/peak ${(plan.total / peak).toFixed(2)})`);
   await fs.writeFile(
     path.join(config.out, 'loss.svg'),
     lossCurveSvg(

@@ -16,6 +16,7 @@ import { devices, memoryStats } from '../device';
 import type { LlamaModel } from '../model/llama';
 import { firstNonFinite } from '../model/non-finite';
 import { adamw, add, addInplace, cast, copyInto, gradNorm, scale } from '../ops';
+import { activeProfiler } from '../profiler/session';
 import { Rng } from '../rng';
 import { keep, scope, sync, Tensor, zeros } from '../tensor';
 import { Batch, BatchStream, toDevice } from './batches';
@@ -219,6 +220,9 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
     const labelTokens = micro.reduce((s, b) => s + b.numLabelTokens, 0);
     const step = state.step + 1;
     const lr = learningRate(schedule, step);
+    // `seqtune train --profile` or SEQTUNE_PROFILE: the step's ops, timed (lib/profiler)
+    const profiler = activeProfiler();
+    profiler?.beginStep(step);
 
     // 2-4. gradients, norm, update, all queued before anything is read back, so the device never
     // waits on the host inside a step: a non-finite loss or norm makes adamw skip the update where
@@ -278,6 +282,7 @@ export async function runTraining(run: TrainingRun): Promise<TrainingResult> {
         throw new SeqtuneError(`${what}; ${kept}; try a lower learning rate or --max-grad-norm`, 'ERR_NON_FINITE');
       }
       await sync(model.device);
+      profiler?.endStep();
       return { loss: lossValue, norm: normValue };
     }).finally(() => {
       for (const g of grads.values()) g.dispose();

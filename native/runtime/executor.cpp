@@ -31,6 +31,19 @@ void Executor::drain() {
   idle_.wait(lock, [this] { return queue_.empty() && !busy_; });
 }
 
+void Executor::waitQueuedAtMost(size_t limit) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (queue_.size() + (busy_ ? 1 : 0) > limit && !stop_) {
+    waiting_ = true;
+    progress_.wait(lock);
+  }
+}
+
+size_t Executor::queued() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queue_.size() + (busy_ ? 1 : 0);
+}
+
 std::shared_ptr<const Poison> Executor::takeError() {
   std::lock_guard<std::mutex> lock(mutex_);
   auto error = firstError_;
@@ -66,6 +79,10 @@ void Executor::loop() {
       std::lock_guard<std::mutex> lock(mutex_);
       busy_ = false;
       if (queue_.empty()) idle_.notify_all();
+      if (waiting_) {
+        waiting_ = false;
+        progress_.notify_all();
+      }
     }
   }
 }

@@ -39,6 +39,11 @@ class Executor {
   // Blocks the calling thread until every queued task has run (used at shutdown and by tests of
   // the native layer; JS code awaits read-backs instead).
   void drain();
+  // Tasks submitted and not yet finished (the one running included).
+  size_t queued();
+  // Blocks the calling thread while more than `limit` tasks are queued: bounds how far the JS
+  // thread runs ahead of the device, and so the memory of tensors allocated for queued ops.
+  void waitQueuedAtMost(size_t limit);
   // The first error since the last call, cleared by the call.
   std::shared_ptr<const Poison> takeError();
   // Called on the device thread before the first task (e.g. to bind the CUDA device).
@@ -52,6 +57,8 @@ class Executor {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable idle_;
+  std::condition_variable progress_;  // a task finished
+  bool waiting_ = false;              // someone waits on progress_
   std::deque<Task> queue_;
   bool busy_ = false;
   bool stop_ = false;

@@ -1,6 +1,9 @@
 #include "native/runtime/op_registry.h"
 
 #include <cmath>
+#include <cstdlib>
+
+#include "native/runtime/profiler.h"
 
 namespace seqtune {
 
@@ -87,6 +90,19 @@ std::string Attrs::text(const std::string& name) const { return std::get<std::st
 
 std::vector<double> Attrs::numbers(const std::string& name) const { return std::get<std::vector<double>>(*find(name)); }
 
+namespace {
+// How many ops JS may queue ahead of a device before runOp waits (SEQTUNE_MAX_QUEUED_OPS, 0 for
+// no bound). Tensors are allocated when their op is queued, so this bounds the memory a JS thread
+// running ahead holds; on a GPU the device thread only launches, so it seldom lags this far.
+size_t maxQueuedOps() {
+  static const size_t limit = [] {
+    const char* env = std::getenv("SEQTUNE_MAX_QUEUED_OPS");
+    return env && *env ? static_cast<size_t>(std::strtoull(env, nullptr, 10)) : size_t(64);
+  }();
+  return limit;
+}
+}  // namespace
+
 std::vector<TensorPtr> runOp(const std::string& name, const std::vector<TensorPtr>& inputs, Attrs attrs) {
   const auto& registry = opRegistry();
   auto it = registry.find(name);
@@ -127,7 +143,9 @@ std::vector<TensorPtr> runOp(const std::string& name, const std::vector<TensorPt
   for (const auto& t : plan.outputs) task.writes.push_back(t->storage());
   for (const auto& t : plan.updated) task.writes.push_back(t->storage());
   task.run = std::move(plan.run);
+  if (profiler::enabled()) profiler::instrument(task, device, inputs, plan.outputs);
   device->executor().submit(std::move(task));
+  if (const size_t limit = maxQueuedOps()) device->executor().waitQueuedAtMost(limit);
   return plan.outputs;
 }
 
