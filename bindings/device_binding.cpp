@@ -3,7 +3,7 @@
 
 #include "bindings/binding.h"
 #include "native/runtime/device.h"
-#include "native/runtime/errors.h"
+#include "kernels/common/errors.h"
 #include "native/runtime/thread_pool.h"
 
 namespace seqtune::binding {

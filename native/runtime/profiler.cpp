@@ -8,7 +8,7 @@
 
 #include "native/runtime/device.h"
 #include "native/runtime/executor.h"
-#include "native/runtime/errors.h"
+#include "kernels/common/errors.h"
 
 namespace seqtune::profiler {
 
