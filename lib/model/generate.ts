@@ -115,12 +115,11 @@ export async function generate(
       let row = 0;
       feed.forEach((tokens, b) => {
         if (tokens.length === 0) return;
-        const rowLogits = logits.subarray(row * V, (row + 1) * V);
-        // sampling from NaN scores picks an arbitrary token: a silent garbage answer
-        if (rowLogits.some((x) => Number.isNaN(x))) {
+        const token = sampleToken(logits.subarray(row * V, (row + 1) * V), [...promptIds[b], ...generated[b]], options, rng);
+        // sampling from NaN scores would pick an arbitrary token: a silent garbage answer
+        if (token < 0) {
           throw new SeqtuneError(`generate: the model's scores for prompt ${b} are NaN (at new token ${generated[b].length}); its weights or adapter are not finite`, 'ERR_NON_FINITE');
         }
-        const token = sampleToken(rowLogits, [...promptIds[b], ...generated[b]], options, rng);
         row++;
         if (token === tokenizer.eosId) {
           finish[b] = 'eos';

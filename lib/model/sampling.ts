@@ -1,7 +1,8 @@
 /**
  * Choosing the next token from one row of logits, on the host: repetition penalty (as in
  * transformers: divide positive logits, multiply negative ones), temperature, top-k, top-p, then
- * a draw — or the argmax when temperature is 0 (greedy, the default).
+ * a draw — or the argmax when temperature is 0 (greedy, the default). -1 when the row holds a NaN
+ * (the caller names the failure: a draw from NaN scores would be an arbitrary token).
  */
 import { HostRng } from '../rng';
 
@@ -29,10 +30,18 @@ export function sampleToken(
   }
   const temperature = options.temperature ?? 0;
   if (temperature <= 0) {
+    // The NaN test rides on the argmax's own pass: scanning the row again cost more than the
+    // whole decode step at batch 32 (vocabulary 128256).
     let best = 0;
-    for (let i = 1; i < scores.length; i++) if (scores[i] > scores[best]) best = i;
-    return best;
+    let nan = Number.isNaN(scores[0]);
+    for (let i = 1; i < scores.length; i++) {
+      const s = scores[i];
+      if (s > scores[best]) best = i;
+      else if (s !== s) nan = true;
+    }
+    return nan ? -1 : best;
   }
+  for (let i = 0; i < scores.length; i++) if (Number.isNaN(scores[i])) return -1;
   let order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a]);
   if (options.topK && options.topK > 0) order = order.slice(0, options.topK);
   const max = scores[order[0]];

@@ -90,6 +90,12 @@ t.test('sampleToken rules', async (t) => {
   t.equal(sampleToken(logits, [], {}, new HostRng(1)), 1, 'greedy takes the argmax');
   t.equal(sampleToken(logits, [1], { repetitionPenalty: 2 }, new HostRng(1)), 2, 'penalty divides a positive logit (3 -> 1.5 < 2)');
   t.equal(sampleToken(Float32Array.from([-1, -3]), [0], { repetitionPenalty: 4 }, new HostRng(1)), 1, 'penalty multiplies a negative logit (-1 -> -4)');
+  for (const at of [0, 1, 3]) {
+    const row = Float32Array.from([0.5, 2, -1, 1]);
+    row[at] = NaN;
+    t.equal(sampleToken(row, [], {}, new HostRng(1)), -1, `greedy: a NaN at ${at} gives -1`);
+    t.equal(sampleToken(row, [], { temperature: 1 }, new HostRng(1)), -1, `sampled: a NaN at ${at} gives -1`);
+  }
   const counts = [0, 0, 0, 0];
   const draw = new HostRng(seed);
   for (let i = 0; i < 4000; i++) counts[sampleToken(logits, [], { temperature: 1, topP: 0.7 }, draw)]++;
