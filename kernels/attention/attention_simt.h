@@ -1,5 +1,5 @@
 // Attention on the GPU for what the tensor-core kernels (flash_attention.h) do not take: f32, bf16
-// and f16 with any head dim up to 256 (kernels/attention_simt.cuh: one warp per row, SIMT, exact
+// and f16 with any head dim up to 256 (kernels/attention/attention_simt.cuh: one warp per row, SIMT, exact
 // f32 accumulation, deterministic). Same semantics, layouts and arguments as attentionForward and
 // attentionBackward in flash_attention.h; the workspaces they size are large enough for these.
 #pragma once

@@ -58,7 +58,7 @@ double scaleAttr(const OpCall& call, int64_t headDim) {
 
 #ifdef SEQTUNE_CUDA
 // What CUDA attention runs: f32, bf16 and f16 with head dims up to 256 (the tensor-core kernels
-// take bf16/f16 at 64 and 128, kernels/attention_simt.h the rest). f64 stays on the CPU: its lse is
+// take bf16/f16 at 64 and 128, kernels/attention/attention_simt.h the rest). f64 stays on the CPU: its lse is
 // f64 there, for exact float64 gradient checks.
 void expectCudaAttention(const OpCall& call, const Tensor& q) {
   if (q.dtype() == DType::F64) {

@@ -47,7 +47,7 @@ void instrument(Task& task, Device* device, const std::vector<TensorPtr>& inputs
 // for the device's queued work and, on CUDA, for its stream, so GPU spans are resolved.
 std::vector<OpRecord> take(Device* device);
 
-// CUDA events on a device's stream (kernels/profiler_events.cu; the CPU-only build has no CUDA
+// CUDA events on a device's stream (native/runtime/profiler_events.cu; the CPU-only build has no CUDA
 // device, so its stub is never reached). mark records one; markUs is its time on the profiler
 // clock once the stream has passed it; release returns it to a pool.
 void* gpuMark(Device* device);

@@ -1,4 +1,4 @@
-// The SIMT attention kernels (kernels/attention_simt.cuh) under the emulator against float64:
+// The SIMT attention kernels (kernels/attention/attention_simt.cuh) under the emulator against float64:
 // forward out and lse (packed documents, empty and 1-token ones included, and the KV-cache layout
 // with queries past kvLens and a sequence without keys) and the backward's dq, dk, dv, causal and
 // not, grouped-query heads, f32 at D 16, 24, 32, 64, 128 and 200, bf16 and f16 at odd sizes; the

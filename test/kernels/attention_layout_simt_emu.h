@@ -1,5 +1,5 @@
-// The SIMT attention kernels (kernels/attention_simt.cuh) under the emulator, launched as
-// kernels/attention_simt.cu launches them: one CTA per kWarps rows of one head (kv head in the
+// The SIMT attention kernels (kernels/attention/attention_simt.cuh) under the emulator, launched as
+// kernels/attention/attention_simt.cu launches them: one CTA per kWarps rows of one head (kv head in the
 // backward's key pass), register chunks chosen from D. Storage is f32, bf16 or f16; values go in
 // and come out as float (the inputs hold values the dtype represents). Included at the end of
 // attention_layout_emulator.cpp; attention_emulated.h declares these.
