@@ -167,15 +167,15 @@ export interface RandomOptions extends CreateOptions {
 
 /** Normal(mean, std) from the counter-based generator: identical on every device. */
 export function randn(shape: Shape, options: RandomOptions & { mean?: number; std?: number }): Tensor {
-  return random('randn', 'randomNormal', shape, options, { mean: options.mean, std: options.std });
+  return random('randomNormal', 'randn', shape, options, { mean: options.mean, std: options.std });
 }
 
 /** Uniform in [low, high) from the counter-based generator. */
 export function rand(shape: Shape, options: RandomOptions & { low?: number; high?: number }): Tensor {
-  return random('rand', 'randomUniform', shape, options, { low: options.low, high: options.high });
+  return random('randomUniform', 'rand', shape, options, { low: options.low, high: options.high });
 }
 
-function random(name: string, op: string, shape: Shape, options: RandomOptions, range: Record<string, number | undefined>): Tensor {
+function random(op: string, name: string, shape: Shape, options: RandomOptions, range: Record<string, number | undefined>): Tensor {
   checkShape(shape, name);
   const { seed, offset } = options.rng.next();
   const attrs = { shape: [...shape], seed, offset, ...range, dtype: options.dtype, device: options.device };

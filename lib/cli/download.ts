@@ -7,6 +7,7 @@ const USAGE = 'seqtune download ORG/NAME[@REVISION] [--include GLOB]...';
 
 export const downloadCommand: Command = {
   name: 'download',
+  positionals: { max: 1 },
   summary: 'fetch a model from the Hugging Face Hub into the shared Hugging Face cache; prints its folder',
   usage:
     `${USAGE}\n` +

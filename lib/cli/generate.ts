@@ -96,8 +96,8 @@ export const generateCommand: Command = {
     const { device, fallbackReason } = resolveDevice(stringFlag(values, 'device') ?? 'auto');
     if (fallbackReason) process.stderr.write(`device: cpu (${fallbackReason})\n`);
     const dtype = weightsDtype(stringFlag(values, 'weights-dtype'), device);
-    process.stderr.write(`weights: ${dtype} on ${device}\n`);
     const { model, tokenizer, config } = await loadModel(modelDir, { device, dtype, adapterDir, maxSeqLen: 'per-generation' });
+    process.stderr.write(`weights: ${dtype} on ${device}\n`);
     const { texts, addBos } = renderPrompts(template, tokenizer, prompts);
     const longest = Math.max(...texts.map((text) => tokenizer.encode(text).length));
     if (longest + maxNewTokens > config.maxPositionEmbeddings) {

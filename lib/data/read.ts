@@ -6,7 +6,7 @@
  * structure (unbalanced brackets, missing ']') is always an error: nothing after it can be trusted.
  */
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { FileHandle, open } from 'node:fs/promises';
 import { SeqtuneError } from '../errors';
 import { JsonArrayScanner } from './json-stream';
 import { DataCounts, DataRecord, dataError, emptyCounts, parseRecord, ParseOptions } from './records';
@@ -30,15 +30,29 @@ export interface SourcedRecord {
   ordinal: number;
 }
 
-async function detectFormat(path: string): Promise<'json' | 'jsonl'> {
+/** Refuses a data path that cannot be read as a file (train checks its inputs before any other work). */
+export async function checkDataFile(path: string): Promise<void> {
+  const handle = await openDataFile(path);
+  await handle.close();
+}
+
+async function openDataFile(path: string): Promise<FileHandle> {
   let handle;
   try {
     handle = await open(path, 'r');
   } catch (error) {
     throw new SeqtuneError(`cannot open ${path}: ${(error as Error).message}`, 'ERR_IO');
   }
+  if ((await handle.stat()).isDirectory()) {
+    await handle.close();
+    throw new SeqtuneError(`cannot read ${path}: it is a directory, not a data file`, 'ERR_IO');
+  }
+  return handle;
+}
+
+async function detectFormat(path: string): Promise<'json' | 'jsonl'> {
+  const handle = await openDataFile(path);
   try {
-    if ((await handle.stat()).isDirectory()) throw new SeqtuneError(`cannot read ${path}: it is a directory, not a data file`, 'ERR_IO');
     const buf = Buffer.alloc(4096);
     for (let pos = 0; ; ) {
       const { bytesRead } = await handle.read(buf, 0, buf.length, pos);

@@ -16,8 +16,8 @@ export async function createGenerator(
   const resolved = resolveDevice(device ?? 'auto');
   if (resolved.fallbackReason) process.stderr.write(`device: cpu (${resolved.fallbackReason})\n`);
   const dtype = weightsDtype(weightsDtypeSpec, resolved.device);
-  process.stderr.write(`weights: ${dtype} on ${resolved.device}\n`);
   const { model, tokenizer } = await loadModel(modelDir, { device: resolved.device, dtype, adapterDir, maxSeqLen: 'per-generation' });
+  process.stderr.write(`weights: ${dtype} on ${resolved.device}\n`);
   return {
     async generate(prompts: string[], options: EvalGenerateOptions): Promise<string[]> {
       const out = await generate(model, tokenizer, prompts, { maxNewTokens: options.maxNewTokens, stop: options.stop });

@@ -5,7 +5,7 @@
  * optionally a PEFT adapter or fresh LoRA adapters.
  */
 import { SeqtuneError } from '../errors';
-import { resolveModel } from '../hub/resolve';
+import { resolveModel, ResolvedModel } from '../hub/resolve';
 import { Rng } from '../rng';
 import { DType, Tensor } from '../tensor';
 import { loadAdapter } from './adapter';
@@ -47,9 +47,12 @@ export interface LoadedModel {
   name: string;
 }
 
-/** `source` is a local folder or ORG/NAME[@REVISION] (the local folder wins when both exist). */
-export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
-  const { dir, name } = await resolveModel(source);
+/**
+ * `source` is a local folder or ORG/NAME[@REVISION] (the local folder wins when both exist), or
+ * what resolveModel already made of one (train reads config.json first, for its memory check).
+ */
+export async function loadModel(source: string | ResolvedModel, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const { dir, name } = typeof source === 'string' ? await resolveModel(source) : source;
   const device = options.device ?? 'cpu';
   const config = await readModelConfig(dir, { maxSeqLen: options.maxSeqLen === 'per-generation' ? 0 : options.maxSeqLen });
   if (options.lora) checkLoraRank(llamaArch(config), options.lora);

@@ -27,7 +27,8 @@ export interface RunDirectory {
   removed: string[];
 }
 
-export async function openRunDirectory(config: TrainConfig, options: { resume?: string; overwrite?: boolean }): Promise<RunDirectory> {
+/** Refuses an --out that cannot be the run's directory, touching nothing (train checks it before any other work). */
+export function checkRunDirectory(config: TrainConfig, options: { resume?: string; overwrite?: boolean }): void {
   const out = { flag: '--out', path: config.out, kind: 'dir' as const };
   checkOutputPath(out);
   refuseInputAsOutput(out, [
@@ -36,6 +37,10 @@ export async function openRunDirectory(config: TrainConfig, options: { resume?: 
     { flag: '--dev', path: config.dev },
   ]);
   refuseNonEmptyDir(out, ['--resume', '--overwrite'], options.resume !== undefined || options.overwrite === true);
+}
+
+export async function openRunDirectory(config: TrainConfig, options: { resume?: string; overwrite?: boolean }): Promise<RunDirectory> {
+  checkRunDirectory(config, options);
   try {
     fs.mkdirSync(config.out, { recursive: true });
   } catch (error) {

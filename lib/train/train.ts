@@ -6,12 +6,13 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { readRecords } from '../data/read';
+import { checkDataFile, readRecords } from '../data/read';
 import { DataRecord } from '../data/records';
 import { tokenizeRecords, TokenizeReport, whyEmpty } from '../data/tokenize';
 import { buildBatch } from '../data/batch';
 import { deviceMemory, DeviceReport, memoryStats, resolveDevice, weightsDtype } from '../device';
 import { SeqtuneError } from '../errors';
+import { resolveModel, ResolvedModel } from '../hub/resolve';
 import { saveAdapter, mergedWeights } from '../model/adapter';
 import { llamaArch, modelConfigToJson, readModelConfig } from '../model/config';
 import { writeCheckpoint } from '../model/io/checkpoint';
@@ -29,7 +30,7 @@ import { lossCurveSvg } from './loss-curve';
 import { checkFits, MemoryPlan, planMemory } from './memory';
 import { activeProfiler, startProfiler, stopProfiler } from '../profiler/session';
 import { RunReporter } from './report';
-import { METRICS_FILE, openRunDirectory, trimMetrics } from './run-dir';
+import { checkRunDirectory, METRICS_FILE, openRunDirectory, trimMetrics } from './run-dir';
 import { runTraining, StepMetrics, TrainingResult, totalSteps } from './trainer';
 
 export interface TrainOutcome extends TrainingResult {
@@ -98,10 +99,12 @@ export async function train(
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const { device, fallbackReason } = resolveDevice(config.device, options.deviceReport);
   if (fallbackReason) log(`device: cpu (${fallbackReason})`);
-  // The memory plan needs only config.json: a run that cannot fit is refused before any weight,
-  // checkpoint or data is read, or anything is written.
+  // A bad --out is refused first, touching nothing. The memory plan needs only config.json: a run
+  // that cannot fit is refused before any weight, checkpoint or data is read, or anything is written.
+  checkRunDirectory(config, options);
   const tokenBudget = microBatchTokens(config);
-  const modelConfig = await readModelConfig(config.model, { maxSeqLen: config.maxLength });
+  const source = await resolveModel(config.model);
+  const modelConfig = await readModelConfig(source.dir, { maxSeqLen: config.maxLength });
   const plan = planMemory(llamaArch(modelConfig), {
     gpu: device !== 'cpu',
     mode: config.mode,
@@ -117,11 +120,13 @@ export async function train(
     activationCheckpointing: config.activationCheckpointing,
     availableNote: memory.note,
   });
+  // The inputs exist and are files (opened, not read) before the plan is printed or --out made.
+  for (const file of [...config.data, ...(config.dev ? [config.dev] : [])]) await checkDataFile(file);
   log(`model: ${(plan.totalParams / 1e6).toFixed(2)}M parameters, ${(plan.trainableParams / 1e6).toFixed(3)}M trainable (${config.mode}); about ${(plan.total / 2 ** 30).toFixed(2)} GiB needed, ${memory.note}`);
   const runDir = await openRunDirectory(config, options);
   try {
     if (runDir.removed.length) log(`removed ${runDir.removed.length} temporary file(s) of an interrupted run: ${runDir.removed.join(', ')}`);
-    return await trainIn(config, device, options, log, plan);
+    return await trainIn(config, source, device, options, log, plan);
   } finally {
     runDir.lock.release();
   }
@@ -129,6 +134,7 @@ export async function train(
 
 async function trainIn(
   config: TrainConfig,
+  source: ResolvedModel,
   device: string,
   options: Parameters<typeof train>[1] & object,
   log: (line: string) => void,
@@ -139,7 +145,7 @@ async function trainIn(
   if (resume) trimMetrics(config.out, resume.state.step);
   const hash = configHash(config);
 
-  const loaded = await loadModel(config.model, {
+  const loaded = await loadModel(source, {
     device,
     lora: config.mode === 'lora' ? { ...config.lora } : undefined,
     rng: new Rng(config.seed),
