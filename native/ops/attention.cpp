@@ -261,15 +261,7 @@ OpPlan buildKvCacheWrite(const OpCall& call) {
                                 check.flag(), stream);
               // A flagged sequence: the CPU backend's checks on host copies throw its message.
               check.verify(stream, [&](const int32_t* offs) {
-                const std::vector<int32_t> cuHost = hostInts(*cu);
-                cpu::checkSeqlens(op, cuHost.data(), dims.batch, dims.tokens);
-                for (int64_t b = 0; b < dims.batch; ++b) {
-                  const int64_t len = cuHost[b + 1] - cuHost[b];
-                  if (offs[b] < 0 || offs[b] + len > dims.maxTokens) {
-                    fail(code::kIndex, op, ": sequence ", b, " writes positions [", offs[b], ", ", offs[b] + len,
-                         ") outside the cache's ", dims.maxTokens);
-                  }
-                }
+                cpu::checkKvCacheIndices(dims, op, hostInts(*cu).data(), offs);
               });
             }};
   }
