@@ -62,13 +62,12 @@ export function crossEntropyBackwardRef(
   return d;
 }
 
-// 2-D products for the fused references (linearCrossEntropy here, LoRA), over matmulRef.
+// 2-D products for the fused references (linearCrossEntropy here, LoRA), over matmulRef with the
+// layouts named: NT is a [m, k] · bᵀ with b [n, k]; NN is a [m, k] · b [k, n]; TN is aᵀ · b with
+// a [k, m] and b [k, n].
 type Mat = ArrayLike<number>;
-/** a [m, k] · bᵀ with b [n, k]. */
 export const matmulNT = (a: Mat, b: Mat, m: number, n: number, k: number) => matmulRef(a, [m, k], b, [n, k], { transB: true });
-/** a [m, k] · b with b [k, n]. */
 export const matmulNN = (a: Mat, b: Mat, m: number, n: number, k: number) => matmulRef(a, [m, k], b, [k, n]);
-/** aᵀ · b with a [k, m], b [k, n]. */
 export const matmulTN = (a: Mat, b: Mat, m: number, n: number, k: number) => matmulRef(a, [k, m], b, [k, n], { transA: true });
 
 /** linearCrossEntropy's reference: the logits materialised, then crossEntropyRef. */
