@@ -83,6 +83,24 @@ TensorPtr attachWorkspace(Device* device, gpu::LinearCeArgs& args, bool backward
 void verifyLabels(const char* op, const IndexCheck& check, cudaStream_t stream, const Dims& d, const loss::Options& o) {
   check.verify(stream, [&](const int32_t* labels) { loss::checkLabels(op, labels, d.rows, d.vocab, o.ignoreIndex); });
 }
+
+// Either direction's CUDA plan: the launch arguments, scratch and label check around `launch`.
+template <typename Launch>
+OpPlan planCuda(const OpCall& call, std::vector<TensorPtr> outputs, const TensorPtr& h, const TensorPtr& w,
+                const TensorPtr& labels, const Dims& d, const loss::Options& o, int64_t chunk, bool backward,
+                Launch launch) {
+  IndexCheck check(call, labels, "labels");
+  Device* device = call.device;
+  cudaStream_t stream = streamOf(device);
+  const char* op = call.op;
+  return {std::move(outputs), {}, [=] {
+            gpu::LinearCeArgs args = ceArgs(d, *h, *w, *labels, o, chunk, check);
+            TensorPtr workspace = attachWorkspace(device, args, backward);
+            gpu::resetIndexFlag(check.flag(), stream);
+            launch(args, stream);
+            verifyLabels(op, check, stream, d, o);
+          }};
+}
 #endif  // SEQTUNE_CUDA
 
 // linearCrossEntropy([h, weight, labels], {ignoreIndex, reduction, chunkSize}) -> [loss, lse, count]
@@ -103,16 +121,10 @@ OpPlan buildLinearCrossEntropy(const OpCall& call) {
   const char* op = call.op;
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
-    IndexCheck check(call, labels, "labels");
-    Device* device = call.device;
-    cudaStream_t stream = streamOf(device);
-    return {{lossOut, lse, count}, {}, [=] {
-              gpu::LinearCeArgs args = ceArgs(d, *h, *w, *labels, o, chunk, check);
-              TensorPtr workspace = attachWorkspace(device, args, false);
-              gpu::resetIndexFlag(check.flag(), stream);
-              gpu::linearCrossEntropyForward(args, lossOut->raw(), lse->raw(), count->raw(), stream);
-              verifyLabels(op, check, stream, d, o);
-            }};
+    return planCuda(call, {lossOut, lse, count}, h, w, labels, d, o, chunk, false,
+                    [=](const gpu::LinearCeArgs& args, cudaStream_t stream) {
+                      gpu::linearCrossEntropyForward(args, lossOut->raw(), lse->raw(), count->raw(), stream);
+                    });
   }
 #endif
   expectCpu(call);
@@ -145,17 +157,11 @@ OpPlan buildLinearCrossEntropyBackward(const OpCall& call) {
   const char* op = call.op;
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
-    IndexCheck check(call, labels, "labels");
-    Device* device = call.device;
-    cudaStream_t stream = streamOf(device);
-    return {outputs, {}, [=] {
-              gpu::LinearCeArgs args = ceArgs(d, *h, *w, *labels, o, chunk, check);
-              TensorPtr workspace = attachWorkspace(device, args, true);
-              gpu::resetIndexFlag(check.flag(), stream);
-              gpu::linearCrossEntropyBackward(args, lse->raw(), count->raw(), scale, dh->raw(),
-                                              dw ? dw->raw() : nullptr, stream);
-              verifyLabels(op, check, stream, d, o);
-            }};
+    return planCuda(call, outputs, h, w, labels, d, o, chunk, true,
+                    [=](const gpu::LinearCeArgs& args, cudaStream_t stream) {
+                      gpu::linearCrossEntropyBackward(args, lse->raw(), count->raw(), scale, dh->raw(),
+                                                      dw ? dw->raw() : nullptr, stream);
+                    });
   }
 #endif
   expectCpu(call);

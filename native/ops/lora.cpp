@@ -73,8 +73,28 @@ void expectCudaDtypes(const OpCall& call, const Tensor& x, const Tensor& w, cons
        got);
 }
 
-gpu::LoraShape loraShape(const Dims& d) { return {d.tokens, d.in, d.out, d.rank}; }
-gpu::LoraDropout loraDropout(const LoraAttrs& at) { return {at.p, at.seed, at.offset}; }
+// What the forward's and the backward's launch arguments share.
+template <typename Args>
+void setCommonArgs(Args& args, const Dims& d, const LoraAttrs& at, const Tensor& x, const Tensor& w, const Tensor& a,
+                   const Tensor& b) {
+  args.shape = {d.tokens, d.in, d.out, d.rank};
+  args.x = x.raw();
+  args.weight = w.raw();
+  args.a = a.raw();
+  args.b = b.raw();
+  args.scale = at.scale;
+  args.dropout = {at.p, at.seed, at.offset};
+}
+
+// Device thread (the size depends on the current device's SM count): scratch of `bytes(args)`,
+// held by the caller until the launch has been queued.
+template <typename Args, typename Bytes>
+TensorPtr attachWorkspace(Device* device, Args& args, Bytes bytes) {
+  args.workspaceBytes = bytes(args);
+  TensorPtr workspace = args.workspaceBytes > 0 ? scratchBytes(device, args.workspaceBytes) : nullptr;
+  if (workspace) args.workspace = workspace->raw();
+  return workspace;
+}
 #endif  // SEQTUNE_CUDA
 
 // loraLinear([x, weight, a, b, bias?], {scale, dropoutP, seed, offset}) -> [out, xa]
@@ -99,21 +119,12 @@ OpPlan buildLoraLinear(const OpCall& call) {
     cudaStream_t stream = streamOf(device);
     return {{y, xaOut}, {}, [=] {
               gpu::LoraForwardArgs args;
-              args.shape = loraShape(d);
+              setCommonArgs(args, d, at, *x, *w, *a, *b);
               args.dtypes = {x->dtype(), a->dtype(), bias ? bias->dtype() : x->dtype()};
-              args.x = x->raw();
-              args.weight = w->raw();
-              args.a = a->raw();
-              args.b = b->raw();
               args.bias = bias ? bias->raw() : nullptr;
-              args.scale = at.scale;
-              args.dropout = loraDropout(at);
               args.y = y->raw();
               args.xa = xaOut->raw();
-              // Device thread: the size depends on the current device's SM count.
-              args.workspaceBytes = gpu::loraForwardWorkspaceBytes(args);
-              TensorPtr workspace = args.workspaceBytes > 0 ? scratchBytes(device, args.workspaceBytes) : nullptr;
-              if (workspace) args.workspace = workspace->raw();
+              TensorPtr workspace = attachWorkspace(device, args, gpu::loraForwardWorkspaceBytes);
               gpu::loraForward(args, stream);
             }};
   }
@@ -155,23 +166,14 @@ OpPlan buildLoraLinearBackward(const OpCall& call) {
     cudaStream_t stream = streamOf(device);
     return {outputs, {}, [=] {
               gpu::LoraBackwardArgs args;
-              args.shape = loraShape(d);
+              setCommonArgs(args, d, at, *x, *w, *a, *b);
               args.dtypes = {x->dtype(), a->dtype(), x->dtype()};
               args.dy = dy->raw();
-              args.x = x->raw();
-              args.weight = w->raw();
-              args.a = a->raw();
-              args.b = b->raw();
               args.xa = xaIn->raw();
-              args.scale = at.scale;
-              args.dropout = loraDropout(at);
               args.dx = dx ? dx->raw() : nullptr;
               args.da = da->raw();
               args.db = db->raw();
-              // Device thread: the size depends on the current device's SM count.
-              args.workspaceBytes = gpu::loraBackwardWorkspaceBytes(args);
-              TensorPtr workspace = args.workspaceBytes > 0 ? scratchBytes(device, args.workspaceBytes) : nullptr;
-              if (workspace) args.workspace = workspace->raw();
+              TensorPtr workspace = attachWorkspace(device, args, gpu::loraBackwardWorkspaceBytes);
               gpu::loraBackward(args, stream);
             }};
   }
