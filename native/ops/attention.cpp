@@ -180,10 +180,8 @@ OpPlan buildAttentionBackward(const OpCall& call) {
   const int64_t batch = expectSeqlens(call, *cu);
   expectRank(call, *k, "k", 3);
   expectHeads(call, *q, *k, *v);
-  expectSameDtype(call, *q, "q", *dout, "dout");
-  expectSameDtype(call, *q, "q", *out, "out");
-  expectSameShape(call, *q, "q", *dout, "dout");
-  expectSameShape(call, *q, "q", *out, "out");
+  expectLike(call, *q, "q", *dout, "dout");
+  expectLike(call, *q, "q", *out, "out");
   const int64_t T = q->dim(0), H = q->dim(1), D = q->dim(2);
   if (k->dim(0) != T) failShape(call, str("packed k (", k->describe(), ") must have T = ", T, " rows like q"));
   expectDtype(call, *lse, "lse", {q->dtype() == DType::F64 ? DType::F64 : DType::F32});

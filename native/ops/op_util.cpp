@@ -63,6 +63,11 @@ double finiteAttr(const OpCall& call, const char* name, double low, double high,
   return v;
 }
 
+void expectLike(const OpCall& call, const Tensor& a, const char* nameA, const Tensor& b, const char* nameB) {
+  expectSameDtype(call, a, nameA, b, nameB);
+  expectSameShape(call, a, nameA, b, nameB);
+}
+
 void expectCpu(const OpCall& call) {
   if (call.device->isCuda()) {
     fail(code::kNotImplemented, call.op, " is not implemented on cuda yet (", call.device->name(), ")");

@@ -22,6 +22,8 @@ void expectShape(const OpCall& call, const Tensor& t, const char* name, const Sh
 void expectFloatScalar(const OpCall& call, const Tensor& t, const char* name);
 void expectSameDtype(const OpCall& call, const Tensor& a, const char* nameA, const Tensor& b, const char* nameB);
 void expectSameShape(const OpCall& call, const Tensor& a, const char* nameA, const Tensor& b, const char* nameB);
+// b has a's dtype and shape (expectSameDtype, then expectSameShape).
+void expectLike(const OpCall& call, const Tensor& a, const char* nameA, const Tensor& b, const char* nameB);
 // A number attribute in [low, high] (high excluded when highOpen), finite.
 double finiteAttr(const OpCall& call, const char* name, double low, double high, bool highOpen);
 // Fails with ERR_NOT_IMPLEMENTED naming the op when the call targets a CUDA device.
