@@ -18,7 +18,7 @@ import { benchAttentionCpu } from './attention-cpu';
 import { matmul } from '../lib/ops';
 import { Rng } from '../lib/rng';
 import { randn, sync } from '../lib/tensor';
-import { medianSeconds, roundTo, table } from './common/report';
+import { commandLine, medianSeconds, roundTo, table, writeJson } from './common/report';
 
 interface Benchmark {
   /** the key of its section in the JSON report */
@@ -159,18 +159,14 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     command: [
       ...['SEQTUNE_ADDON', 'SEQTUNE_NUM_THREADS'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`),
-      path.basename(process.argv0),
-      ...process.argv.slice(1).map((a) => path.relative(process.cwd(), a) || a),
+      commandLine(),
     ].join(' '),
     device: { cpu: cpuModel(), threads: build.cpuThreads, hardware_threads: build.hardwareThreads, node: process.version },
     // Other processes' load when the run started: absolute GFLOP/s drop with it, ratios much less.
     load_average_1m: roundTo(os.loadavg()[0], 2),
   };
   for (const b of benchmarks) report[b.name] = await b.run();
-  const file = path.join(packageRoot, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-cpu.json`);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-  console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
+  writeJson('cpu', report);
 }
 
 main().catch((error) => {

@@ -26,7 +26,7 @@ import { LlamaModel } from '../lib/model/llama';
 import { HfTokenizer } from '../lib/model/tokenizer';
 import { HostRng, Rng } from '../lib/rng';
 import type { TextTokenizer } from '../lib/text-tokenizer';
-import { commonOptions, runPeer, runWorker, timeBudget, workerMain } from './common/child';
+import { commonOptions, runPeer, runWorker, timeBudget, withDefaults, workerMain } from './common/child';
 import { describeDevice, hopperKernelsNow, kernelsCell, KernelStates, kernelsOfChildren, median, round, table, writeResult } from './common/report';
 import { benchConfig, randomWeights, writeConfigDir } from './common/train-shapes';
 
@@ -115,13 +115,11 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       ...commonOptions,
-      presets: { type: 'string', default: '1b,8b' },
-      batches: { type: 'string', default: '1,32' },
-      'prompt-len': { type: 'string', default: '512' },
-      'new-tokens': { type: 'string', default: '128' },
-      repeats: { type: 'string', default: '3' },
+      ...withDefaults({
+        presets: '1b,8b', batches: '1,32', 'prompt-len': '512', 'new-tokens': '128', repeats: '3',
+        'child-timeout-s': '240',
+      }),
       layers: { type: 'string' },
-      'child-timeout-s': { type: 'string', default: '240' },
     },
   });
   if (values.worker) return workerMain(measureOurs);

@@ -34,7 +34,7 @@ import { isPresetName, PresetName } from '../lib/model/presets';
 import { HostRng, Rng } from '../lib/rng';
 import { scope, tensor } from '../lib/tensor';
 import { runTraining } from '../lib/train/trainer';
-import { commonOptions, runPeer, runWorker, timeBudget, workerMain } from './common/child';
+import { commonOptions, runPeer, runWorker, timeBudget, withDefaults, workerMain } from './common/child';
 import { describeDevice, hopperKernelsNow, kernelsCell, KernelStates, kernelsOfChildren, round, table, writeResult } from './common/report';
 import { ALL_TARGETS, PEFT_TARGETS, batchStream, packedBatch } from './common/train-shapes';
 
@@ -152,13 +152,10 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       ...commonOptions,
-      preset: { type: 'string', default: '1b' },
-      seq: { type: 'string', default: '1024' },
-      'micro-batch': { type: 'string', default: '2' },
-      steps: { type: 'string', default: '20' },
-      lr: { type: 'string', default: '1e-3' },
-      'warmup-steps': { type: 'string', default: '2' },
-      'probe-len': { type: 'string', default: '32' },
+      ...withDefaults({
+        preset: '1b', seq: '1024', 'micro-batch': '2', steps: '20', lr: '1e-3', 'warmup-steps': '2',
+        'probe-len': '32',
+      }),
       work: { type: 'string' },
     },
   });

@@ -29,7 +29,7 @@ import { HostRng, Rng } from '../lib/rng';
 import { planMemory } from '../lib/train/memory';
 import { runTraining } from '../lib/train/trainer';
 import { startProfiler, stopProfiler } from '../lib/profiler/session';
-import { commonOptions, runPeer, runWorker, timeBudget, workerMain } from './common/child';
+import { commonOptions, runPeer, runWorker, timeBudget, withDefaults, workerMain } from './common/child';
 import { describeDevice, hopperKernelsNow, kernelsCell, KernelStates, kernelsOfChildren, median, resultFile, round, table, writeResult } from './common/report';
 import { ALL_TARGETS, PEFT_TARGETS, batchStream, benchConfig, benchLoopConfig, packedBatch, randomWeights, writeConfigDir } from './common/train-shapes';
 import { flopsPerToken, peakBf16Tflops } from '../lib/train/flops';
@@ -159,15 +159,12 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       ...commonOptions,
-      rows: { type: 'string', default: '1b:lora,8b:lora,1b:full' },
-      ac: { type: 'string', default: 'off,on' },
-      seq: { type: 'string', default: '2048' },
+      ...withDefaults({
+        rows: '1b:lora,8b:lora,1b:full', ac: 'off,on', seq: '2048', steps: '10', warmup: '3', 'lora-r': '16',
+        'child-timeout-s': '240',
+      }),
       'micro-batch': { type: 'string' },
-      steps: { type: 'string', default: '10' },
-      warmup: { type: 'string', default: '3' },
       layers: { type: 'string' },
-      'lora-r': { type: 'string', default: '16' },
-      'child-timeout-s': { type: 'string', default: '240' },
       'no-compile': { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
     },

@@ -47,6 +47,13 @@ export const commonOptions = {
   'deadline-s': { type: 'string', default: '450' },
 } as const;
 
+/** parseArgs options that take a value, from their defaults. */
+export function withDefaults<T extends Record<string, string>>(defaults: T): { [K in keyof T]: { type: 'string'; default: string } } {
+  return Object.fromEntries(Object.entries(defaults).map(([name, value]) => [name, { type: 'string', default: value }])) as {
+    [K in keyof T]: { type: 'string'; default: string };
+  };
+}
+
 /**
  * Seconds the next child may run: what is left of --deadline-s (counted from this call), at most
  * --child-timeout-s where the script has that option.

@@ -1,5 +1,5 @@
 // AdamW over many tensors in one launch (adamw in lib/ops.ts; torch.optim.AdamW semantics, as
-// native/ops/optimizer.cpp).
+// native/cpu/adamw.cpp).
 #pragma once
 #include <cstdint>
 

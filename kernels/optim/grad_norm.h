@@ -1,5 +1,5 @@
 // Global gradient norm over many tensors, and clipping by it (gradNorm / clipByNorm in lib/ops.ts,
-// as native/ops/optimizer.cpp), each in one launch over a device table of tensors.
+// as native/cpu/grad_norm.cpp), each in one launch over a device table of tensors.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -3,7 +3,7 @@ import { SeqtuneError } from '../errors';
 import { VqaMix } from '../data/caption';
 import { MixMode } from '../data/mixing';
 import { AugmentRequest, runAugmentation } from '../data/run';
-import { Command, numberFlag, requireFlag, stringFlag, Values } from './command';
+import { Command, flagOptions, numberFlag, requireFlag, stringFlag, Values } from './command';
 
 function list(value: string | undefined): string[] | undefined {
   return value === undefined ? undefined : value.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -76,32 +76,14 @@ export const augmentCommand: Command = {
     '[--languages de,zh] [--parallel de=FILE,zh=FILE] [--paraphrase-field NAME] [--verbalise] [--skip-invalid] ' +
     '[--endpoint URL --model NAME [--api-key-env VAR] [--concurrency N] [--retries N] [--timeout-ms N]] [--iterations N] [--overwrite] ' +
     '[--vqa-questions FILE --captions FILE --vqa-mix base|sequential|merge] [--json]',
-  options: {
-    in: { type: 'string' },
-    out: { type: 'string' },
-    strategy: { type: 'string' },
-    fraction: { type: 'string' },
-    count: { type: 'string' },
-    mode: { type: 'string' },
-    seed: { type: 'string' },
-    languages: { type: 'string' },
-    parallel: { type: 'string' },
-    'paraphrase-field': { type: 'string' },
-    verbalise: { type: 'boolean' },
-    'skip-invalid': { type: 'boolean' },
-    endpoint: { type: 'string' },
-    model: { type: 'string' },
-    'api-key-env': { type: 'string' },
-    concurrency: { type: 'string' },
-    retries: { type: 'string' },
-    'timeout-ms': { type: 'string' },
-    iterations: { type: 'string' },
-    overwrite: { type: 'boolean' },
-    'vqa-questions': { type: 'string' },
-    captions: { type: 'string' },
-    'vqa-mix': { type: 'string' },
-    json: { type: 'boolean' },
-  },
+  options: flagOptions(
+    [
+      'in', 'out', 'strategy', 'fraction', 'count', 'mode', 'seed', 'languages', 'parallel', 'paraphrase-field',
+      'endpoint', 'model', 'api-key-env', 'concurrency', 'retries', 'timeout-ms', 'iterations', 'vqa-questions',
+      'captions', 'vqa-mix',
+    ],
+    ['verbalise', 'skip-invalid', 'overwrite', 'json'],
+  ),
   async run(values) {
     const result = await runAugmentation(augmentRequest(values, augmentCommand));
     if (values.json) {

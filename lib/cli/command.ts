@@ -9,6 +9,14 @@ import { SeqtuneError } from '../errors';
 export type Options = NonNullable<ParseArgsConfig['options']>;
 export type Values = Record<string, string | boolean | string[] | boolean[] | undefined>;
 
+/** A command's flags from their names: each of `strings` takes a value, each of `booleans` none. */
+export function flagOptions(strings: string[], booleans: string[] = []): Options {
+  const options: Options = {};
+  for (const name of strings) options[name] = { type: 'string' };
+  for (const name of booleans) options[name] = { type: 'boolean' };
+  return options;
+}
+
 export interface Command {
   name: string;
   summary: string;

@@ -20,7 +20,7 @@ import { EvalSummary, formatSummary } from '../eval/summary';
 import { EVAL_TEMPLATES, EvalTemplate, parseTemplate } from '../eval/template';
 import { defaultTemplate } from '../model/trained-template';
 import { ProgressLine } from './progress';
-import { Command, numberFlag, requireFlag, stringFlag, Values } from './command';
+import { Command, flagOptions, numberFlag, requireFlag, stringFlag, Values } from './command';
 
 /**
  * A LoadGenerator that requires `modulePath` (relative to this file) on first use and calls its
@@ -158,32 +158,14 @@ export function makeEvalCommand(loadGenerator: LoadGenerator = loadModelGenerato
     summary: 'evaluate a model (or existing outputs) on XQuAD, MGSM, GSM8K, CSQA, SeqEval or the synthetic tasks; compare two runs',
     usage: USAGE,
     positionals: { max: 3 },
-    options: {
-      model: { type: 'string' },
-      adapter: { type: 'string' },
-      device: { type: 'string' },
-      'weights-dtype': { type: 'string' },
-      bench: { type: 'string' },
-      data: { type: 'string' },
-      predictions: { type: 'string' },
-      out: { type: 'string' },
-      template: { type: 'string' },
-      limit: { type: 'string' },
-      'batch-size': { type: 'string' },
-      'max-new-tokens': { type: 'string' },
-      mode: { type: 'string' },
-      exemplars: { type: 'string' },
-      'english-gold': { type: 'string' },
-      'judge-endpoint': { type: 'string' },
-      'judge-model': { type: 'string' },
-      reference: { type: 'string' },
-      'judge-concurrency': { type: 'string' },
-      'judge-retries': { type: 'string' },
-      'judge-timeout': { type: 'string' },
-      samples: { type: 'string' },
-      seed: { type: 'string' },
-      json: { type: 'boolean' },
-    },
+    options: flagOptions(
+      [
+        'model', 'adapter', 'device', 'weights-dtype', 'bench', 'data', 'predictions', 'out', 'template', 'limit',
+        'batch-size', 'max-new-tokens', 'mode', 'exemplars', 'english-gold', 'judge-endpoint', 'judge-model',
+        'reference', 'judge-concurrency', 'judge-retries', 'judge-timeout', 'samples', 'seed',
+      ],
+      ['json'],
+    ),
     async run(values, positionals) {
       if (positionals[0] === 'compare') return runCompare(values, positionals);
       if (positionals.length) throw new SeqtuneError(`unexpected argument '${positionals[0]}'\nusage: ${USAGE}`, 'ERR_ARGUMENT');

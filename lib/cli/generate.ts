@@ -7,7 +7,7 @@ import { loadModel } from '../model/load';
 import { promptFormat, TemplateName } from '../model/prompt-format';
 import { defaultTemplate } from '../model/trained-template';
 import type { HfTokenizer } from '../model/tokenizer';
-import { Command, numberFlag, positiveIntegerFlag, requireFlag, stringFlag } from './command';
+import { Command, flagOptions, numberFlag, positiveIntegerFlag, requireFlag, stringFlag } from './command';
 
 /** Prompts from --prompt or --prompts (a text file, one per line, or JSONL with "prompt"/"instruction"[,"input"]). */
 async function readPrompts(values: Record<string, unknown>): Promise<Array<{ instruction: string; input: string }>> {
@@ -70,20 +70,13 @@ export const generateCommand: Command = {
     '[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--stop S] [--seed N] [--device auto|cpu|cuda:N] [--weights-dtype auto|f32|bf16]',
   conflicts: [['prompt', 'prompts']],
   options: {
-    model: { type: 'string' },
-    adapter: { type: 'string' },
-    prompt: { type: 'string' },
-    prompts: { type: 'string' },
-    template: { type: 'string' },
-    'max-new-tokens': { type: 'string' },
-    temperature: { type: 'string' },
-    'top-k': { type: 'string' },
-    'top-p': { type: 'string' },
-    'repetition-penalty': { type: 'string' },
+    ...flagOptions(
+      [
+        'model', 'adapter', 'prompt', 'prompts', 'template', 'max-new-tokens', 'temperature', 'top-k', 'top-p',
+        'repetition-penalty', 'seed', 'device', 'weights-dtype',
+      ],
+    ),
     stop: { type: 'string', multiple: true },
-    seed: { type: 'string' },
-    device: { type: 'string' },
-    'weights-dtype': { type: 'string' },
   },
   async run(values) {
     const explicit = stringFlag(values, 'template');

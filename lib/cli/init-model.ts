@@ -3,7 +3,7 @@ import { initModel, InitModelResult } from '../model/init-model';
 import { isPresetName, PRESET_NAMES, PresetArch } from '../model/presets';
 import { SimpleTokenizerKind } from '../model/io/simple-tokenizer';
 import { ProgressLine } from './progress';
-import { Command, numberFlag, requireFlag, stringFlag, Values } from './command';
+import { Command, flagOptions, numberFlag, requireFlag, stringFlag, Values } from './command';
 
 function oneOf<T extends string>(values: Values, name: string, allowed: readonly T[], fallback: T): T {
   const v = stringFlag(values, name) ?? fallback;
@@ -30,16 +30,7 @@ export const initModelCommand: Command = {
   name: 'init-model',
   summary: 'write a randomly initialised model (tiny/small/1b/8b) with its own tokenizer, in Hugging Face layout',
   usage: `seqtune init-model --preset ${PRESET_NAMES.join('|')} --out DIR [--arch llama|qwen2] [--tokenizer byte|char] [--alphabet CHARS] [--seed N] [--dtype f32|bf16] [--quiet]`,
-  options: {
-    preset: { type: 'string' },
-    out: { type: 'string' },
-    arch: { type: 'string' },
-    tokenizer: { type: 'string' },
-    alphabet: { type: 'string' },
-    seed: { type: 'string' },
-    dtype: { type: 'string' },
-    quiet: { type: 'boolean' },
-  },
+  options: flagOptions(['preset', 'out', 'arch', 'tokenizer', 'alphabet', 'seed', 'dtype'], ['quiet']),
   async run(values) {
     const preset = requireFlag(values, 'preset', this);
     if (!isPresetName(preset)) throw new SeqtuneError(`--preset must be one of ${PRESET_NAMES.join(', ')}, got '${preset}'`, 'ERR_ARGUMENT');

@@ -3,7 +3,7 @@ import { SeqtuneError } from '../errors';
 import { linearNames, LinearName } from '../model/block';
 import { loadConfigFile, presets, resolveConfig, TrainConfig } from '../train/config';
 import { train } from '../train/train';
-import { Command, numberFlag, stringFlag, Values } from './command';
+import { Command, flagOptions, numberFlag, stringFlag, Values } from './command';
 
 type Layer = Parameters<typeof resolveConfig>[0][number];
 
@@ -45,30 +45,18 @@ export function flagsToConfig(values: Values): Layer {
   if (n('warmup-steps') !== undefined) schedule.warmupSteps = n('warmup-steps');
   if (n('warmup-ratio') !== undefined) schedule.warmupRatio = n('warmup-ratio');
   if (Object.keys(schedule).length) layer.schedule = schedule;
-  set('epochs', n('epochs'));
-  set('maxSteps', n('max-steps'));
-  set('batchSize', n('batch-size'));
-  set('batchTokens', n('batch-tokens'));
-  set('gradAccum', n('grad-accum'));
-  set('stepExamples', n('step-examples'));
-  set('maxLength', n('max-length'));
+  // Flags that set the config key of their own name in camelCase. Their order is kept: a run's hash
+  // reads the optional keys (maxSteps, batchTokens, stepExamples) in the order they were set.
+  const direct = [
+    ['epochs', n], ['max-steps', n], ['batch-size', n], ['batch-tokens', n], ['grad-accum', n], ['step-examples', n],
+    ['max-length', n], ['loss-mask', s], ['template', s], ['max-grad-norm', n], ['seed', n], ['device', s],
+    ['eval-every', n], ['save-every', n], ['keep-checkpoints', n], ['log-every', n], ['weights-dtype', s],
+  ] as const;
+  for (const [flag, read] of direct) set(flag.replace(/-(\w)/g, (_, c: string) => c.toUpperCase()), read(flag));
   if (values['no-packing']) layer.packing = false;
-  set('lossMask', s('loss-mask'));
-  set('template', s('template'));
-  set('maxGradNorm', n('max-grad-norm'));
-  set('seed', n('seed'));
-  set('device', s('device'));
-  set('evalEvery', n('eval-every'));
-  set('saveEvery', n('save-every'));
-  set('keepCheckpoints', n('keep-checkpoints'));
-  set('logEvery', n('log-every'));
   if (values['activation-checkpointing']) layer.activationCheckpointing = true;
-  set('weightsDtype', s('weights-dtype'));
   return layer as Layer;
 }
-
-const str = { type: 'string' } as const;
-const bool = { type: 'boolean' } as const;
 
 export const trainCommand: Command = {
   name: 'train',
@@ -90,15 +78,16 @@ export const trainCommand: Command = {
     ['warmup-steps', 'warmup-ratio'],
     ['resume', 'overwrite', '--overwrite would delete the run --resume continues'],
   ],
-  options: {
-    model: str, data: str, out: str, config: str, preset: str, full: bool, 'lora-r': str, 'lora-alpha': str,
-    'lora-dropout': str, 'lora-targets': str, rslora: bool, lr: str, beta1: str, beta2: str, 'adam-eps': str,
-    'weight-decay': str, schedule: str, 'warmup-steps': str, 'warmup-ratio': str, epochs: str, 'max-steps': str,
-    'batch-size': str, 'batch-tokens': str, 'grad-accum': str, 'step-examples': str, 'max-length': str, 'no-packing': bool, 'loss-mask': str,
-    template: str, 'max-grad-norm': str, seed: str, device: str, dev: str, 'val-size': str, 'eval-every': str,
-    'save-every': str, 'keep-checkpoints': str, 'log-every': str, 'activation-checkpointing': bool, resume: str, overwrite: bool,
-    'weights-dtype': str, profile: bool,
-  },
+  options: flagOptions(
+    [
+      'model', 'data', 'out', 'config', 'preset', 'lora-r', 'lora-alpha', 'lora-dropout', 'lora-targets', 'lr', 'beta1',
+      'beta2', 'adam-eps', 'weight-decay', 'schedule', 'warmup-steps', 'warmup-ratio', 'epochs', 'max-steps',
+      'batch-size', 'batch-tokens', 'grad-accum', 'step-examples', 'max-length', 'loss-mask', 'template',
+      'max-grad-norm', 'seed', 'device', 'dev', 'val-size', 'eval-every', 'save-every', 'keep-checkpoints',
+      'log-every', 'resume', 'weights-dtype',
+    ],
+    ['full', 'rslora', 'no-packing', 'activation-checkpointing', 'overwrite', 'profile'],
+  ),
   async run(values) {
     const layers: Layer[] = [];
     const preset = stringFlag(values, 'preset');

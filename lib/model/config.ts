@@ -10,7 +10,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { SeqtuneError } from '../errors';
 import type { RopeOptions } from '../ops';
-import type { LlamaArch } from './llama';
+import type { LlamaArch, LlamaShape } from './llama';
 
 export type Architecture = 'LlamaForCausalLM' | 'MistralForCausalLM' | 'Qwen2ForCausalLM';
 export type ModelType = 'llama' | 'mistral' | 'qwen2';
@@ -30,17 +30,9 @@ const DEFAULTS: Readonly<Record<ModelType, { rmsNormEps: number; ropeTheta: numb
 
 export type RopeScaling = NonNullable<RopeOptions['scaling']>;
 
-export interface ModelConfig {
+export interface ModelConfig extends LlamaShape {
   architecture: Architecture;
   modelType: ModelType;
-  vocabSize: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  rmsNormEps: number;
   ropeTheta: number;
   ropeScaling: RopeScaling | null;
   tieWordEmbeddings: boolean;

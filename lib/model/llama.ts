@@ -27,7 +27,8 @@ import { disposeAll, rand, scope, sync, Tensor, tensor, zeros } from '../tensor'
 import { BlockCache, blockBackward, BlockDims, blockForward, BlockParams, CacheContext, GradSink, LinearName, linearNames, PackedContext } from './block';
 import { DrawSource, LinearParams } from './linear';
 
-export interface LlamaArch {
+/** The sizes of a LLaMA-family transformer, as its config.json gives them (in camelCase). */
+export interface LlamaShape {
   vocabSize: number;
   hiddenSize: number;
   intermediateSize: number;
@@ -36,6 +37,9 @@ export interface LlamaArch {
   numKvHeads: number;
   headDim: number;
   rmsNormEps: number;
+}
+
+export interface LlamaArch extends LlamaShape {
   rope: RopeOptions;
   tieWordEmbeddings: boolean;
   /** Qwen2: q, k and v projections have biases */

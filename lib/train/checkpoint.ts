@@ -46,16 +46,12 @@ function stepDir(root: string, step: number): string {
   return path.join(root, `step-${String(step).padStart(6, '0')}`);
 }
 
-export async function saveCheckpoint(
-  out: string,
-  state: TrainerState,
-  trainable: Map<string, Tensor>,
-  moments: { m: Map<string, Tensor>; v: Map<string, Tensor> },
-  keep: number,
-): Promise<string> {
+/** writeCheckpointDir, a failure named as the step's checkpoint under `out`. */
+export async function saveCheckpoint(...args: Parameters<typeof writeCheckpointDir>): Promise<string> {
   try {
-    return await writeCheckpointDir(out, state, trainable, moments, keep);
+    return await writeCheckpointDir(...args);
   } catch (error) {
+    const [out, state] = args;
     throw ioError(checkpointRoot(out), `save the step-${state.step} checkpoint`, error);
   }
 }

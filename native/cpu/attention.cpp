@@ -173,8 +173,7 @@ template void attentionForward<float>(const AttentionDims&, const char*, const f
 template void attentionForward<double>(const AttentionDims&, const char*, const double*, const double*,
                                        const double*, const int32_t*, const int32_t*, const int32_t*, double*, double*);
 
-void kvCacheWrite(const AttentionDims& d, const char* op, void* cache, const void* values, size_t elementSize,
-                  const int32_t* cu, const int32_t* offsets) {
+void checkKvCacheIndices(const AttentionDims& d, const char* op, const int32_t* cu, const int32_t* offsets) {
   checkSeqlens(op, cu, d.batch, d.tokens);
   for (int64_t b = 0; b < d.batch; ++b) {
     const int64_t len = cu[b + 1] - cu[b];
@@ -183,6 +182,11 @@ void kvCacheWrite(const AttentionDims& d, const char* op, void* cache, const voi
            ") outside the cache's ", d.maxTokens);
     }
   }
+}
+
+void kvCacheWrite(const AttentionDims& d, const char* op, void* cache, const void* values, size_t elementSize,
+                  const int32_t* cu, const int32_t* offsets) {
+  checkKvCacheIndices(d, op, cu, offsets);
   const size_t rowBytes = static_cast<size_t>(d.headDim) * elementSize;
   char* dst = static_cast<char*>(cache);
   const char* src = static_cast<const char*>(values);

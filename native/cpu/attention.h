@@ -40,6 +40,11 @@ void attentionBackward(const AttentionDims& dims, const char* op, const T* dout,
 void kvCacheWrite(const AttentionDims& dims, const char* op, void* cache, const void* values, size_t elementSize,
                   const int32_t* cuSeqlens, const int32_t* offsets);
 
+// kvCacheWrite's index checks: checkSeqlens, and every sequence's rows [offsets[b], offsets[b] +
+// length) inside the cache's maxTokens slots. The CUDA op runs it on host copies when its device
+// check flags one.
+void checkKvCacheIndices(const AttentionDims& dims, const char* op, const int32_t* cuSeqlens, const int32_t* offsets);
+
 // Throws Error(ERR_INDEX) unless cuSeqlens starts at 0, never decreases and ends at `tokens`.
 void checkSeqlens(const char* op, const int32_t* cuSeqlens, int64_t batch, int64_t tokens);
 

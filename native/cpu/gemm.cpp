@@ -53,21 +53,28 @@ class Scratch {
   int64_t size_ = 0;
 };
 
+// Depth [p0, p0+kc) x columns [c0, c0+n) of a matrix stored depth-major (depth step p is a
+// contiguous row, read once across all panels) as w-wide panels, w values per depth step,
+// zero-padded past column n: op(A) stored [K, M] and op(B) stored [K, N] both pack this way.
+template <typename T>
+void packDepthMajor(const T* X, int64_t ld, int64_t p0, int64_t kc, int64_t c0, int64_t n, int64_t w, T* dst) {
+  for (int64_t p = 0; p < kc; ++p) {
+    const T* src = X + (p0 + p) * ld + c0;
+    for (int64_t j = 0; j < n; j += w) {
+      T* d = dst + j * kc + p * w;
+      const int64_t count = std::min(w, n - j);
+      for (int64_t c = 0; c < count; ++c) d[c] = src[j + c];
+      for (int64_t c = count; c < w; ++c) d[c] = T(0);
+    }
+  }
+}
+
 // Rows [i0, i0+mc) x depth [p0, p0+kc) of op(A) as MR-row panels, each k-major (MR values per k);
 // rows past the block are zero so edge tiles run the same kernel.
 template <typename T>
 void packA(bool transA, const T* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int64_t mr, T* dst) {
   if (transA) {
-    // Stored [K, M]: depth step p is a contiguous run of rows, read once across all panels.
-    for (int64_t p = 0; p < kc; ++p) {
-      const T* src = A + (p0 + p) * lda + i0;
-      for (int64_t ir = 0; ir < mc; ir += mr) {
-        T* d = dst + ir * kc + p * mr;
-        const int64_t rows = std::min(mr, mc - ir);
-        for (int64_t r = 0; r < rows; ++r) d[r] = src[ir + r];
-        for (int64_t r = rows; r < mr; ++r) d[r] = T(0);
-      }
-    }
+    packDepthMajor(A, lda, p0, kc, i0, mc, mr, dst);
     return;
   }
   for (int64_t ir = 0; ir < mc; ir += mr, dst += mr * kc) {
@@ -89,17 +96,8 @@ void packB(const GemmKernel<T>& kernel, bool transB, const T* B, int64_t ldb, in
            int64_t ncols, T* dst) {
   const int64_t nr = kernel.nr;
   if (!transB) {
-    // Stored [K, N]: depth step p is a contiguous row, read once across all panels (reading a
-    // panel at a time would stride through memory by whole rows).
-    for (int64_t p = 0; p < kc; ++p) {
-      const T* src = B + (p0 + p) * ldb + j0;
-      for (int64_t jr = 0; jr < ncols; jr += nr) {
-        T* d = dst + jr * kc + p * nr;
-        const int64_t cols = std::min(nr, ncols - jr);
-        for (int64_t c = 0; c < cols; ++c) d[c] = src[jr + c];
-        for (int64_t c = cols; c < nr; ++c) d[c] = T(0);
-      }
-    }
+    // Reading a panel at a time would stride through memory by whole rows.
+    packDepthMajor(B, ldb, p0, kc, j0, ncols, nr, dst);
     return;
   }
   for (int64_t jr = 0; jr < ncols; jr += nr, dst += nr * kc) {

@@ -180,10 +180,8 @@ OpPlan buildAttentionBackward(const OpCall& call) {
   const int64_t batch = expectSeqlens(call, *cu);
   expectRank(call, *k, "k", 3);
   expectHeads(call, *q, *k, *v);
-  expectSameDtype(call, *q, "q", *dout, "dout");
-  expectSameDtype(call, *q, "q", *out, "out");
-  expectSameShape(call, *q, "q", *dout, "dout");
-  expectSameShape(call, *q, "q", *out, "out");
+  expectLike(call, *q, "q", *dout, "dout");
+  expectLike(call, *q, "q", *out, "out");
   const int64_t T = q->dim(0), H = q->dim(1), D = q->dim(2);
   if (k->dim(0) != T) failShape(call, str("packed k (", k->describe(), ") must have T = ", T, " rows like q"));
   expectDtype(call, *lse, "lse", {q->dtype() == DType::F64 ? DType::F64 : DType::F32});
@@ -261,15 +259,7 @@ OpPlan buildKvCacheWrite(const OpCall& call) {
                                 check.flag(), stream);
               // A flagged sequence: the CPU backend's checks on host copies throw its message.
               check.verify(stream, [&](const int32_t* offs) {
-                const std::vector<int32_t> cuHost = hostInts(*cu);
-                cpu::checkSeqlens(op, cuHost.data(), dims.batch, dims.tokens);
-                for (int64_t b = 0; b < dims.batch; ++b) {
-                  const int64_t len = cuHost[b + 1] - cuHost[b];
-                  if (offs[b] < 0 || offs[b] + len > dims.maxTokens) {
-                    fail(code::kIndex, op, ": sequence ", b, " writes positions [", offs[b], ", ", offs[b] + len,
-                         ") outside the cache's ", dims.maxTokens);
-                  }
-                }
+                cpu::checkKvCacheIndices(dims, op, hostInts(*cu).data(), offs);
               });
             }};
   }

@@ -19,8 +19,7 @@ OpPlan buildAxpby(const OpCall& call, double alpha, double beta, bool multiply) 
   const TensorPtr& x = input(call, 0, "a");
   const TensorPtr& y = input(call, 1, "b");
   expectFloat(call, *x, "a");
-  expectSameDtype(call, *x, "a", *y, "b");
-  expectSameShape(call, *x, "a", *y, "b");
+  expectLike(call, *x, "a", *y, "b");
   TensorPtr out = Tensor::empty(call.device, x->shape(), x->dtype());
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {

@@ -1,17 +1,13 @@
 // loraLinear and loraLinearBackward: a frozen linear layer plus its low-rank adapter, with inverted
 // dropout on the adapter's input. The backward regenerates the dropout mask from (seed, offset)
 // instead of storing it, and never forms dW (the base weight is frozen).
-// Inputs may mix floating dtypes (a bf16 base model with f32 adapters, as PEFT trains them): the
-// math runs in f32 (f64 when x is f64); out and dx take x's dtype, xa the adapter's (A's), and dA,
-// dB their parameter's. On a CUDA device the plans launch kernels/gemm/lora.h, which takes fewer mixes:
-// see expectCudaDtypes.
+// Inputs may mix floating dtypes (a bf16 base model with f32 adapters, as PEFT trains them). The
+// builders check and dispatch: the CPU loops are native/cpu/lora.cpp; on a CUDA device the plans
+// launch kernels/gemm/lora.h, which takes fewer mixes: see expectCudaDtypes.
 #include <cmath>
-#include <cstring>
 
-#include "native/cpu/gemm.h"
+#include "native/cpu/lora.h"
 #include "native/ops/op_util.h"
-#include "kernels/common/philox.h"
-#include "native/runtime/thread_pool.h"
 #ifdef SEQTUNE_CUDA
 #include "native/runtime/cuda_device.h"
 #include "kernels/gemm/lora.h"
@@ -22,13 +18,8 @@ namespace seqtune {
 
 namespace {
 
-constexpr int64_t kGrain = 1 << 14;
-
-struct LoraAttrs {
-  double scale;
-  double p;
-  uint64_t seed, offset;
-};
+using cpu::LoraAttrs;
+using Dims = cpu::LoraDims;
 
 LoraAttrs loraAttrs(const OpCall& call) {
   double scale = call.attrs.number("scale");
@@ -39,10 +30,6 @@ LoraAttrs loraAttrs(const OpCall& call) {
   if (seed < 0 || offset < 0) fail(code::kArgument, call.op, ": seed and offset must be non-negative, got ", seed, ", ", offset);
   return {scale, p, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset)};
 }
-
-struct Dims {
-  int64_t tokens, in, out, rank;
-};
 
 Dims checkLora(const OpCall& call, const Tensor& x, const Tensor& w, const Tensor& a, const Tensor& b) {
   expectFloat(call, x, "x");
@@ -60,28 +47,6 @@ Dims checkLora(const OpCall& call, const Tensor& x, const Tensor& w, const Tenso
                         x.describe() + ", weight " + w.describe() + ", a " + a.describe() + ", b " + b.describe());
   }
   return d;
-}
-
-// drop(x), or drop's backward on a gradient: the same mask and 1/(1-p) scale as the dropout op,
-// element i of the draw (seed, offset) being x's flat index i.
-template <typename T>
-void applyDropout(const LoraAttrs& at, int64_t n, const T* src, T* dst) {
-  const T keepScale = static_cast<T>(1.0 / (1.0 - at.p));
-  const float p = static_cast<float>(at.p);
-  parallelFor(n, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      dst[i] = dropoutKeep(at.seed, at.offset, static_cast<uint64_t>(i), p) ? src[i] * keepScale : T(0);
-    }
-  });
-}
-
-// The adapter's input: x itself without dropout, else a masked copy in `buffer`.
-template <typename T>
-const T* dropped(const LoraAttrs& at, int64_t n, const T* x, std::vector<T>& buffer) {
-  if (at.p == 0) return x;
-  buffer.resize(static_cast<size_t>(n));
-  applyDropout(at, n, x, buffer.data());
-  return buffer.data();
 }
 
 #ifdef SEQTUNE_CUDA
@@ -108,8 +73,28 @@ void expectCudaDtypes(const OpCall& call, const Tensor& x, const Tensor& w, cons
        got);
 }
 
-gpu::LoraShape loraShape(const Dims& d) { return {d.tokens, d.in, d.out, d.rank}; }
-gpu::LoraDropout loraDropout(const LoraAttrs& at) { return {at.p, at.seed, at.offset}; }
+// What the forward's and the backward's launch arguments share.
+template <typename Args>
+void setCommonArgs(Args& args, const Dims& d, const LoraAttrs& at, const Tensor& x, const Tensor& w, const Tensor& a,
+                   const Tensor& b) {
+  args.shape = {d.tokens, d.in, d.out, d.rank};
+  args.x = x.raw();
+  args.weight = w.raw();
+  args.a = a.raw();
+  args.b = b.raw();
+  args.scale = at.scale;
+  args.dropout = {at.p, at.seed, at.offset};
+}
+
+// Device thread (the size depends on the current device's SM count): scratch of `bytes(args)`,
+// held by the caller until the launch has been queued.
+template <typename Args, typename Bytes>
+TensorPtr attachWorkspace(Device* device, Args& args, Bytes bytes) {
+  args.workspaceBytes = bytes(args);
+  TensorPtr workspace = args.workspaceBytes > 0 ? scratchBytes(device, args.workspaceBytes) : nullptr;
+  if (workspace) args.workspace = workspace->raw();
+  return workspace;
+}
 #endif  // SEQTUNE_CUDA
 
 // loraLinear([x, weight, a, b, bias?], {scale, dropoutP, seed, offset}) -> [out, xa]
@@ -134,21 +119,12 @@ OpPlan buildLoraLinear(const OpCall& call) {
     cudaStream_t stream = streamOf(device);
     return {{y, xaOut}, {}, [=] {
               gpu::LoraForwardArgs args;
-              args.shape = loraShape(d);
+              setCommonArgs(args, d, at, *x, *w, *a, *b);
               args.dtypes = {x->dtype(), a->dtype(), bias ? bias->dtype() : x->dtype()};
-              args.x = x->raw();
-              args.weight = w->raw();
-              args.a = a->raw();
-              args.b = b->raw();
               args.bias = bias ? bias->raw() : nullptr;
-              args.scale = at.scale;
-              args.dropout = loraDropout(at);
               args.y = y->raw();
               args.xa = xaOut->raw();
-              // Device thread: the size depends on the current device's SM count.
-              args.workspaceBytes = gpu::loraForwardWorkspaceBytes(args);
-              TensorPtr workspace = args.workspaceBytes > 0 ? scratchBytes(device, args.workspaceBytes) : nullptr;
-              if (workspace) args.workspace = workspace->raw();
+              TensorPtr workspace = attachWorkspace(device, args, gpu::loraForwardWorkspaceBytes);
               gpu::loraForward(args, stream);
             }};
   }
@@ -156,28 +132,7 @@ OpPlan buildLoraLinear(const OpCall& call) {
   expectCpu(call);
   TensorPtr y = Tensor::empty(call.device, {d.tokens, d.out}, x->dtype());
   TensorPtr xaOut = Tensor::empty(call.device, {d.tokens, d.rank}, a->dtype());
-  return {{y, xaOut}, {}, [=] {
-            if (d.tokens == 0) return;
-            withComputeType(x->dtype(), [&](auto zero) {
-              using T = decltype(zero);
-              HostIn<T> xs(*x), ws(*w), as(*a), bs(*b);
-              HostOut<T> ys(*y, false), xa(*xaOut, false);
-              // Start from the bias so the base product accumulates onto it (beta = 1).
-              if (bias) {
-                HostIn<T> bi(*bias);
-                for (int64_t t = 0; t < d.tokens; ++t) std::memcpy(&ys[t * d.out], bi.data(), d.out * sizeof(T));
-              }
-              cpu::gemm(false, true, d.tokens, d.out, d.in, T(1), xs.data(), d.in, ws.data(), d.in, bias ? T(1) : T(0),
-                        ys.data(), d.out);
-              std::vector<T> buffer;
-              const T* xd = dropped(at, d.tokens * d.in, xs.data(), buffer);
-              cpu::gemm(false, true, d.tokens, d.rank, d.in, T(1), xd, d.in, as.data(), d.in, T(0), xa.data(), d.rank);
-              cpu::gemm(false, true, d.tokens, d.out, d.rank, T(at.scale), xa.data(), d.rank, bs.data(), d.rank, T(1),
-                        ys.data(), d.out);
-              ys.commit();
-              xa.commit();
-            });
-          }};
+  return {{y, xaOut}, {}, [=] { cpu::loraLinear(d, at, *x, *w, *a, *b, bias.get(), *y, *xaOut); }};
 }
 
 // loraLinearBackward([dy, x, weight, a, b, xa], {scale, dropoutP, seed, offset, needInput}) -> [dx?, da, db]
@@ -211,65 +166,20 @@ OpPlan buildLoraLinearBackward(const OpCall& call) {
     cudaStream_t stream = streamOf(device);
     return {outputs, {}, [=] {
               gpu::LoraBackwardArgs args;
-              args.shape = loraShape(d);
+              setCommonArgs(args, d, at, *x, *w, *a, *b);
               args.dtypes = {x->dtype(), a->dtype(), x->dtype()};
               args.dy = dy->raw();
-              args.x = x->raw();
-              args.weight = w->raw();
-              args.a = a->raw();
-              args.b = b->raw();
               args.xa = xaIn->raw();
-              args.scale = at.scale;
-              args.dropout = loraDropout(at);
               args.dx = dx ? dx->raw() : nullptr;
               args.da = da->raw();
               args.db = db->raw();
-              // Device thread: the size depends on the current device's SM count.
-              args.workspaceBytes = gpu::loraBackwardWorkspaceBytes(args);
-              TensorPtr workspace = args.workspaceBytes > 0 ? scratchBytes(device, args.workspaceBytes) : nullptr;
-              if (workspace) args.workspace = workspace->raw();
+              TensorPtr workspace = attachWorkspace(device, args, gpu::loraBackwardWorkspaceBytes);
               gpu::loraBackward(args, stream);
             }};
   }
 #endif
   expectCpu(call);
-  return {outputs, {}, [=] {
-            if (d.tokens == 0) {
-              // No tokens: the adapter gradients are empty sums.
-              std::memset(da->raw(), 0, da->nbytes());
-              std::memset(db->raw(), 0, db->nbytes());
-              return;
-            }
-            withComputeType(x->dtype(), [&](auto zero) {
-              using T = decltype(zero);
-              HostIn<T> g(*dy), xs(*x), as(*a), bs(*b), xa(*xaIn);
-              HostOut<T> das(*da, false), dbs(*db, false);
-              const T s = T(at.scale);
-              // dB = scale · dyᵀ · xa
-              cpu::gemm(true, false, d.out, d.rank, d.tokens, s, g.data(), d.out, xa.data(), d.rank, T(0), dbs.data(),
-                        d.rank);
-              // dxa = scale · dy · B
-              std::vector<T> dxa(static_cast<size_t>(d.tokens * d.rank));
-              cpu::gemm(false, false, d.tokens, d.rank, d.out, s, g.data(), d.out, bs.data(), d.rank, T(0), dxa.data(),
-                        d.rank);
-              // dA = dxaᵀ · drop(x), the mask regenerated from (seed, offset)
-              std::vector<T> buffer;
-              const T* xd = dropped(at, d.tokens * d.in, xs.data(), buffer);
-              cpu::gemm(true, false, d.rank, d.in, d.tokens, T(1), dxa.data(), d.rank, xd, d.in, T(0), das.data(), d.in);
-              das.commit();
-              dbs.commit();
-              if (!dx) return;
-              // dx = drop_backward(dxa · A) + dy · W
-              HostIn<T> ws(*w);
-              HostOut<T> dxs(*dx, false);
-              cpu::gemm(false, false, d.tokens, d.in, d.rank, T(1), dxa.data(), d.rank, as.data(), d.in, T(0),
-                        dxs.data(), d.in);
-              if (at.p > 0) applyDropout(at, d.tokens * d.in, dxs.data(), dxs.data());
-              cpu::gemm(false, false, d.tokens, d.in, d.out, T(1), g.data(), d.out, ws.data(), d.in, T(1), dxs.data(),
-                        d.in);
-              dxs.commit();
-            });
-          }};
+  return {outputs, {}, [=] { cpu::loraLinearBackward(d, at, *dy, *x, *w, *a, *b, *xaIn, dx.get(), *da, *db); }};
 }
 
 }  // namespace

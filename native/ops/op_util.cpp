@@ -1,5 +1,7 @@
 #include "native/ops/op_util.h"
 
+#include <cmath>
+
 namespace seqtune {
 
 const TensorPtr& input(const OpCall& call, size_t index, const char* name) {
@@ -34,6 +36,11 @@ void expectShape(const OpCall& call, const Tensor& t, const char* name, const Sh
   }
 }
 
+void expectFloatScalar(const OpCall& call, const Tensor& t, const char* name) {
+  expectFloat(call, t, name);
+  expectShape(call, t, name, {1});
+}
+
 void expectSameDtype(const OpCall& call, const Tensor& a, const char* nameA, const Tensor& b, const char* nameB) {
   if (a.dtype() != b.dtype()) {
     fail(code::kDtype, call.op, ": ", nameA, " (", a.describe(), ") and ", nameB, " (", b.describe(),
@@ -46,6 +53,19 @@ void expectSameShape(const OpCall& call, const Tensor& a, const char* nameA, con
     fail(code::kShape, call.op, ": ", nameA, " (", a.describe(), ") and ", nameB, " (", b.describe(),
          ") must have the same shape");
   }
+}
+
+double finiteAttr(const OpCall& call, const char* name, double low, double high, bool highOpen) {
+  double v = call.attrs.number(name);
+  if (!std::isfinite(v) || v < low || v > high || (highOpen && v == high)) {
+    fail(code::kArgument, call.op, ": ", name, " must be in [", low, ", ", high, highOpen ? ")" : "]", ", got ", v);
+  }
+  return v;
+}
+
+void expectLike(const OpCall& call, const Tensor& a, const char* nameA, const Tensor& b, const char* nameB) {
+  expectSameDtype(call, a, nameA, b, nameB);
+  expectSameShape(call, a, nameA, b, nameB);
 }
 
 void expectCpu(const OpCall& call) {

@@ -18,8 +18,14 @@ void expectDtype(const OpCall& call, const Tensor& t, const char* name, std::ini
 void expectFloat(const OpCall& call, const Tensor& t, const char* name);
 void expectRank(const OpCall& call, const Tensor& t, const char* name, int rank);
 void expectShape(const OpCall& call, const Tensor& t, const char* name, const Shape& shape);
+// A floating-point [1] tensor (a norm, a guard value).
+void expectFloatScalar(const OpCall& call, const Tensor& t, const char* name);
 void expectSameDtype(const OpCall& call, const Tensor& a, const char* nameA, const Tensor& b, const char* nameB);
 void expectSameShape(const OpCall& call, const Tensor& a, const char* nameA, const Tensor& b, const char* nameB);
+// b has a's dtype and shape (expectSameDtype, then expectSameShape).
+void expectLike(const OpCall& call, const Tensor& a, const char* nameA, const Tensor& b, const char* nameB);
+// A number attribute in [low, high] (high excluded when highOpen), finite.
+double finiteAttr(const OpCall& call, const char* name, double low, double high, bool highOpen);
 // Fails with ERR_NOT_IMPLEMENTED naming the op when the call targets a CUDA device.
 void expectCpu(const OpCall& call);
 [[noreturn]] void failShape(const OpCall& call, const std::string& detail);

@@ -45,8 +45,7 @@ OpPlan buildForward(const OpCall& call) {
   const TensorPtr& weight = input(call, 2, "weight");
   const int64_t cols = featureDim(call, *x, "x");
   if (residual) {
-    expectSameDtype(call, *x, "x", *residual, "residual");
-    expectSameShape(call, *x, "x", *residual, "residual");
+    expectLike(call, *x, "x", *residual, "residual");
   }
   expectSameDtype(call, *x, "x", *weight, "weight");
   expectShape(call, *weight, "weight", {cols});
@@ -82,15 +81,13 @@ OpPlan buildBackward(const OpCall& call) {
   const TensorPtr& rstd = input(call, 3, "rstd");
   TensorPtr dsum = optionalInput(call, 4);
   const int64_t cols = featureDim(call, *dout, "dout");
-  expectSameDtype(call, *dout, "dout", *sum, "sum");
-  expectSameShape(call, *dout, "dout", *sum, "sum");
+  expectLike(call, *dout, "dout", *sum, "sum");
   expectSameDtype(call, *dout, "dout", *weight, "weight");
   expectShape(call, *weight, "weight", {cols});
   expectDtype(call, *rstd, "rstd", {DType::F32, DType::F64});
   expectShape(call, *rstd, "rstd", {dout->numel() / cols});
   if (dsum) {
-    expectSameDtype(call, *dout, "dout", *dsum, "dsum");
-    expectSameShape(call, *dout, "dout", *dsum, "dsum");
+    expectLike(call, *dout, "dout", *dsum, "dsum");
   }
   const bool needWeight = call.attrs.flag("needWeight");
   expectCudaRstd(call, dout->dtype(), rstd->dtype());

@@ -11,16 +11,11 @@ namespace seqtune {
 
 namespace {
 
-void expectPair(const OpCall& call, const Tensor& a, const char* nameA, const Tensor& b, const char* nameB) {
-  expectSameDtype(call, a, nameA, b, nameB);
-  expectSameShape(call, a, nameA, b, nameB);
-}
-
 OpPlan buildForward(const OpCall& call) {
   const TensorPtr& gate = input(call, 0, "gate");
   const TensorPtr& up = input(call, 1, "up");
   expectFloat(call, *gate, "gate");
-  expectPair(call, *gate, "gate", *up, "up");
+  expectLike(call, *gate, "gate", *up, "up");
   TensorPtr out = Tensor::empty(call.device, gate->shape(), gate->dtype());
 #ifdef SEQTUNE_CUDA
   if (call.device->isCuda()) {
@@ -40,8 +35,8 @@ OpPlan buildBackward(const OpCall& call) {
   const TensorPtr& gate = input(call, 1, "gate");
   const TensorPtr& up = input(call, 2, "up");
   expectFloat(call, *dout, "dout");
-  expectPair(call, *dout, "dout", *gate, "gate");
-  expectPair(call, *dout, "dout", *up, "up");
+  expectLike(call, *dout, "dout", *gate, "gate");
+  expectLike(call, *dout, "dout", *up, "up");
   TensorPtr dgate = Tensor::empty(call.device, gate->shape(), gate->dtype());
   TensorPtr dup = Tensor::empty(call.device, gate->shape(), gate->dtype());
 #ifdef SEQTUNE_CUDA

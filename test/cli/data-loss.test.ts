@@ -12,16 +12,14 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { startFakeLlm } from '../data/fake-llm';
 import { hostRng, testSeed } from '../helpers/random';
-import { dataFile, sampleRecords, tempOut, tinyModelDir } from '../train/fixtures';
+import { cliPath, dataFile, quickTrainFlags, sampleRecords, tempOut, tinyModelDir } from '../train/fixtures';
 
-const cli = path.resolve(__dirname, '../../dist/lib/cli.js');
 const seed = testSeed();
 t.comment(`seed ${seed}`);
 const rng = hostRng(seed);
-const common = ['--device', 'cpu', '--batch-size', '2', '--max-length', '64', '--log-every', '1', '--lr', '1e-3'];
 
 function run(args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+  return spawnSync(process.execPath, [cliPath, ...args], { encoding: 'utf8' });
 }
 
 /** Every file under `dir` (or the file itself) with its bytes' hash: a snapshot to compare. */
@@ -41,7 +39,7 @@ function randomRecords(n: number) {
 }
 
 t.test('compiled CLI is present', async (t) => {
-  t.ok(fs.existsSync(cli), `${cli} exists (npm install compiles it)`);
+  t.ok(fs.existsSync(cliPath), `${cliPath} exists (npm install compiles it)`);
 });
 
 t.test('augment --in F --out F leaves F as it was, with or without --overwrite', async (t) => {
@@ -74,7 +72,7 @@ t.test('augment against a refusing or garbage-returning endpoint leaves no parti
     try {
       const result = await promisify(execFile)(
         process.execPath,
-        [cli, 'augment', '--in', file, '--out', out, '--strategy', 'paraphrase', '--fraction', '1', '--endpoint', url, '--model', 'm', '--retries', '0', '--timeout-ms', '5000', '--concurrency', '1'],
+        [cliPath, 'augment', '--in', file, '--out', out, '--strategy', 'paraphrase', '--fraction', '1', '--endpoint', url, '--model', 'm', '--retries', '0', '--timeout-ms', '5000', '--concurrency', '1'],
         { encoding: 'utf8' },
       ).then(
         () => ({ code: 0, stderr: '' }),
@@ -94,7 +92,7 @@ t.test('merge never writes onto its base model, and refuses a non-empty --out un
   const model = await tinyModelDir(seed + 3);
   const data = dataFile(sampleRecords);
   const runOut = tempOut();
-  const trained = run(['train', '--model', model, '--data', data, '--out', runOut, '--max-steps', '2', ...common]);
+  const trained = run(['train', '--model', model, '--data', data, '--out', runOut, '--max-steps', '2', ...quickTrainFlags]);
   t.equal(trained.status, 0, trained.stderr.slice(-300));
   const adapter = path.join(runOut, 'adapter');
   const modelBefore = snapshot(model);
@@ -128,15 +126,15 @@ t.test('train into an existing run directory is refused without --resume/--overw
   const model = await tinyModelDir(seed + 4);
   const data = dataFile(sampleRecords);
   const out = tempOut();
-  const first = run(['train', '--model', model, '--data', data, '--out', out, '--max-steps', '3', '--save-every', '1', '--keep-checkpoints', '3', ...common]);
+  const first = run(['train', '--model', model, '--data', data, '--out', out, '--max-steps', '3', '--save-every', '1', '--keep-checkpoints', '3', ...quickTrainFlags]);
   t.equal(first.status, 0, first.stderr.slice(-300));
   const before = snapshot(out);
-  const again = run(['train', '--model', model, '--data', data, '--out', out, '--max-steps', '2', '--save-every', '1', ...common]);
+  const again = run(['train', '--model', model, '--data', data, '--out', out, '--max-steps', '2', '--save-every', '1', ...quickTrainFlags]);
   t.equal(again.status, 2);
   t.match(again.stderr, /--out .* is not empty .*--resume .* to continue the run there, or --overwrite to replace it/);
   t.same(snapshot(out), before, 'the earlier run is byte for byte intact');
 
-  const replaced = run(['train', '--model', model, '--data', data, '--out', out, '--max-steps', '2', '--save-every', '1', '--keep-checkpoints', '3', '--overwrite', ...common]);
+  const replaced = run(['train', '--model', model, '--data', data, '--out', out, '--max-steps', '2', '--save-every', '1', '--keep-checkpoints', '3', '--overwrite', ...quickTrainFlags]);
   t.equal(replaced.status, 0, replaced.stderr.slice(-300));
   t.same(fs.readdirSync(path.join(out, 'checkpoints')).sort(), ['step-000001', 'step-000002'], 'only the new run\'s checkpoints');
   const steps = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
@@ -148,8 +146,8 @@ t.test('two trains on one --out: the second is refused while the first runs; a d
   const model = await tinyModelDir(seed + 5);
   const data = dataFile(sampleRecords);
   const out = tempOut();
-  const firstArgs = ['train', '--model', model, '--data', data, '--out', out, '--max-steps', '100000', '--save-every', '1000', ...common];
-  const first = spawn(process.execPath, [cli, ...firstArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const firstArgs = ['train', '--model', model, '--data', data, '--out', out, '--max-steps', '100000', '--save-every', '1000', ...quickTrainFlags];
+  const first = spawn(process.execPath, [cliPath, ...firstArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   first.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => first.on('exit', (code) => resolve(code)));
@@ -158,7 +156,7 @@ t.test('two trains on one --out: the second is refused while the first runs; a d
     if (Date.now() - start > 60_000) throw new Error(`the first run did not start: ${stderr}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-  const second = run(['train', '--model', model, '--data', data, '--out', out, '--max-steps', '5', '--resume', out, ...common]);
+  const second = run(['train', '--model', model, '--data', data, '--out', out, '--max-steps', '5', '--resume', out, ...quickTrainFlags]);
   t.equal(second.status, 1, 'refused');
   t.match(second.stderr, new RegExp(`in use by another seqtune train \\(pid ${first.pid} `), second.stderr.trim());
   t.notMatch(second.stderr, /\n\s+at /, 'no stack trace');
@@ -172,7 +170,7 @@ t.test('two trains on one --out: the second is refused while the first runs; a d
   const crashed = tempOut();
   fs.mkdirSync(crashed, { recursive: true });
   fs.writeFileSync(path.join(crashed, '.seqtune.lock'), JSON.stringify({ pid: Number(dead.stdout), host: os.hostname(), started: new Date().toISOString(), command: 'train' }));
-  const takeover = run(['train', '--model', model, '--data', data, '--out', crashed, '--max-steps', '2', '--overwrite', ...common]);
+  const takeover = run(['train', '--model', model, '--data', data, '--out', crashed, '--max-steps', '2', '--overwrite', ...quickTrainFlags]);
   t.equal(takeover.status, 0, `a dead holder's lock does not block: ${takeover.stderr.slice(-300)}`);
   t.notOk(fs.existsSync(path.join(crashed, '.seqtune.lock')), 'and the new lock is released');
 });

@@ -22,7 +22,7 @@ const text = (n: number) => Array.from({ length: 1 + rng.int(n) }, () => words[r
 
 const record = { instruction: 'Check if the following Facebook post is appropriate', input: 'I think my boss is the meanest person ever.', output: 'no', idx: 3, system_prompt: '' };
 
-t.test('repeat-then-answer is the §1.1b template exactly', async (t) => {
+t.test('repeat-then-answer is the docs/method.md §1.1b template exactly', async (t) => {
   t.same(repeatThenAnswer(record), {
     instruction: 'First repeat the input, then Check if the following Facebook post is appropriate',
     input: 'I think my boss is the meanest person ever.',
@@ -53,7 +53,7 @@ t.test('the verbalisation bank: every prefix yields a well-spaced instruction', 
   }
 });
 
-t.test('paraphrase- and translate-then-answer follow §1.1c and §1.1a', async (t) => {
+t.test('paraphrase- and translate-then-answer follow docs/method.md §1.1c and §1.1a', async (t) => {
   t.same(paraphraseThenAnswer(record, 'My boss is very mean, I feel.'), {
     ...record,
     instruction: 'First paraphrase below input, then check if the following facebook post is appropriate',
@@ -104,7 +104,7 @@ t.test('multi-step: labelled numbered output, frames, custom steps', async (t) =
   }
 });
 
-t.test('caption-then-answer and the baseline target the answer (§1.2 bug fixed)', async (t) => {
+t.test('caption-then-answer and the baseline target the answer (docs/method.md §1.2 bug fixed)', async (t) => {
   const q = { question_id: 9, question: 'What color is the bus?', answer: ['red', 'dark red'], image: 'train2014/a.jpg' };
   t.same(captionThenAnswer(q, 'A red bus on a street.'), {
     instruction: 'First describe this image then answer the question: What color is the bus?',

@@ -5,7 +5,7 @@ import { isSeqtuneError } from '../../lib/errors';
 const withInput = { instruction: 'Add the numbers.', input: '2 and 3', output: '5' };
 const noInput = { instruction: 'Say hi.', input: '', output: 'Hi!', system_prompt: '' };
 
-t.test('Alpaca prompts are the §4.1 templates, character for character', async (t) => {
+t.test('Alpaca prompts are the docs/method.md §4.1 templates, character for character', async (t) => {
   t.equal(
     alpacaFormat().prompt(withInput),
     'Below is an instruction that describes a task, paired with an input that provides further context. Write a response that appropriately completes the request.\n\n' +

@@ -37,7 +37,7 @@ t.test('single-turn: foreign instruction + delimiter + directive; English transl
     t.ok(out.instruction.startsWith(f), 'starts with the foreign instruction');
     const rest = out.instruction.slice(f.length);
     const delim = rest[0];
-    // §1.3: '\n' unless the instruction ends in '.' or '?'
+    // docs/method.md §1.3: '\n' unless the instruction ends in '.' or '?'
     if (!/[.?]$/.test(f)) t.equal(delim, '\n');
     else t.ok(delim === ' ' || delim === '\n');
     const directive = rest.slice(1);

@@ -6,21 +6,13 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LlamaArch, LlamaModel } from '../../lib/model/llama';
+import { LlamaArch, LlamaModel, LlamaShape } from '../../lib/model/llama';
 import { scope, tensor, Tensor } from '../../lib/tensor';
 import { assertClose } from '../helpers/compare';
 import { deviceBatch, HostBatch } from './tiny-model';
 
 interface ReferenceCase {
-  config: {
-    vocabSize: number;
-    hiddenSize: number;
-    intermediateSize: number;
-    numLayers: number;
-    numHeads: number;
-    numKvHeads: number;
-    headDim: number;
-    rmsNormEps: number;
+  config: LlamaShape & {
     ropeTheta: number;
     tieWordEmbeddings: boolean;
     attentionBias: boolean;

@@ -4,6 +4,7 @@
  * linear + cross-entropy op is checked against: logits = h · Wᵀ, dh = dlogits · W,
  * dW = dlogitsᵀ · h.
  */
+import { matmulRef } from './matmul';
 
 export interface CrossEntropyRef {
   loss: number;
@@ -61,42 +62,13 @@ export function crossEntropyBackwardRef(
   return d;
 }
 
-/** a [m, k] · bᵀ with b [n, k]. */
-export function matmulNT(a: ArrayLike<number>, b: ArrayLike<number>, m: number, n: number, k: number): Float64Array {
-  const c = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let p = 0; p < k; p++) s += a[i * k + p] * b[j * k + p];
-      c[i * n + j] = s;
-    }
-  }
-  return c;
-}
-
-/** a [m, k] · b with b [k, n]. */
-export function matmulNN(a: ArrayLike<number>, b: ArrayLike<number>, m: number, n: number, k: number): Float64Array {
-  const c = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    for (let p = 0; p < k; p++) {
-      const aip = a[i * k + p];
-      for (let j = 0; j < n; j++) c[i * n + j] += aip * b[p * n + j];
-    }
-  }
-  return c;
-}
-
-/** aᵀ · b with a [k, m], b [k, n]. */
-export function matmulTN(a: ArrayLike<number>, b: ArrayLike<number>, m: number, n: number, k: number): Float64Array {
-  const c = new Float64Array(m * n);
-  for (let p = 0; p < k; p++) {
-    for (let i = 0; i < m; i++) {
-      const api = a[p * m + i];
-      for (let j = 0; j < n; j++) c[i * n + j] += api * b[p * n + j];
-    }
-  }
-  return c;
-}
+// 2-D products for the fused references (linearCrossEntropy here, LoRA), over matmulRef with the
+// layouts named: NT is a [m, k] · bᵀ with b [n, k]; NN is a [m, k] · b [k, n]; TN is aᵀ · b with
+// a [k, m] and b [k, n].
+type Mat = ArrayLike<number>;
+export const matmulNT = (a: Mat, b: Mat, m: number, n: number, k: number) => matmulRef(a, [m, k], b, [n, k], { transB: true });
+export const matmulNN = (a: Mat, b: Mat, m: number, n: number, k: number) => matmulRef(a, [m, k], b, [k, n]);
+export const matmulTN = (a: Mat, b: Mat, m: number, n: number, k: number) => matmulRef(a, [k, m], b, [k, n], { transA: true });
 
 /** linearCrossEntropy's reference: the logits materialised, then crossEntropyRef. */
 export function linearCrossEntropyRef(

@@ -9,17 +9,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { listCheckpoints, loadCheckpoint } from '../../lib/train/checkpoint';
 import { hostRng, testSeed } from '../helpers/random';
-import { dataFile, sampleRecords, tempOut, tinyModelDir } from './fixtures';
+import { cliPath, dataFile, quickTrainFlags, sampleRecords, tempOut, tinyModelDir } from './fixtures';
 
-const cli = path.resolve(__dirname, '../../dist/lib/cli.js');
 const seed = testSeed();
 t.comment(`seed ${seed}`);
 const rng = hostRng(seed);
 
-const common = ['--device', 'cpu', '--batch-size', '2', '--max-length', '64', '--log-every', '1', '--lr', '1e-3'];
-
 function startTrain(args: string[]) {
-  const child = spawn(process.execPath, [cli, 'train', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cliPath, 'train', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   let stdout = '';
   child.stderr.on('data', (d) => (stderr += d));
@@ -39,24 +36,30 @@ async function until(condition: () => boolean, timeoutMs = 60_000): Promise<void
   }
 }
 
+/** A long run on a fresh tiny model, stopped by `signal` once it has logged three steps. */
+async function stoppedRun(modelSeed: number, signal: NodeJS.Signals) {
+  const model = await tinyModelDir(modelSeed);
+  const data = dataFile(sampleRecords);
+  const out = tempOut();
+  const run = startTrain(['--model', model, '--data', data, '--out', out, '--max-steps', '400', '--save-every', '1000', ...quickTrainFlags]);
+  await until(() => run.stepsSeen() >= 3);
+  run.child.kill(signal);
+  const { code } = await run.exited;
+  return { model, data, out, run, code };
+}
+
 t.test('compiled CLI is present', async (t) => {
-  t.ok(fs.existsSync(cli), `${cli} exists (npm install compiles it)`);
+  t.ok(fs.existsSync(cliPath), `${cliPath} exists (npm install compiles it)`);
 });
 
 t.test('Ctrl-C saves a checkpoint and exits cleanly; --resume finishes the run', async (t) => {
-  const model = await tinyModelDir(seed);
-  const data = dataFile(sampleRecords);
-  const out = tempOut();
-  const run = startTrain(['--model', model, '--data', data, '--out', out, '--max-steps', '400', '--save-every', '1000', ...common]);
-  await until(() => run.stepsSeen() >= 3);
-  run.child.kill('SIGINT');
-  const { code } = await run.exited;
+  const { model, data, out, run, code } = await stoppedRun(seed, 'SIGINT');
   t.equal(code, 130, 'exit code 130 after an interrupt');
   t.match(run.output().stderr, /--resume/, 'says how to continue');
   t.notMatch(run.output().stderr, /\n\s+at /, 'no stack trace');
   const saved = await listCheckpoints(out);
   t.equal(saved.length, 1, 'one checkpoint written on interrupt');
-  const resumed = spawnSync(process.execPath, [cli, 'train', '--model', model, '--data', data, '--out', out, '--max-steps', '400', '--save-every', '1000', ...common, '--resume', out], {
+  const resumed = spawnSync(process.execPath, [cliPath, 'train', '--model', model, '--data', data, '--out', out, '--max-steps', '400', '--save-every', '1000', ...quickTrainFlags, '--resume', out], {
     encoding: 'utf8',
   });
   t.equal(resumed.status, 0, resumed.stderr.slice(-300));
@@ -67,7 +70,7 @@ t.test('SIGKILL at random moments always leaves a loadable checkpoint; the next 
   const model = await tinyModelDir(seed + 1);
   const data = dataFile(sampleRecords);
   const out = tempOut();
-  const args = ['--model', model, '--data', data, '--out', out, '--max-steps', '100000', '--save-every', '1', '--keep-checkpoints', '2', ...common];
+  const args = ['--model', model, '--data', data, '--out', out, '--max-steps', '100000', '--save-every', '1', '--keep-checkpoints', '2', ...quickTrainFlags];
   const dead = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
   const temporaries = () => [
     ...fs.readdirSync(path.join(out, 'checkpoints')).filter((n) => n.startsWith('.')),
@@ -107,13 +110,7 @@ t.test('SIGKILL at random moments always leaves a loadable checkpoint; the next 
 });
 
 t.test('SIGTERM (a scheduler\'s stop) saves a checkpoint like Ctrl-C', async (t) => {
-  const model = await tinyModelDir(seed + 3);
-  const data = dataFile(sampleRecords);
-  const out = tempOut();
-  const run = startTrain(['--model', model, '--data', data, '--out', out, '--max-steps', '400', '--save-every', '1000', ...common]);
-  await until(() => run.stepsSeen() >= 3);
-  run.child.kill('SIGTERM');
-  const { code } = await run.exited;
+  const { out, run, code } = await stoppedRun(seed + 3, 'SIGTERM');
   t.equal(code, 143, 'exit code 143 after saving');
   t.match(run.output().stderr, /terminated: finishing this step and saving a checkpoint/);
   t.match(run.output().stderr, /--resume/, 'says how to continue');
@@ -137,7 +134,7 @@ t.test('bad configurations: one clear message, non-zero exit, no stack trace', a
     { name: 'no --model', args: ['--data', data, '--out', tempOut()], code: 1, message: /model must be a model directory/ },
   ];
   for (const c of cases) {
-    const result = spawnSync(process.execPath, [cli, 'train', ...c.args, '--device', 'cpu'], { encoding: 'utf8' });
+    const result = spawnSync(process.execPath, [cliPath, 'train', ...c.args, '--device', 'cpu'], { encoding: 'utf8' });
     t.equal(result.status, c.code, `${c.name}: exit code ${c.code}`);
     t.match(result.stderr, c.message, `${c.name}: ${result.stderr.trim().split('\n')[0]}`);
     t.notMatch(result.stderr, /\n\s+at /, `${c.name}: no stack trace`);

@@ -17,6 +17,12 @@ export function dataFile(records: Array<{ instruction: string; input?: string; o
   return file;
 }
 
+/** The compiled CLI the CLI tests spawn. */
+export const cliPath = path.resolve(__dirname, '../../dist/lib/cli.js');
+
+/** Flags that keep a CLI training run on the tiny model short, on the CPU, and logging every step. */
+export const quickTrainFlags = ['--device', 'cpu', '--batch-size', '2', '--max-length', '64', '--log-every', '1', '--lr', '1e-3'];
+
 export function tempOut(): string {
   return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'seqtune-run-')), 'out');
 }
