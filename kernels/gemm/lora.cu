@@ -19,6 +19,7 @@
 #include "kernels/gemm/gemm_workspace.h"
 #include "kernels/gemm/lora.h"
 #include "kernels/gemm/lora_parts.h"
+#include "kernels/gemm/lora_reduce.h"
 #include "kernels/hopper/gemm_hopper.h"
 
 namespace seqtune::gpu {
@@ -48,101 +49,8 @@ HalfOperand halfOperand(Carve& w, const void* src, DType srcDtype, DType half, i
   return h;
 }
 
-int gridFor(int64_t n) {
-  const int64_t b = (n + 255) / 256;
-  return static_cast<int>(b < 1 ? 1 : (b > 4096 ? 4096 : b));
-}
-
 void prepare(const HalfOperand& h, DType half, cudaStream_t stream) {
   if (h.copy) convertMatrix(h.src, h.srcDtype, h.cols, h.copy, half, h.ld, h.rows, h.cols, stream);
-}
-
-// v rounded to H, as a float (partOf's rounding).
-template <typename H>
-struct RoundTo {
-  __device__ float operator()(float v) const { return tc::toFloat(tc::fromFloat<H>(v)); }
-};
-
-// dst = the parts of src [rows, cols] (row stride cols) in H under loMask: column blocks (dst
-// [rows, count·cols]) or row blocks (dst [count·rows, cols]), dst's row stride ld.
-template <typename S, typename H>
-__global__ void splitKernel(const S* src, int64_t rows, int64_t cols, H* dst, int64_t ld, int count, unsigned loMask,
-                            bool rowBlocks) {
-  const int64_t n = rows * cols;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = i / cols, c = i % cols;
-    const float v = tc::toFloat(src[i]);
-    for (int p = 0; p < count; ++p) {
-      const H h = tc::fromFloat<H>(tc::partOf(v, p, loMask, RoundTo<H>{}));
-      dst[tc::partIndex(r, c, p, rows, cols, ld, rowBlocks)] = h;
-    }
-  }
-}
-
-// out1 = alpha·Σ_split partials (adapter dtype O1, ld cols), and/or out2: the parts (`parts`, u's
-// blocks: column p·cols + c, ld ld2) in H of scale2 times that. foldHalves sums partial rows m and
-// m + rows (a product over [hi | lo] columns).
-struct ReduceForm {
-  tc::LoraParts parts = tc::kSinglePart;
-  float scale2 = 1.f;
-  bool foldHalves = false;
-};
-
-template <typename O1, typename H>
-__global__ void reduceKernel(const float* part, int splits, int64_t rows, int64_t cols, float alpha, O1* out1, H* out2,
-                             int64_t ld2, ReduceForm form) {
-  const int64_t n = rows * cols, stride = form.foldHalves ? 2 * n : n;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float s = 0.f;
-    for (int k = 0; k < splits; ++k) s += part[k * stride + i];
-    if (form.foldHalves) {
-      for (int k = 0; k < splits; ++k) s += part[k * stride + n + i];
-    }
-    s *= alpha;
-    if (out1) out1[i] = tc::fromFloat<O1>(s);
-    if (out2) {
-      const float v = form.scale2 * s;
-      for (int p = 0; p < form.parts.count; ++p) {
-        out2[tc::partIndex(i / cols, i % cols, p, rows, cols, ld2, false)] =
-            tc::fromFloat<H>(tc::partOf(v, p, form.parts.uLo, RoundTo<H>{}));
-      }
-    }
-  }
-}
-
-template <typename H>
-void reduce(const float* part, int splits, int64_t rows, int64_t cols, double alpha, void* out1, DType out1Dtype,
-            void* out2, int64_t ld2, cudaStream_t stream, ReduceForm form = {}) {
-  if (rows * cols == 0) return;
-  const int grid = gridFor(rows * cols);
-  H* o2 = static_cast<H*>(out2);
-  if (out1 && out1Dtype == DType::F32) {
-    reduceKernel<float, H><<<grid, 256, 0, stream>>>(part, splits, rows, cols, static_cast<float>(alpha),
-                                                     static_cast<float*>(out1), o2, ld2, form);
-  } else {
-    reduceKernel<H, H><<<grid, 256, 0, stream>>>(part, splits, rows, cols, static_cast<float>(alpha),
-                                                 static_cast<H*>(out1), o2, ld2, form);
-  }
-  checkLaunch("loraLinear (split-K reduction)");
-}
-
-// v's parts (parts.vLo) of src [rows, cols] (srcDtype: H or f32) into dst, in H, row stride ld.
-template <typename H>
-void splitParts(const void* src, DType srcDtype, int64_t rows, int64_t cols, tc::LoraParts parts, bool rowBlocks,
-                void* dst, int64_t ld, cudaStream_t stream) {
-  if (rows * cols == 0) return;
-  const int grid = gridFor(rows * cols);
-  H* d = static_cast<H*>(dst);
-  if (srcDtype == DType::F32) {
-    splitKernel<float, H><<<grid, 256, 0, stream>>>(static_cast<const float*>(src), rows, cols, d, ld, parts.count,
-                                                    parts.vLo, rowBlocks);
-  } else {
-    splitKernel<H, H><<<grid, 256, 0, stream>>>(static_cast<const H*>(src), rows, cols, d, ld, parts.count, parts.vLo,
-                                                rowBlocks);
-  }
-  checkLaunch("loraLinear (adapter parts)");
 }
 
 // ---- skinny GEMMs into f32 partials ----------------------------------------------------------------
@@ -315,7 +223,7 @@ template <typename H>
 void forwardHalf(const LoraForwardArgs& g, const ForwardLayout& L, cudaStream_t stream) {
   const LoraShape& d = g.shape;
   prepare(L.a, g.dtypes.x, stream);
-  splitParts<H>(g.b, g.dtypes.adapter, d.out, d.rank, L.parts, false, L.bParts, L.ldParts, stream);
+  splitParts(g.dtypes.x, g.b, g.dtypes.adapter, d.out, d.rank, L.parts, false, L.bParts, L.ldParts, stream);
   if (d.tokens == 0) return;
   const tc::Dropout drop = dropoutOf(g.dropout, d.in);
   const tc::Operand x{g.x, d.in, 0}, a{L.a.ptr, L.a.ld, 0};
@@ -324,8 +232,8 @@ void forwardHalf(const LoraForwardArgs& g, const ForwardLayout& L, cudaStream_t 
   } else {
     skinnyPartials<tc::Cfg128x64, H, false, true, tc::kDropNone>(L.xaGemm, x, a, drop, L.partials, stream);
   }
-  reduce<H>(L.partials, L.xaGemm.splits, d.tokens, d.rank, keepScale(g.dropout), g.xa, g.dtypes.adapter, L.xaParts,
-            L.ldParts, stream, {L.parts, static_cast<float>(g.scale), false});
+  reducePartials(g.dtypes.x, L.partials, L.xaGemm.splits, d.tokens, d.rank, keepScale(g.dropout), g.xa,
+                 g.dtypes.adapter, L.xaParts, L.ldParts, stream, {L.parts, static_cast<float>(g.scale), false});
   const int rankK = static_cast<int>(L.parts.count * d.rank);
   const GemmArgs base =
       baseProduct(g.dtypes.x, true, d.tokens, d.out, d.in, g.x, g.weight, d.in, g.y, g.bias, g.dtypes.bias);
@@ -379,13 +287,13 @@ void backwardHalf(const LoraBackwardArgs& g, const BackwardLayout& L, cudaStream
   const LoraShape& d = g.shape;
   prepare(L.b, g.dtypes.x, stream);
   prepare(L.xa, g.dtypes.x, stream);
-  splitParts<H>(g.a, g.dtypes.adapter, d.rank, d.in, L.parts, true, L.aParts, L.ldAParts, stream);
+  splitParts(g.dtypes.x, g.a, g.dtypes.adapter, d.rank, d.in, L.parts, true, L.aParts, L.ldAParts, stream);
   const tc::Dropout drop = dropoutOf(g.dropout, d.in);
   const tc::Operand dy{g.dy, d.out, 0}, x{g.x, d.in, 0}, dxa{L.dxa, L.ldDxa, 0};
   if (d.tokens > 0) {
     skinnyPartials<tc::Cfg128x64, H, false, false, tc::kDropNone>(L.dxaGemm, dy, {L.b.ptr, L.b.ld, 0}, drop, L.partials, stream);
-    reduce<H>(L.partials, L.dxaGemm.splits, d.tokens, d.rank, g.scale, nullptr, DType::F32, L.dxa, L.ldDxa, stream,
-              {L.parts, 1.f, false});
+    reducePartials(g.dtypes.x, L.partials, L.dxaGemm.splits, d.tokens, d.rank, g.scale, nullptr, DType::F32, L.dxa,
+                   L.ldDxa, stream, {L.parts, 1.f, false});
   }
   // dA and dB: K = T; with no tokens the products are empty sums and the kernels write zeros.
   if (g.dropout.p > 0) {
@@ -394,10 +302,11 @@ void backwardHalf(const LoraBackwardArgs& g, const BackwardLayout& L, cudaStream
     skinnyPartials<tc::Cfg64x128, H, true, false, tc::kDropNone>(L.daGemm, dxa, x, drop, L.partials, stream);
   }
   // dA = hiᵀ·drop(x) + loᵀ·drop(x): the product's rows m and m + r summed.
-  reduce<H>(L.partials, L.daGemm.splits, d.rank, d.in, keepScale(g.dropout), g.da, g.dtypes.adapter, nullptr, 0, stream,
-            {tc::kSinglePart, 1.f, true});
+  reducePartials(g.dtypes.x, L.partials, L.daGemm.splits, d.rank, d.in, keepScale(g.dropout), g.da, g.dtypes.adapter,
+                 nullptr, 0, stream, {tc::kSinglePart, 1.f, true});
   skinnyPartials<tc::Cfg128x64, H, true, false, tc::kDropNone>(L.dbGemm, dy, {L.xa.ptr, L.xa.ld, 0}, drop, L.partials, stream);
-  reduce<H>(L.partials, L.dbGemm.splits, d.out, d.rank, g.scale, g.db, g.dtypes.adapter, nullptr, 0, stream);
+  reducePartials(g.dtypes.x, L.partials, L.dbGemm.splits, d.out, d.rank, g.scale, g.db, g.dtypes.adapter, nullptr, 0,
+                 stream);
   if (!g.dx || d.tokens == 0) return;
   const int rankK = static_cast<int>(L.parts.count * d.rank);
   if (g.dropout.p == 0) {
