@@ -20,6 +20,7 @@
 
 #include "kernels/hopper/gemm_hopper_layout.h"
 #include "test/kernels/hopper_models.h"
+#include "test/kernels/host_report.h"
 
 namespace hp = seqtune::gemm::hopper;
 using seqtune::gemm::segmentCol;
@@ -34,17 +35,9 @@ using hopper_models::decode;
 using hopper_models::Desc;
 using hopper_models::wgmmaAddress;
 
-std::string gFault;
-int gFailures = 0;
+using host_report::report;
 
-void report(const std::string& check, const std::string& error) {
-  if (error.empty()) {
-    std::printf("ok %s\n", check.c_str());
-  } else {
-    ++gFailures;
-    std::printf("FAIL %s: %s\n", check.c_str(), error.c_str());
-  }
-}
+std::string gFault;
 
 std::string fmt(const char* f, long long a = 0, long long b = 0, long long c = 0, long long d = 0) {
   char buf[256];
@@ -373,5 +366,5 @@ int main(int argc, char** argv) {
   checkDescriptors();
   checkTileOrder();
   checkEmulatedKernel();
-  return gFailures == 0 ? 0 : 1;
+  return host_report::failures == 0 ? 0 : 1;
 }

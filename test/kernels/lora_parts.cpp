@@ -19,22 +19,15 @@
 #include <vector>
 
 #include "kernels/gemm/lora_parts.h"
+#include "test/kernels/host_report.h"
 
 namespace lg = seqtune::gemm;
 
 namespace {
 
-std::string gFault;
-int gFailures = 0;
+using host_report::report;
 
-void report(const std::string& check, const std::string& error) {
-  if (error.empty()) {
-    std::printf("ok %s\n", check.c_str());
-  } else {
-    ++gFailures;
-    std::printf("FAIL %s: %s\n", check.c_str(), error.c_str());
-  }
-}
+std::string gFault;
 
 // bf16 round to nearest even, as __float2bfloat16_rn (inputs here are finite).
 float bf16(float v) {
@@ -225,5 +218,5 @@ int main(int argc, char** argv) {
       {"backward dx, f32 adapters", true, false, false, 0.0},
   };
   for (const Case& c : cases) runCase(c, rng);
-  return gFailures == 0 ? 0 : 1;
+  return host_report::failures == 0 ? 0 : 1;
 }
