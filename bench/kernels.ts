@@ -4,7 +4,8 @@
  * its LM head (hidden 4096, kv 1024, MLP 14336, vocab 128256) at 2048, 8192 and 16384 tokens:
  * the forward x·Wᵀ and both backward products (dx = dy·W, dW = dyᵀ·x); loraLinear forward and
  * backward (r = 16) on the q projection; linearCrossEntropy forward and backward over the full
- * vocabulary. PyTorch (cuBLAS) runs the same cases in the same run through a child process
+ * vocabulary. Each loraLinear row is also timed without its rank-r path (the base product alone, as
+ * matmul: x·Wᵀ forward, dy·W backward) for the rank-r share of its time. PyTorch (cuBLAS) runs the same cases in the same run through a child process
  * (bench/peer/torch_kernels.py, `pip install torch`; a benchmark-only peer, never a dependency).
  * Prints TFLOP/s and ours/torch throughput ratios, and writes bench/results/<YYYY-MM-DD>-kernels.json
  * with the device, the command, every figure and `<what>_ratio` fields (geometric means; > 1: ours
@@ -199,6 +200,20 @@ async function oursMs(c: Case, device: string, rng: Rng): Promise<number> {
   }
 }
 
+/** The base product of a LoRA case alone (the same call without its rank-r path): x·Wᵀ, or dx = dy·W. */
+function loraBase(c: LoraCase): MatmulCase {
+  const fwd = c.kind === 'lora_fwd';
+  return { kind: 'matmul', name: `${c.name} base`, M: c.T, N: fwd ? c.out : c.in, K: fwd ? c.in : c.out, transA: false, transB: fwd };
+}
+
+/** The rank-r share of a LoRA row's time: 1 - base / whole (under 0.05 is issue 16's target). */
+interface RankShare {
+  name: string;
+  ms: number;
+  base_ms: number;
+  share: number;
+}
+
 // ---- the PyTorch peer ---------------------------------------------------------------------------
 
 interface PeerReport {
@@ -254,6 +269,7 @@ async function main(): Promise<void> {
 
   const rng = new Rng(1);
   const rows: Row[] = [];
+  const shares: RankShare[] = [];
   for (const c of all) {
     const op = opOf(c);
     const other = peer.report?.cases.find((p) => p.name === c.name);
@@ -284,6 +300,10 @@ async function main(): Promise<void> {
       note: note ?? other?.error ?? null,
     };
     rows.push(row);
+    if (isLora(c) && ms) {
+      const baseMs = await oursMs(loraBase(c), device, rng);
+      shares.push({ name: c.name, ms: roundTo(ms, 3), base_ms: roundTo(baseMs, 3), share: roundTo(1 - baseMs / ms, 3) });
+    }
     console.log(`${c.name}: ${row.tflops ?? '-'} TFLOP/s, torch ${row.torch_tflops ?? '-'}${row.note ? ` (${row.note})` : ''}`);
   }
 
@@ -298,6 +318,10 @@ async function main(): Promise<void> {
       r.ratio ?? '-',
     ]),
   );
+  if (shares.length) {
+    console.log('\nloraLinear: rank-r share of the time (1 - base product alone / whole call)');
+    table(['case', 'ms', 'base ms', 'rank-r share'], shares.map((s) => [s.name, s.ms, s.base_ms, s.share]));
+  }
   const ratios = (kinds: string[]) => geomean(rows.filter((r) => kinds.includes(r.kind) && r.ratio).map((r) => r.ratio as number));
   const result = {
     date: new Date().toISOString(),
@@ -319,6 +343,7 @@ async function main(): Promise<void> {
     cases: rows,
     gemm_ratio: ratios(['matmul']),
     lora_ratio: ratios(['lora_fwd', 'lora_bwd']),
+    lora_rank_share: shares,
     linear_ce_ratio: ratios(['lce_fwd', 'lce_bwd']),
   };
   const file = process.env.OUT

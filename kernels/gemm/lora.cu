@@ -1,9 +1,16 @@
 // LoRA forward and backward on CUDA (kernels/gemm/lora.h). The tensor-core path in order:
-//   forward:  [A, B -> x's dtype, 16-byte rows] -> xa partials (x·Aᵀ, dropout applied to x's tiles
-//             in shared memory, K = in split) -> xa (+ an aligned x-dtype copy) -> y = x·Wᵀ + bias
-//             + s·xa·Bᵀ, the rank-r term in the epilogue;
-//   backward: dxa = s·dy·B (split over out) -> dA = dxaᵀ·drop(x) and dB = s·dyᵀ·xa (split over T)
-//             -> dx = dy·W + drop'(dxa·A), the rank-r term and its mask in the epilogue.
+//   forward:  [A -> x's dtype, 16-byte rows; B -> its hi/lo parts] -> xa partials (x·Aᵀ, dropout
+//             applied to x's tiles in shared memory, K = in split) -> xa and s·xa's hi/lo parts ->
+//             y = x·Wᵀ + bias + [s·xa parts]·[B parts]ᵀ;
+//   backward: [A -> its parts] dxa = s·dy·B (split over out) -> dxa's parts -> dA = dxaᵀ·drop(x)
+//             and dB = s·dyᵀ·xa (split over T) -> dx = dy·W + drop'([dxa parts]·[A parts]).
+// The rank-r operands travel as hi/lo parts (lora_parts.h) so y and dx get the rank-r term at about
+// f32 precision, as the CPU computes it. The big product with its rank-r term:
+// - on the Hopper kernel (compute capability 9.0, self-test passed, the size gemm() would give it)
+//   as a second K segment (gemm_hopper.h): parts·r more K, one 64-wide K-step in 64 at in = 4096,
+//   r = 16, against the base product's own K-steps, in the same accumulators; except dx under
+//   dropout, whose mask falls on the rank-r term alone;
+// - else on the mma.sync kernel, the rank-r term in its epilogue (gemm_epilogue.h).
 // Splits sum their f32 partials in split order: deterministic, no atomics.
 #include <cmath>
 
@@ -11,6 +18,9 @@
 #include "kernels/gemm/gemm_simt.h"
 #include "kernels/gemm/gemm_workspace.h"
 #include "kernels/gemm/lora.h"
+#include "kernels/gemm/lora_parts.h"
+#include "kernels/gemm/lora_reduce.h"
+#include "kernels/hopper/gemm_hopper.h"
 
 namespace seqtune::gpu {
 
@@ -39,58 +49,8 @@ HalfOperand halfOperand(Carve& w, const void* src, DType srcDtype, DType half, i
   return h;
 }
 
-int gridFor(int64_t n) {
-  const int64_t b = (n + 255) / 256;
-  return static_cast<int>(b < 1 ? 1 : (b > 4096 ? 4096 : b));
-}
-
 void prepare(const HalfOperand& h, DType half, cudaStream_t stream) {
   if (h.copy) convertMatrix(h.src, h.srcDtype, h.cols, h.copy, half, h.ld, h.rows, h.cols, stream);
-}
-
-// out1 = alpha·Σ_split partials (adapter dtype O1, ld cols), and/or out2 the same in H (ld ld2).
-// How a sum goes on (ReduceForm): `hiLo` also stores the rounding error of out2's value, in H, at
-// column cols + c of out2 (a value carried to 16-bit products as hi + lo, about 16 significant
-// bits); `foldHalves` sums partial rows m and m + rows (a product over [hi | lo] columns).
-struct ReduceForm {
-  bool hiLo = false, foldHalves = false;
-};
-
-template <typename O1, typename H>
-__global__ void reduceKernel(const float* part, int splits, int64_t rows, int64_t cols, float alpha, O1* out1, H* out2,
-                             int64_t ld2, ReduceForm form) {
-  const int64_t n = rows * cols, stride = form.foldHalves ? 2 * n : n;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float s = 0.f;
-    for (int k = 0; k < splits; ++k) s += part[k * stride + i];
-    if (form.foldHalves) {
-      for (int k = 0; k < splits; ++k) s += part[k * stride + n + i];
-    }
-    s *= alpha;
-    if (out1) out1[i] = tc::fromFloat<O1>(s);
-    if (out2) {
-      const H hi = tc::fromFloat<H>(s);
-      out2[(i / cols) * ld2 + i % cols] = hi;
-      if (form.hiLo) out2[(i / cols) * ld2 + cols + i % cols] = tc::fromFloat<H>(s - tc::toFloat(hi));
-    }
-  }
-}
-
-template <typename H>
-void reduce(const float* part, int splits, int64_t rows, int64_t cols, double alpha, void* out1, DType out1Dtype,
-            void* out2, int64_t ld2, cudaStream_t stream, ReduceForm form = {}) {
-  if (rows * cols == 0) return;
-  const int grid = gridFor(rows * cols);
-  H* o2 = static_cast<H*>(out2);
-  if (out1 && out1Dtype == DType::F32) {
-    reduceKernel<float, H><<<grid, 256, 0, stream>>>(part, splits, rows, cols, static_cast<float>(alpha),
-                                                     static_cast<float*>(out1), o2, ld2, form);
-  } else {
-    reduceKernel<H, H><<<grid, 256, 0, stream>>>(part, splits, rows, cols, static_cast<float>(alpha),
-                                                 static_cast<H*>(out1), o2, ld2, form);
-  }
-  checkLaunch("loraLinear (split-K reduction)");
 }
 
 // ---- skinny GEMMs into f32 partials ----------------------------------------------------------------
@@ -183,6 +143,33 @@ void fusedGemm(int64_t M, int64_t N, int64_t K, tc::Operand a, tc::Operand b, bo
   }
 }
 
+// The big product with its rank-r term as a second K segment on the Hopper kernel, when gemm()
+// would run the base product there; false: nothing launched (the caller runs the mma.sync path).
+bool hopperWithRank(const GemmArgs& base, const GemmKSegment& rankTerm, cudaStream_t stream) {
+  return hopperGemmWanted(base, stream) && hopperGemmSupports(base, rankTerm) && hopperGemm(base, rankTerm, stream);
+}
+
+// C [M, N] = A [M, K] · op(B) + bias in `half` (ld: B's row stride), as gemm() takes it.
+GemmArgs baseProduct(DType half, bool transB, int64_t M, int64_t N, int64_t K, const void* a, const void* b, int64_t ldb,
+                     void* c, const void* bias, DType biasDtype) {
+  GemmArgs g;
+  g.dtype = half;
+  g.outDtype = half;
+  g.transB = transB;
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.a = a;
+  g.lda = K;
+  g.b = b;
+  g.ldb = ldb;
+  g.c = c;
+  g.ldc = N;
+  g.bias = bias;
+  g.biasDtype = biasDtype;
+  return g;
+}
+
 tc::LinearOut plainOut(void* out, int64_t ld, const void* bias, DType biasDtype) {
   tc::LinearOut o{};
   o.out = out;
@@ -209,7 +196,11 @@ double keepScale(const LoraDropout& d) { return 1.0 / (1.0 - d.p); }
 // ---- forward ---------------------------------------------------------------------------------------
 
 struct ForwardLayout {
-  HalfOperand a, b, xa;  // A [r, in], B [out, r], xa [T, r] (its copy is written by the reduction)
+  HalfOperand a;  // A [r, in]
+  tc::LoraParts parts;
+  int64_t ldParts;  // parts.count · r, padded
+  void* bParts;     // [out, ldParts]: B's parts
+  void* xaParts;    // [T, ldParts]: s·xa's parts, written by the reduction
   Skinny xaGemm;
   float* partials;
 };
@@ -219,8 +210,10 @@ ForwardLayout forwardLayout(const LoraForwardArgs& g, Carve& w) {
   const DType h = g.dtypes.x;
   ForwardLayout L;
   L.a = halfOperand(w, g.a, g.dtypes.adapter, h, d.rank, d.in);
-  L.b = halfOperand(w, g.b, g.dtypes.adapter, h, d.out, d.rank);
-  L.xa = halfOperand(w, g.xa, g.dtypes.adapter, h, d.tokens, d.rank);
+  L.parts = tc::loraParts(g.dtypes.adapter == h);
+  L.ldParts = pad8(L.parts.count * d.rank);
+  L.bParts = w.take(static_cast<size_t>(d.out * L.ldParts) * 2);
+  L.xaParts = w.take(static_cast<size_t>(d.tokens * L.ldParts) * 2);
   L.xaGemm = skinny(d.tokens, d.rank, d.in, isAligned16(g.x) && d.in % 8 == 0, tc::Tile::k128x64);
   L.partials = static_cast<float*>(w.take(partialBytes(L.xaGemm)));
   return L;
@@ -230,7 +223,7 @@ template <typename H>
 void forwardHalf(const LoraForwardArgs& g, const ForwardLayout& L, cudaStream_t stream) {
   const LoraShape& d = g.shape;
   prepare(L.a, g.dtypes.x, stream);
-  prepare(L.b, g.dtypes.x, stream);
+  splitParts(g.dtypes.x, g.b, g.dtypes.adapter, d.out, d.rank, L.parts, false, L.bParts, L.ldParts, stream);
   if (d.tokens == 0) return;
   const tc::Dropout drop = dropoutOf(g.dropout, d.in);
   const tc::Operand x{g.x, d.in, 0}, a{L.a.ptr, L.a.ld, 0};
@@ -239,10 +232,14 @@ void forwardHalf(const LoraForwardArgs& g, const ForwardLayout& L, cudaStream_t 
   } else {
     skinnyPartials<tc::Cfg128x64, H, false, true, tc::kDropNone>(L.xaGemm, x, a, drop, L.partials, stream);
   }
-  reduce<H>(L.partials, L.xaGemm.splits, d.tokens, d.rank, keepScale(g.dropout), g.xa, g.dtypes.adapter, L.xa.copy,
-            L.xa.ld, stream);
-  tc::ExtProduct ext{L.xa.ptr, L.xa.ld, L.b.ptr, L.b.ld, static_cast<int>(d.rank), 16, static_cast<float>(g.scale),
-                     false, {}};
+  reducePartials(g.dtypes.x, L.partials, L.xaGemm.splits, d.tokens, d.rank, keepScale(g.dropout), g.xa,
+                 g.dtypes.adapter, L.xaParts, L.ldParts, stream, {L.parts, static_cast<float>(g.scale), false});
+  const int rankK = static_cast<int>(L.parts.count * d.rank);
+  const GemmArgs base =
+      baseProduct(g.dtypes.x, true, d.tokens, d.out, d.in, g.x, g.weight, d.in, g.y, g.bias, g.dtypes.bias);
+  if (hopperWithRank(base, {L.xaParts, L.ldParts, 0, L.bParts, L.ldParts, 0, rankK}, stream)) return;
+  // s is in xa's parts already.
+  const tc::ExtProduct ext{L.xaParts, L.ldParts, L.bParts, L.ldParts, rankK, 16, 1.f, false, {}};
   const bool vec = isAligned16(g.x) && isAligned16(g.weight) && d.in % 8 == 0;
   fusedGemm<H, true, tc::kExtKMajor>(d.tokens, d.out, d.in, x, {g.weight, d.in, 0}, vec,
                                      plainOut(g.y, d.out, g.bias, g.dtypes.bias), ext, stream);
@@ -250,14 +247,15 @@ void forwardHalf(const LoraForwardArgs& g, const ForwardLayout& L, cudaStream_t 
 
 // ---- backward --------------------------------------------------------------------------------------
 
-// dxa = s·dy·B feeds dA and dx's rank-r term as [hi | lo] columns ([T, 2r] in x's dtype, hi + lo
-// ≈ the f32 value) against [A; A] (aa, [2r, in]): rounded to 16 bits once, it cost dA up to ~0.1
+// dxa = s·dy·B feeds dA and dx's rank-r term as its parts (hi, lo[, hi]: [T, parts·r] in x's
+// dtype) against A's (row blocks, [parts·r, in]): rounded to 16 bits once, it cost dA up to ~0.1
 // absolute at T = 65 against the CPU's f32 dxa (parity: 42-45 of 512 bf16 values off).
 struct BackwardLayout {
   HalfOperand b, xa;
-  void* aa;  // [2r, ldAa]: A twice, in x's dtype
-  int64_t ldAa;
-  void* dxa;  // [T, ldDxa]: hi in columns [0, r), lo in [r, 2r)
+  tc::LoraParts parts;
+  void* aParts;  // [parts·r, ldAParts]
+  int64_t ldAParts;
+  void* dxa;  // [T, ldDxa]: hi in columns [0, r), lo in [r, 2r), then hi again when there are 3 parts
   int64_t ldDxa;
   Skinny dxaGemm, daGemm, dbGemm;
   float* partials;  // reused by the three skinny products (stream order)
@@ -269,9 +267,10 @@ BackwardLayout backwardLayout(const LoraBackwardArgs& g, Carve& w) {
   BackwardLayout L;
   L.b = halfOperand(w, g.b, g.dtypes.adapter, h, d.out, d.rank);
   L.xa = halfOperand(w, g.xa, g.dtypes.adapter, h, d.tokens, d.rank);
-  L.ldAa = pad8(d.in);
-  L.aa = w.take(static_cast<size_t>(2 * d.rank * L.ldAa) * 2);
-  L.ldDxa = pad8(2 * d.rank);
+  L.parts = tc::loraParts(g.dtypes.adapter == h);
+  L.ldAParts = pad8(d.in);
+  L.aParts = w.take(static_cast<size_t>(L.parts.count * d.rank * L.ldAParts) * 2);
+  L.ldDxa = pad8(L.parts.count * d.rank);
   L.dxa = w.take(static_cast<size_t>(d.tokens * L.ldDxa) * 2);
   const bool dyVec = isAligned16(g.dy) && d.out % 8 == 0, xVec = isAligned16(g.x) && d.in % 8 == 0;
   L.dxaGemm = skinny(d.tokens, d.rank, d.out, dyVec, tc::Tile::k128x64);
@@ -288,16 +287,13 @@ void backwardHalf(const LoraBackwardArgs& g, const BackwardLayout& L, cudaStream
   const LoraShape& d = g.shape;
   prepare(L.b, g.dtypes.x, stream);
   prepare(L.xa, g.dtypes.x, stream);
-  for (int64_t half = 0; half < 2; ++half) {
-    convertMatrix(g.a, g.dtypes.adapter, d.in, static_cast<char*>(L.aa) + half * d.rank * L.ldAa * 2, g.dtypes.x, L.ldAa,
-                  d.rank, d.in, stream);
-  }
+  splitParts(g.dtypes.x, g.a, g.dtypes.adapter, d.rank, d.in, L.parts, true, L.aParts, L.ldAParts, stream);
   const tc::Dropout drop = dropoutOf(g.dropout, d.in);
   const tc::Operand dy{g.dy, d.out, 0}, x{g.x, d.in, 0}, dxa{L.dxa, L.ldDxa, 0};
   if (d.tokens > 0) {
     skinnyPartials<tc::Cfg128x64, H, false, false, tc::kDropNone>(L.dxaGemm, dy, {L.b.ptr, L.b.ld, 0}, drop, L.partials, stream);
-    reduce<H>(L.partials, L.dxaGemm.splits, d.tokens, d.rank, g.scale, nullptr, DType::F32, L.dxa, L.ldDxa, stream,
-              {true, false});
+    reducePartials(g.dtypes.x, L.partials, L.dxaGemm.splits, d.tokens, d.rank, g.scale, nullptr, DType::F32, L.dxa,
+                   L.ldDxa, stream, {L.parts, 1.f, false});
   }
   // dA and dB: K = T; with no tokens the products are empty sums and the kernels write zeros.
   if (g.dropout.p > 0) {
@@ -306,13 +302,20 @@ void backwardHalf(const LoraBackwardArgs& g, const BackwardLayout& L, cudaStream
     skinnyPartials<tc::Cfg64x128, H, true, false, tc::kDropNone>(L.daGemm, dxa, x, drop, L.partials, stream);
   }
   // dA = hiᵀ·drop(x) + loᵀ·drop(x): the product's rows m and m + r summed.
-  reduce<H>(L.partials, L.daGemm.splits, d.rank, d.in, keepScale(g.dropout), g.da, g.dtypes.adapter, nullptr, 0, stream,
-            {false, true});
+  reducePartials(g.dtypes.x, L.partials, L.daGemm.splits, d.rank, d.in, keepScale(g.dropout), g.da, g.dtypes.adapter,
+                 nullptr, 0, stream, {tc::kSinglePart, 1.f, true});
   skinnyPartials<tc::Cfg128x64, H, true, false, tc::kDropNone>(L.dbGemm, dy, {L.xa.ptr, L.xa.ld, 0}, drop, L.partials, stream);
-  reduce<H>(L.partials, L.dbGemm.splits, d.out, d.rank, g.scale, g.db, g.dtypes.adapter, nullptr, 0, stream);
+  reducePartials(g.dtypes.x, L.partials, L.dbGemm.splits, d.out, d.rank, g.scale, g.db, g.dtypes.adapter, nullptr, 0,
+                 stream);
   if (!g.dx || d.tokens == 0) return;
-  tc::ExtProduct ext{L.dxa, L.ldDxa, L.aa, L.ldAa, static_cast<int>(2 * d.rank), 16,
-                     static_cast<float>(keepScale(g.dropout)), g.dropout.p > 0, drop};
+  const int rankK = static_cast<int>(L.parts.count * d.rank);
+  if (g.dropout.p == 0) {
+    const GemmArgs base = baseProduct(g.dtypes.x, false, d.tokens, d.in, d.out, g.dy, g.weight, d.in, g.dx, nullptr,
+                                      DType::F32);
+    if (hopperWithRank(base, {L.dxa, L.ldDxa, 0, L.aParts, L.ldAParts, 0, rankK}, stream)) return;
+  }
+  const tc::ExtProduct ext{L.dxa, L.ldDxa, L.aParts, L.ldAParts, rankK, 16,
+                           static_cast<float>(keepScale(g.dropout)), g.dropout.p > 0, drop};
   const bool vec = isAligned16(g.dy) && isAligned16(g.weight) && d.out % 8 == 0 && d.in % 8 == 0;
   fusedGemm<H, false, tc::kExtMNMajor>(d.tokens, d.in, d.out, dy, {g.weight, d.in, 0}, vec,
                                        plainOut(g.dx, d.in, nullptr, DType::F32), ext, stream);

@@ -8,7 +8,8 @@
 // bf16/f16 x (and W, y, dy, dx) run on the tensor cores; adapters (A, B, xa, dA, dB) may be the same
 // dtype or f32 (PEFT's mixed setup: they are rounded to x's dtype for the products, accumulated in
 // f32, and stored in their own dtype); bias is x's dtype or f32. The rank-r term of y and of dx is
-// computed inside the big GEMM's epilogue (kernels/gemm/gemm_epilogue.h), so y and dx are written once.
+// computed with the big GEMM, from hi/lo parts of its operands (lora_parts.h), as a second K segment
+// of the Hopper kernel or in the mma.sync kernel's epilogue (lora.cu), so y and dx are written once.
 // xa, dxa, dA and dB are skinny GEMMs split over their long K with partials summed in a fixed order.
 // All-f32 and all-f64 layers run the SIMT GEMM (kernels/gemm/gemm_simt.h). Other dtype mixes throw
 // ERR_NOT_IMPLEMENTED. Tensors are contiguous.

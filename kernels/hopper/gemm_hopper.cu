@@ -13,6 +13,11 @@
 //   stores masked at the edges) fed from the accumulators, which per warp have mma.sync's layout;
 // - ragged M, N, K: TMA zero-fills out-of-bounds box elements (they add nothing) and the epilogue
 //   masks stores; every output element is one block's sum over K in order (deterministic);
+// - K segments (gemm_hopper.h's GemmKSegment): the producer's K-steps run over a second operand
+//   pair after the first, from its own tensor maps (kStepAt), into the same accumulators. LoRA's
+//   rank-r term rides on this as a few extra K-steps of the base product (kernels/gemm/lora.cu):
+//   it costs ceil(K1/64) / ceil(K0/64) of the product (one step in 64 at K0 = 4096, r = 16) where an
+//   epilogue product would need its own shared-memory tiles and a second pass over the tile;
 // - every mbarrier wait gives up after a while (hopper_pipeline.cuh), so a broken pipeline fails
 //   loudly instead of hanging.
 // The device code is in gemm_hopper.cuh (the host test emulates it).
@@ -31,10 +36,11 @@ namespace seqtune::gemm::hopper {
 template <typename T, bool TA, bool TB>
 __global__ void __launch_bounds__(kThreads, 1)
     hopperGemmKernel(const __grid_constant__ CUtensorMap mapA, const __grid_constant__ CUtensorMap mapB,
+                     const __grid_constant__ CUtensorMap mapA1, const __grid_constant__ CUtensorMap mapB1,
                      const Params p, const LinearOut o) {
 #if defined(SEQTUNE_SM90A)
   extern __shared__ __align__(1024) unsigned char smem[];
-  gemmCta<T, TA, TB>(mapA, mapB, p, o, smem);
+  gemmCta<T, TA, TB>(Maps{{&mapA, &mapA1}, {&mapB, &mapB1}}, p, o, smem);
 #else
   reportFault(p.fault, kFaultNoSm90a);
 #endif
@@ -73,6 +79,18 @@ Stored storedA(const GemmArgs& g) {
 Stored storedB(const GemmArgs& g) {
   return {g.b, g.transB ? g.N : g.K, g.transB ? g.K : g.N, g.ldb, g.strideB};
 }
+// Segment 1's operands, stored as A and B are (same transposes).
+Stored storedA(const GemmArgs& g, const GemmKSegment& s) {
+  return {s.a, g.transA ? s.K : g.M, g.transA ? g.M : s.K, s.lda, s.strideA};
+}
+Stored storedB(const GemmArgs& g, const GemmKSegment& s) {
+  return {s.b, g.transB ? g.N : s.K, g.transB ? s.K : g.N, s.ldb, s.strideB};
+}
+
+// The tensor maps of both segments; segment 1's repeat segment 0's when it is empty (never read).
+struct SegmentMaps {
+  CUtensorMap a[2], b[2];
+};
 
 bool encode(CUtensorMap* map, DType dtype, const hp::OperandPlan& plan, const GemmArgs& g, const Stored& s,
             std::string* why) {
@@ -81,45 +99,67 @@ bool encode(CUtensorMap* map, DType dtype, const hp::OperandPlan& plan, const Ge
 }
 
 template <typename T, bool TA, bool TB>
-bool launch(const CUtensorMap& mapA, const CUtensorMap& mapB, const hp::Params& p, const gemm::LinearOut& o,
-            int ctas, cudaStream_t stream, std::string* why) {
+bool launch(const SegmentMaps& m, const hp::Params& p, const gemm::LinearOut& o, int ctas, cudaStream_t stream,
+            std::string* why) {
   static HopperKernelState state;
   auto kernel = hp::hopperGemmKernel<T, TA, TB>;
   if (!hopperKernelReady(kernel, hp::kSmemBytes, hp::kLaunchRegs, state, why)) return false;
   profiler::noteKernel("hopper");
-  kernel<<<ctas, hp::kThreads, hp::kSmemBytes, stream>>>(mapA, mapB, p, o);
+  kernel<<<ctas, hp::kThreads, hp::kSmemBytes, stream>>>(m.a[0], m.b[0], m.a[1], m.b[1], p, o);
   checkLaunch("gemm (Hopper kernel)");
   return true;
 }
 
 template <typename T>
-bool launchTrans(const GemmArgs& g, const CUtensorMap& a, const CUtensorMap& b, const hp::Params& p,
-                 const gemm::LinearOut& o, int ctas, cudaStream_t stream, std::string* why) {
+bool launchTrans(const GemmArgs& g, const SegmentMaps& m, const hp::Params& p, const gemm::LinearOut& o, int ctas,
+                 cudaStream_t stream, std::string* why) {
   if (g.transA) {
-    return g.transB ? launch<T, true, true>(a, b, p, o, ctas, stream, why)
-                    : launch<T, true, false>(a, b, p, o, ctas, stream, why);
+    return g.transB ? launch<T, true, true>(m, p, o, ctas, stream, why)
+                    : launch<T, true, false>(m, p, o, ctas, stream, why);
   }
-  return g.transB ? launch<T, false, true>(a, b, p, o, ctas, stream, why)
-                  : launch<T, false, false>(a, b, p, o, ctas, stream, why);
+  return g.transB ? launch<T, false, true>(m, p, o, ctas, stream, why)
+                  : launch<T, false, false>(m, p, o, ctas, stream, why);
 }
 
 }  // namespace
 
-bool hopperGemmSupports(const GemmArgs& g) {
+bool hopperGemmSupports(const GemmArgs& g) { return hopperGemmSupports(g, GemmKSegment{}); }
+
+bool hopperGemmSupports(const GemmArgs& g, const GemmKSegment& s) {
   if (!isHalf(g.dtype) || g.M <= 0 || g.N <= 0 || g.K <= 0 || g.batch <= 0) return false;
   if (g.M >= kMaxCoord || g.N >= kMaxCoord || g.K >= kMaxCoord || g.batch >= kMaxCoord) return false;
-  return operandOk(g, storedA(g)) && operandOk(g, storedB(g));
+  if (!operandOk(g, storedA(g)) || !operandOk(g, storedB(g))) return false;
+  if (s.K == 0) return true;
+  // One batched flag per operand serves both segments.
+  if (s.K < 0 || s.K >= kMaxCoord || batched(g, s.strideA) != batched(g, g.strideA) ||
+      batched(g, s.strideB) != batched(g, g.strideB)) {
+    return false;
+  }
+  return operandOk(g, storedA(g, s)) && operandOk(g, storedB(g, s));
 }
 
 bool hopperGemm(const GemmArgs& g, cudaStream_t stream, const HopperGemmLaunch& launchOptions) {
+  return hopperGemm(g, GemmKSegment{}, stream, launchOptions);
+}
+
+bool hopperGemm(const GemmArgs& g, const GemmKSegment& s, cudaStream_t stream, const HopperGemmLaunch& launchOptions) {
   std::string* why = launchOptions.why;
-  if (!hopperGemmSupports(g)) {
+  if (!hopperGemmSupports(g, s)) {
     if (why) *why = "arguments not supported";
     return false;
   }
   const hp::OperandPlan pa = hp::operandPlan(!g.transA, hp::kBM), pb = hp::operandPlan(g.transB, hp::kBN);
-  CUtensorMap mapA, mapB;
-  if (!encode(&mapA, g.dtype, pa, g, storedA(g), why) || !encode(&mapB, g.dtype, pb, g, storedB(g), why)) return false;
+  SegmentMaps maps;
+  if (!encode(&maps.a[0], g.dtype, pa, g, storedA(g), why) || !encode(&maps.b[0], g.dtype, pb, g, storedB(g), why)) {
+    return false;
+  }
+  if (s.K == 0) {
+    maps.a[1] = maps.a[0];
+    maps.b[1] = maps.b[0];
+  } else if (!encode(&maps.a[1], g.dtype, pa, g, storedA(g, s), why) ||
+             !encode(&maps.b[1], g.dtype, pb, g, storedB(g, s), why)) {
+    return false;
+  }
 
   hp::Params p{};
   p.M = g.M;
@@ -127,7 +167,8 @@ bool hopperGemm(const GemmArgs& g, cudaStream_t stream, const HopperGemmLaunch& 
   p.tilesM = gemm::ceilDiv(g.M, hp::kBM);
   p.tilesN = gemm::ceilDiv(g.N, hp::kBN);
   p.tiles = p.tilesM * p.tilesN * g.batch;
-  p.kTiles = static_cast<int>(gemm::ceilDiv(g.K, hp::kBK));
+  p.kTiles0 = static_cast<int>(gemm::ceilDiv(g.K, hp::kBK));
+  p.kTiles = p.kTiles0 + static_cast<int>(gemm::ceilDiv(s.K, hp::kBK));
   p.aBatched = batched(g, g.strideA);
   p.bBatched = batched(g, g.strideB);
   p.fault = launchOptions.fault;
@@ -137,8 +178,8 @@ bool hopperGemm(const GemmArgs& g, cudaStream_t stream, const HopperGemmLaunch& 
 
   const gemm::LinearOut o = linearOut(g);
   const int grid = static_cast<int>(ctas);
-  if (g.dtype == DType::BF16) return launchTrans<__nv_bfloat16>(g, mapA, mapB, p, o, grid, stream, why);
-  return launchTrans<__half>(g, mapA, mapB, p, o, grid, stream, why);
+  if (g.dtype == DType::BF16) return launchTrans<__nv_bfloat16>(g, maps, p, o, grid, stream, why);
+  return launchTrans<__half>(g, maps, p, o, grid, stream, why);
 }
 
 }  // namespace seqtune::gpu

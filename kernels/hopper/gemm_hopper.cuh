@@ -18,7 +18,7 @@ namespace seqtune::gemm::hopper {
 struct Params {
   int64_t M, N;
   int64_t tilesM, tilesN, tiles;  // tiles: tilesM · tilesN · batch
-  int kTiles;
+  int kTiles, kTiles0;  // all K-steps; those of segment 0 (kStepAt), the rest are segment 1's
   bool aBatched, bBatched;  // false: the operand is shared by every batch (batch coordinate 0)
   int* fault;               // null: trap on a stall
 };
@@ -50,9 +50,16 @@ __device__ __forceinline__ void loadOperand(const CUtensorMap* map, const Operan
 
 // One thread: fills the ring, waiting for each stage to be released before refilling it (the
 // first lap waits on parity 1 of fresh barriers, which passes at once).
+// The tensor maps of both K segments: a[s], b[s] for segment s (segment 1's may repeat segment 0's
+// when there is none).
+struct Maps {
+  const CUtensorMap* a[2];
+  const CUtensorMap* b[2];
+};
+
 template <bool TA, bool TB>
-__device__ __forceinline__ void produce(const CUtensorMap* mapA, const CUtensorMap* mapB, const Params& p,
-                                        uint32_t stages, uint32_t full, uint32_t empty) {
+__device__ __forceinline__ void produce(const Maps& maps, const Params& p, uint32_t stages, uint32_t full,
+                                        uint32_t empty) {
   constexpr OperandPlan pa = operandPlan(!TA, kBM), pb = operandPlan(TB, kBN);
   Ring ring;
   for (int64_t t = blockIdx.x; t < p.tiles; t += gridDim.x) {
@@ -63,9 +70,9 @@ __device__ __forceinline__ void produce(const CUtensorMap* mapA, const CUtensorM
       if (!waitPhase(barrier(empty, ring.stage), ring.phase ^ 1u)) return reportFault(p.fault, kFaultStall);
       const uint32_t bar = barrier(full, ring.stage), dst = stages + ring.stage * kStageBytes;
       ptx::mbarArriveExpectTx(bar, kStageBytes);  // out-of-bounds box elements count too
-      const int64_t k0 = static_cast<int64_t>(kt) * kBK;
-      loadOperand(mapA, pa, dst, bar, pos.m * kBM, k0, batchA);
-      loadOperand(mapB, pb, dst + kABytes, bar, pos.n * kBN, k0, batchB);
+      const KStep step = kStepAt(kt, p.kTiles0);
+      loadOperand(maps.a[step.segment], pa, dst, bar, pos.m * kBM, step.k0, batchA);
+      loadOperand(maps.b[step.segment], pb, dst + kABytes, bar, pos.n * kBN, step.k0, batchB);
     }
   }
 }
@@ -131,8 +138,7 @@ __device__ __forceinline__ void consume(const Params& p, const LinearOut& o, uin
 
 // One persistent block; smem: the dynamic shared memory (its shared address need not be aligned).
 template <typename T, bool TA, bool TB>
-__device__ __forceinline__ void gemmCta(const CUtensorMap& mapA, const CUtensorMap& mapB, const Params& p,
-                                        const LinearOut& o, unsigned char* smem) {
+__device__ __forceinline__ void gemmCta(const Maps& maps, const Params& p, const LinearOut& o, unsigned char* smem) {
   // TMA's and wgmma's swizzle work on absolute shared addresses: stages start on 1024 bytes.
   const uint32_t stages = (ptx::smemAddress(smem) + kAtomBytes - 1) & ~static_cast<uint32_t>(kAtomBytes - 1);
   const uint32_t full = stages + kStages * kStageBytes, empty = full + 8 * kStages;
@@ -146,7 +152,7 @@ __device__ __forceinline__ void gemmCta(const CUtensorMap& mapA, const CUtensorM
   __syncthreads();
   if (threadIdx.x < kWarpgroup) {
     ptx::setMaxRegsDec<kProducerRegs>();
-    if (threadIdx.x == 0) produce<TA, TB>(&mapA, &mapB, p, stages, full, empty);
+    if (threadIdx.x == 0) produce<TA, TB>(maps, p, stages, full, empty);
   } else {
     ptx::setMaxRegsInc<kConsumerRegs>();
     consume<T, TA, TB>(p, o, stages, full, empty, threadIdx.x / kWarpgroup - 1);

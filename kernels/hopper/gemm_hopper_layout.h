@@ -1,5 +1,5 @@
 // Index math of the Hopper GEMM (kernels/hopper/gemm_hopper.cu): the tile configuration, the persistent
-// tile order, where each TMA box lands in a stage, the tensor-map geometry, and the wgmma
+// tile order, the K segments, where each TMA box lands in a stage, the tensor-map geometry, and the wgmma
 // descriptors' offsets (the swizzle and the descriptor encoding are hopper_layout.h's). Plain
 // __host__ __device__ code, so test/kernels/gemm_hopper_layout.cpp checks the very functions the
 // kernel calls on a machine without a GPU.
@@ -70,6 +70,22 @@ constexpr GEMM_HD TilePos tileAt(int64_t index, int64_t tilesM, int64_t tilesN) 
   const int64_t rows = tilesM - first < kGroupRows ? tilesM - first : kGroupRows;
   const int64_t inGroup = within - group * perGroup;
   return {first + inGroup % rows, inGroup / rows, batch};
+}
+
+// ---- K segments ----------------------------------------------------------------------------------
+
+// The k-loop may run over a second operand pair after the first: C = A0·op(B0) + A1·op(B1) (LoRA's
+// base product, then its rank-r term as a few extra K columns). Segment 0 takes steps [0, kTiles0),
+// segment 1 the rest, each from K = 0 of its own tensor maps; TMA zero-fills segment 0's last step
+// past its K, so the two never share a step and nothing is counted twice.
+struct KStep {
+  int segment;
+  int64_t k0;  // the step's first K within its segment
+};
+
+constexpr GEMM_HD KStep kStepAt(int kt, int kTiles0) {
+  if (kt < kTiles0) return {0, static_cast<int64_t>(kt) * kBK};
+  return {1, static_cast<int64_t>(kt - kTiles0) * kBK};
 }
 
 // ---- one operand's stage tile --------------------------------------------------------------------

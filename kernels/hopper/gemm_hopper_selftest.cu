@@ -39,16 +39,22 @@ struct Problem {
   double alpha, beta;  // beta != 0: with Cin
   int64_t ldcPad;      // odd pads exercise the epilogue's element-wise stores
   int maxCtas;         // few blocks: each walks several tiles and laps the stage ring
+  int64_t K1;          // > 0: a second K segment (GemmKSegment) of this many K
 };
 
-// Ragged M, N, K against the 128 x 256 x 64 tile throughout.
+// Ragged M, N, K against the 128 x 256 x 64 tile throughout. The K-segment problems split the
+// K + K1 of one product between two operand pairs at a K that ends mid-step: LoRA's forward
+// (both K-major, K1 = 3r) and its dx (B MN-major, K1 = 2r), and a batched one with a shared B.
 const Problem kProblems[] = {
-    {DType::BF16, DType::BF16, false, false, 200, 300, 136, 1, false, true, DType::BF16, 1.0, 0.0, 8, 0},
-    {DType::BF16, DType::BF16, true, false, 130, 520, 200, 2, false, true, DType::F32, 1.0, 0.5, 3, 1},
-    {DType::BF16, DType::F32, false, true, 257, 264, 72, 3, true, false, DType::BF16, -0.75, 1.0, 4, 2},
-    {DType::BF16, DType::BF16, true, true, 96, 136, 520, 1, false, true, DType::BF16, 2.0, 0.0, 0, 0},
-    {DType::F16, DType::F16, false, true, 256, 512, 256, 1, false, true, DType::F16, 1.0, -1.0, 8, 3},
-    {DType::F16, DType::F32, true, false, 136, 264, 1000, 2, false, true, DType::F32, 0.5, 0.25, 1, 0},
+    {DType::BF16, DType::BF16, false, false, 200, 300, 136, 1, false, true, DType::BF16, 1.0, 0.0, 8, 0, 0},
+    {DType::BF16, DType::BF16, true, false, 130, 520, 200, 2, false, true, DType::F32, 1.0, 0.5, 3, 1, 0},
+    {DType::BF16, DType::F32, false, true, 257, 264, 72, 3, true, false, DType::BF16, -0.75, 1.0, 4, 2, 0},
+    {DType::BF16, DType::BF16, true, true, 96, 136, 520, 1, false, true, DType::BF16, 2.0, 0.0, 0, 0, 0},
+    {DType::F16, DType::F16, false, true, 256, 512, 256, 1, false, true, DType::F16, 1.0, -1.0, 8, 3, 0},
+    {DType::F16, DType::F32, true, false, 136, 264, 1000, 2, false, true, DType::F32, 0.5, 0.25, 1, 0, 0},
+    {DType::BF16, DType::BF16, false, true, 200, 300, 136, 1, false, true, DType::F32, 1.0, 0.0, 8, 2, 48},
+    {DType::BF16, DType::BF16, false, false, 130, 264, 200, 1, false, false, DType::BF16, 1.0, 0.0, 3, 1, 16},
+    {DType::F16, DType::F32, true, true, 136, 264, 72, 2, true, true, DType::F32, 0.5, 0.25, 1, 0, 80},
 };
 
 int64_t pad8(int64_t n) { return (n + 7) / 8 * 8; }
@@ -109,11 +115,18 @@ std::string where(size_t problem, int64_t b, int64_t r, int64_t c) {
   return str("problem ", problem, " (batch ", b, ", row ", r, ", column ", c, ")");
 }
 
-// Runs one problem; "" when the Hopper result matches both references.
+// Element offset of K-row or K-column k in an operand stored K-major (transposed: k is a row).
+int64_t kOffset(bool kIsRow, int64_t k, int64_t ld) { return kIsRow ? k * ld : k; }
+
+// Runs one problem; "" when the Hopper result matches both references. A K-segment problem's
+// operands are stored over K + K1: the Hopper kernel reads [0, K) as segment 0 and [K, K + K1) as
+// segment 1 (K-major views start K elements in, 16-byte aligned as K % 8 == 0), the mma.sync kernel
+// the whole, so a segment read past its K would count terms twice.
 std::string runProblem(size_t index, const Problem& pr, cudaStream_t stream) {
   Rng rng{0x5eed0000ull + index};
-  const int64_t aRows = pr.transA ? pr.K : pr.M, aCols = pr.transA ? pr.M : pr.K;
-  const int64_t bRows = pr.transB ? pr.N : pr.K, bCols = pr.transB ? pr.K : pr.N;
+  const int64_t kAll = pr.K + pr.K1;
+  const int64_t aRows = pr.transA ? kAll : pr.M, aCols = pr.transA ? pr.M : kAll;
+  const int64_t bRows = pr.transB ? pr.N : kAll, bCols = pr.transB ? kAll : pr.N;
   const HostMatrix a(rng, pr.dtype, aRows, aCols, pr.batch);
   const HostMatrix b(rng, pr.dtype, bRows, bCols, pr.sharedB ? 1 : pr.batch);
   const HostMatrix bias(rng, pr.biasDtype == DType::F32 ? DType::BF16 : pr.dtype, 1, pr.N, 1);
@@ -188,14 +201,27 @@ std::string runProblem(size_t index, const Problem& pr, cudaStream_t stream) {
   g.ldcin = cin.ld;
   g.strideCin = cin.stride;
 
+  GemmKSegment segment;
+  if (pr.K1 > 0) {
+    segment.a = static_cast<const uint16_t*>(dA) + kOffset(pr.transA, pr.K, a.ld);
+    segment.lda = a.ld;
+    segment.strideA = g.strideA;
+    segment.b = static_cast<const uint16_t*>(dB) + kOffset(!pr.transB, pr.K, b.ld);
+    segment.ldb = b.ld;
+    segment.strideB = g.strideB;
+    segment.K = pr.K1;
+  }
+
   int fault = 0;
   std::vector<unsigned char> hopper(cBytes), ref(cBytes);
   try {
     g.c = dRef;
+    g.K = kAll;
     gemmTensorCore(g, stream);
     g.c = dHopper;
+    g.K = pr.K;
     std::string why;
-    if (!hopperGemm(g, stream, HopperGemmLaunch{pr.maxCtas, dFault, &why})) return "not launched: " + why;
+    if (!hopperGemm(g, segment, stream, HopperGemmLaunch{pr.maxCtas, dFault, &why})) return "not launched: " + why;
   } catch (const std::exception& e) {
     return str("launch: ", e.what());
   }
@@ -221,7 +247,7 @@ std::string runProblem(size_t index, const Problem& pr, cudaStream_t stream) {
     for (int64_t r = 0; r < pr.M; ++r) {
       for (int64_t c = 0; c < pr.N; ++c) {
         double sum = 0;
-        for (int64_t k = 0; k < pr.K; ++k) {
+        for (int64_t k = 0; k < kAll; ++k) {
           const double x = pr.transA ? a.at(bt, k, r) : a.at(bt, r, k);
           const int64_t bb = pr.sharedB ? 0 : bt;
           sum += x * (pr.transB ? b.at(bb, c, k) : b.at(bb, k, c));

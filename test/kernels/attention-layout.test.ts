@@ -32,6 +32,7 @@ t.test('attention tile coverage, swizzle, mma fragment maps and the emulated ker
     t.ok(result.passed.some((l) => l.includes(kind)), `ran: ${kind}`);
   }
   t.ok(result.passed.some((l) => l.includes('4097')), 'covers the 4097-token document');
+  t.equal(result.passed.filter((l) => l.includes('Hopper GEMM') && l.includes('segment K1')).length, 2, "Hopper GEMM with LoRA's second K segment");
   t.equal(result.status, 0, 'exit 0');
 });
 

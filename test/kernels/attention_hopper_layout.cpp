@@ -16,6 +16,7 @@
 #include <cstdio>
 
 #include "test/kernels/attention_hopper_emulation.h"
+#include "test/kernels/host_report.h"
 
 namespace attention_emulation {
 
@@ -26,16 +27,7 @@ std::string emulateBackward(const Case& c);
 
 namespace {
 
-int gFailures = 0;
-
-void report(const std::string& check, const std::string& error) {
-  if (error.empty()) {
-    std::printf("ok %s\n", check.c_str());
-  } else {
-    ++gFailures;
-    std::printf("FAIL %s: %s\n", check.c_str(), error.c_str());
-  }
-}
+using host_report::report;
 
 template <int D>
 std::string checkLayout() {
@@ -176,7 +168,7 @@ int run() {
     report(describe("backward", c, 64), emulateBackward<64>(c));
     report(describe("backward", c, 128), emulateBackward<128>(c));
   }
-  return gFailures == 0 ? 0 : 1;
+  return host_report::failures == 0 ? 0 : 1;
 }
 
 }  // namespace attention_emulation

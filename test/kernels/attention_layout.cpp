@@ -18,20 +18,13 @@
 #include <vector>
 
 #include "kernels/attention/flash_attention_layout.h"
+#include "test/kernels/host_report.h"
 
 using namespace seqtune::gpu::attn;
 
 // Shared with attention_layout_tiles.cpp.
 std::string gFault;
-int gFailures = 0;
-void report(const std::string& check, const std::string& error) {
-  if (error.empty()) {
-    std::printf("ok %s\n", check.c_str());
-  } else {
-    ++gFailures;
-    std::printf("FAIL %s: %s\n", check.c_str(), error.c_str());
-  }
-}
+void report(const std::string& check, const std::string& error) { host_report::report(check, error); }
 void checkTiles();
 void checkKernels();
 void checkSimtKernels();  // attention_layout_simt.cpp
@@ -310,6 +303,6 @@ int main(int argc, char** argv) {
   // "emulator" breaks the emulated ldmatrix instead.
   if (gFault.empty() || gFault == "emulator" || gFault == "hopper") checkKernels();
   if (gFault.empty() || gFault == "simt") checkSimtKernels();
-  std::printf("%d failure(s)\n", gFailures);
-  return gFailures == 0 ? 0 : 1;
+  std::printf("%d failure(s)\n", host_report::failures);
+  return host_report::failures == 0 ? 0 : 1;
 }

@@ -1,6 +1,7 @@
 // The Hopper GEMM (kernels/hopper/gemm_hopper.cuh) under the emulator's Hopper primitives
 // (attention_layout_emulator.cpp includes this last): whole products through the kernel's own
-// producer, consumers, stage ring, persistent tile walk and epilogue, against a float64 product.
+// producer, consumers, stage ring, persistent tile walk, K segments and epilogue, against a float64
+// product.
 // The host side mirrors gemm_hopper.cu's launch (operand plans, tensor maps, Params, LinearOut).
 #pragma once
 #include <random>
@@ -15,13 +16,19 @@ struct GemmCase {
   bool sharedB, bias, f32Out;
   float alpha, beta;  // beta != 0: with Cin
   int ctas;           // persistent blocks: few, so each walks several tiles and laps the ring
+  int64_t K1;         // > 0: a second K segment (LoRA's rank-r term) of this many K
 };
 
+// The last two are LoRA's products with their rank-r parts as segment 1, one tile each (the
+// emulator is slow; the tile walk is covered above): y = x·Wᵀ + bias (K1 = 3r, r = 16) and
+// dx = dy·W (B MN-major, K1 = 2r, r = 8), segment 0 ending mid-step.
 const GemmCase kGemmCases[] = {
-    {true, false, false, 200, 300, 136, 1, false, true, false, 1.f, 0.f, 3},
-    {true, true, false, 130, 520, 200, 2, false, false, true, 1.f, 0.5f, 1},
-    {false, false, true, 257, 264, 72, 3, true, false, false, -0.75f, 1.f, 2},
-    {true, true, true, 96, 136, 520, 1, false, true, false, 2.f, 0.f, 1},
+    {true, false, false, 200, 300, 136, 1, false, true, false, 1.f, 0.f, 3, 0},
+    {true, true, false, 130, 520, 200, 2, false, false, true, 1.f, 0.5f, 1, 0},
+    {false, false, true, 257, 264, 72, 3, true, false, false, -0.75f, 1.f, 2, 0},
+    {true, true, true, 96, 136, 520, 1, false, true, false, 2.f, 0.f, 1, 0},
+    {true, false, true, 96, 136, 72, 1, false, true, false, 1.f, 0.f, 1, 48},
+    {true, false, false, 100, 200, 72, 1, false, false, false, 1.f, 0.f, 1, 16},
 };
 
 int hopperGemmCases() { return sizeof kGemmCases / sizeof kGemmCases[0]; }
@@ -30,7 +37,8 @@ std::string describeGemm(int index) {
   const GemmCase& c = kGemmCases[index];
   return std::to_string(c.M) + "x" + std::to_string(c.N) + "x" + std::to_string(c.K) + " batch " +
          std::to_string(c.batch) + (c.transA ? " Aᵀ" : "") + (c.transB ? " Bᵀ" : "") + (c.bf16 ? " bf16" : " f16") +
-         (c.f32Out ? " -> f32" : "") + (c.bias ? " + bias" : "") + (c.beta != 0 ? " + beta·Cin" : "") + ", " +
+         (c.f32Out ? " -> f32" : "") + (c.bias ? " + bias" : "") + (c.beta != 0 ? " + beta·Cin" : "") +
+         (c.K1 > 0 ? " + segment K1 " + std::to_string(c.K1) : "") + ", " +
          std::to_string(c.ctas) + " block(s)";
 }
 
@@ -80,10 +88,17 @@ std::string runGemm(const GemmCase& c, Options o) {
   const int64_t ldc = c.N + 3, strideC = c.M * ldc + 5;  // odd: element-wise stores
   Guarded<uint16_t> out16(c.f32Out ? 0 : strideC * c.batch, kNan16);
   Guarded<float> out32(c.f32Out ? strideC * c.batch : 0, kNan32);
+  // Segment 1 (one K if there is none: its maps are then never read).
+  const int64_t k1 = c.K1 > 0 ? c.K1 : 1;
+  const GemmOperand a1 = gemmOperand(rng, c.bf16, TA ? k1 : c.M, TA ? c.M : k1, c.batch);
+  const GemmOperand b1 = gemmOperand(rng, c.bf16, TB ? c.N : k1, TB ? k1 : c.N, c.sharedB ? 1 : c.batch);
+  Guarded<uint16_t> ga1(a1.bits, kNan16), gb1(b1.bits, kNan16);
 
   const hg::OperandPlan pa = hg::operandPlan(!TA, hg::kBM), pb = hg::operandPlan(TB, hg::kBN);
   const CUtensorMap mapA = gemmMap(ga.data(), pa, a, c.batch > 1);
   const CUtensorMap mapB = gemmMap(gb.data(), pb, b, !c.sharedB && c.batch > 1);
+  const CUtensorMap mapA1 = gemmMap(ga1.data(), pa, a1, c.batch > 1);
+  const CUtensorMap mapB1 = gemmMap(gb1.data(), pb, b1, !c.sharedB && c.batch > 1);
   int fault = 0;
   hg::Params p{};
   p.M = c.M;
@@ -91,7 +106,8 @@ std::string runGemm(const GemmCase& c, Options o) {
   p.tilesM = (c.M + hg::kBM - 1) / hg::kBM;
   p.tilesN = (c.N + hg::kBN - 1) / hg::kBN;
   p.tiles = p.tilesM * p.tilesN * c.batch;
-  p.kTiles = static_cast<int>((c.K + hg::kBK - 1) / hg::kBK);
+  p.kTiles0 = static_cast<int>((c.K + hg::kBK - 1) / hg::kBK);
+  p.kTiles = p.kTiles0 + static_cast<int>((c.K1 + hg::kBK - 1) / hg::kBK);
   p.aBatched = c.batch > 1;
   p.bBatched = !c.sharedB && c.batch > 1;
   p.fault = &fault;
@@ -110,10 +126,12 @@ std::string runGemm(const GemmCase& c, Options o) {
   lo.cinBatchStride = cin.stride;
   const int ctas = static_cast<int>(std::min<int64_t>(c.ctas, p.tiles));
   std::string error = launch({unsigned(ctas), 1, 1}, hg::kThreads, hg::kSmemBytes, o.reverse, o.lazyCopies,
-                             [&](uint8_t* smem) { hg::gemmCta<T, TA, TB>(mapA, mapB, p, lo, smem); });
+                             [&](uint8_t* smem) { hg::gemmCta<T, TA, TB>(hg::Maps{{&mapA, &mapA1}, {&mapB, &mapB1}}, p, lo, smem); });
   if (fault != 0) error += " fault " + std::to_string(fault);
   if (!error.empty()) return error;
-  if (!(ga.intact() && gb.intact() && out16.intact() && out32.intact())) return "a write outside a tensor";
+  if (!(ga.intact() && gb.intact() && ga1.intact() && gb1.intact() && out16.intact() && out32.intact())) {
+    return "a write outside a tensor";
+  }
 
   for (int64_t bt = 0; bt < c.batch; ++bt) {
     for (int64_t r = 0; r < c.M; ++r) {
@@ -123,6 +141,11 @@ std::string runGemm(const GemmCase& c, Options o) {
         for (int64_t k = 0; k < c.K; ++k) {
           const double x = TA ? a.values[(bt * c.K + k) * c.M + r] : a.values[(bt * c.M + r) * c.K + k];
           const double y = TB ? b.values[(bb * c.N + n) * c.K + k] : b.values[(bb * c.K + k) * c.N + n];
+          sum += x * y;
+        }
+        for (int64_t k = 0; k < c.K1; ++k) {
+          const double x = TA ? a1.values[(bt * c.K1 + k) * c.M + r] : a1.values[(bt * c.M + r) * c.K1 + k];
+          const double y = TB ? b1.values[(bb * c.N + n) * c.K1 + k] : b1.values[(bb * c.K1 + k) * c.N + n];
           sum += x * y;
         }
         double want = c.alpha * sum + (c.bias ? bias.values[n] : 0.0);

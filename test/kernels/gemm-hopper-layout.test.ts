@@ -5,7 +5,8 @@ import { buildHostCheck, runHostCheck as run } from './host-check';
 // The Hopper GEMM's index math (kernels/hopper/gemm_hopper_layout.h) checked on the host, no GPU needed:
 // gemm_hopper_layout.cpp checks the header against the documents' definitions (Swizzle<3,4,3>, the
 // wgmma descriptor and canonical layouts, TMA's tiled boxes, the wgmma accumulator fragment) and
-// runs whole GEMMs through an emulation of the kernel's index path against a float64 product. This
+// runs whole GEMMs (some with a second K segment, as LoRA uses it) through an emulation of the
+// kernel's index path against a float64 product. This
 // file compares what it prints (swizzled addresses, descriptors, tile orders) with a reference
 // written here, and checks that deliberately broken variants are caught.
 
@@ -35,7 +36,8 @@ t.test('Hopper GEMM layout: swizzle, descriptors, tile order and the emulated ke
   for (const kind of ['Swizzle<3,4,3>', 'bijection', 'round-trip', 'TMA boxes', 'tile order']) {
     t.ok(result.passed.some((l) => l.includes(kind)), `ran: ${kind}`);
   }
-  t.equal(result.passed.filter((l) => l.includes('emulated kernel')).length, 5, 'five emulated GEMMs');
+  t.equal(result.passed.filter((l) => l.includes('emulated kernel')).length, 8, 'eight emulated GEMMs');
+  t.equal(result.passed.filter((l) => l.includes('segment K1')).length, 3, 'three with a second K segment');
   for (const trans of ['transA 0 transB 0', 'transA 1 transB 0', 'transA 0 transB 1', 'transA 1 transB 1']) {
     t.ok(result.passed.some((l) => l.includes(trans)), `emulated: ${trans}`);
   }
@@ -74,10 +76,17 @@ t.test('the checks catch deliberately broken variants', { skip: built.reason ?? 
     ['kstep', 'emulated kernel'],
     ['lbo', 'emulated kernel 200x300x136'],
     ['order', 'tile order'],
+    ['segment', 'segment K1 48'],
+    ['segmap', 'segment K1 16'],
   ];
   for (const [fault, symptom] of faults) {
     const result = run(built.binary!, fault);
     t.equal(result.status, 1, `${fault}: exit 1`);
     t.ok(result.failed.some((l) => l.includes(symptom)), `${fault}: reports "${symptom}"`);
+  }
+  // A broken segment walk leaves single-segment GEMMs alone: the faults are in the segment path.
+  for (const fault of ['segment', 'segmap']) {
+    const result = run(built.binary!, fault);
+    t.ok(result.failed.length > 0 && result.failed.every((l) => l.includes('segment K1')), `${fault}: only segment cases fail`);
   }
 });

@@ -4,13 +4,14 @@
 // the wgmma descriptors and canonical layouts, and TMA's tiled boxes in hopper_models.h, and
 // - the wgmma accumulator fragment (PTX ISA, "WGMMA .m64nNk16 register fragment layout for
 //   accumulator matrix D").
-// The emulated kernel runs whole GEMMs through those models, the header's tile order, box plan,
-// tensor-map geometry and descriptors, and the mma.sync epilogue's quad transpose
-// (gemm_layout.h), and compares with a float64 product.
+// The emulated kernel runs whole GEMMs through those models, the header's tile order, K segments
+// (kStepAt), box plan, tensor-map geometry and descriptors, and the mma.sync epilogue's quad
+// transpose (gemm_layout.h), and compares with a float64 product.
 //
 // Usage: gemm_hopper_layout [fault], fault one of swizzle (TMA writes unswizzled), kstep (wgmma
-// reads the next 16 bytes), lbo (the MN-major LBO halved), order (a tile visited twice): the
-// checks must then fail. Prints "ok <check>", "FAIL <check>: ...", and "json <name> <value>" lines
+// reads the next 16 bytes), lbo (the MN-major LBO halved), order (a tile visited twice), segment
+// (segment 1's K-steps keep counting from segment 0's K), segmap (segment 1 loads segment 0's
+// operands): the checks must then fail. Prints "ok <check>", "FAIL <check>: ...", and "json <name> <value>" lines
 // that the TypeScript test compares with its own reference; exits 1 on any failure.
 #include <cstdint>
 #include <cstdio>
@@ -19,6 +20,7 @@
 
 #include "kernels/hopper/gemm_hopper_layout.h"
 #include "test/kernels/hopper_models.h"
+#include "test/kernels/host_report.h"
 
 namespace hp = seqtune::gemm::hopper;
 using seqtune::gemm::segmentCol;
@@ -33,17 +35,9 @@ using hopper_models::decode;
 using hopper_models::Desc;
 using hopper_models::wgmmaAddress;
 
-std::string gFault;
-int gFailures = 0;
+using host_report::report;
 
-void report(const std::string& check, const std::string& error) {
-  if (error.empty()) {
-    std::printf("ok %s\n", check.c_str());
-  } else {
-    ++gFailures;
-    std::printf("FAIL %s: %s\n", check.c_str(), error.c_str());
-  }
-}
+std::string gFault;
 
 std::string fmt(const char* f, long long a = 0, long long b = 0, long long c = 0, long long d = 0) {
   char buf[256];
@@ -196,18 +190,41 @@ struct Case {
   int64_t M, N, K, batch;
   bool sharedB;
   int grid;
+  int64_t K1;  // > 0: a second K segment
 };
+
+// One K segment's operands and tensor maps.
+struct Segment {
+  Stored A, B;
+  hp::TmaGeometry ga, gb;
+};
+
+Segment makeSegment(const Case& c, int64_t K, int seed, const hp::OperandPlan& pa, const hp::OperandPlan& pb) {
+  Segment s{makeStored(c.transA ? K : c.M, c.transA ? c.M : K, c.batch, seed),
+            makeStored(c.transB ? c.N : K, c.transB ? K : c.N, c.sharedB ? 1 : c.batch, seed + 1), {}, {}};
+  s.ga = hp::tmaGeometry(pa, s.A.rows, s.A.cols, s.A.ld, c.batch > 1, c.batch, s.A.stride);
+  s.gb = hp::tmaGeometry(pb, s.B.rows, s.B.cols, s.B.ld, !c.sharedB && c.batch > 1, c.batch, s.B.stride);
+  return s;
+}
+
+// Σ_k op(A)[r, k] · op(B)[k, n] of one segment, in float64.
+double segmentProduct(const Case& c, const Segment& s, int64_t K, int64_t b, int64_t r, int64_t n) {
+  const int64_t bb = c.sharedB ? 0 : b;
+  double sum = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    sum += static_cast<double>(c.transA ? s.A.at(b, k, r) : s.A.at(b, r, k)) * (c.transB ? s.B.at(bb, n, k) : s.B.at(bb, k, n));
+  }
+  return sum;
+}
 
 // Runs the kernel's index path for one GEMM; "" when every output element is the float64 product
 // and written exactly once.
 std::string emulate(const Case& c) {
-  const Stored A = makeStored(c.transA ? c.K : c.M, c.transA ? c.M : c.K, c.batch, 1);
-  const Stored B = makeStored(c.transB ? c.N : c.K, c.transB ? c.K : c.N, c.sharedB ? 1 : c.batch, 2);
   const hp::OperandPlan pa = hp::operandPlan(!c.transA, hp::kBM), pb = hp::operandPlan(c.transB, hp::kBN);
-  const hp::TmaGeometry ga = hp::tmaGeometry(pa, A.rows, A.cols, A.ld, c.batch > 1, c.batch, A.stride);
-  const hp::TmaGeometry gb = hp::tmaGeometry(pb, B.rows, B.cols, B.ld, !c.sharedB && c.batch > 1, c.batch, B.stride);
+  const Segment seg[2] = {makeSegment(c, c.K, 1, pa, pb), makeSegment(c, c.K1 > 0 ? c.K1 : 1, 3, pa, pb)};
   const int64_t tilesM = (c.M + hp::kBM - 1) / hp::kBM, tilesN = (c.N + hp::kBN - 1) / hp::kBN;
-  const int64_t kTiles = (c.K + hp::kBK - 1) / hp::kBK;
+  const int kTiles0 = static_cast<int>((c.K + hp::kBK - 1) / hp::kBK);
+  const int64_t kTiles = kTiles0 + (c.K1 + hp::kBK - 1) / hp::kBK;
   std::vector<double> out(static_cast<size_t>(c.batch * c.M * c.N), 0.0);
   std::vector<int> writes(out.size(), 0);
   const uint32_t stageBase = 3 * hp::kAtomBytes;  // any 1024-aligned shared address
@@ -221,17 +238,20 @@ std::string emulate(const Case& c) {
       const int32_t batchB = !c.sharedB && c.batch > 1 ? static_cast<int32_t>(pos.batch) : 0;
       // acc[wg][thread][j][v]
       std::vector<double> acc(static_cast<size_t>(hp::kConsumers * 128 * 32 * 4), 0.0);
-      for (int64_t kt = 0; kt < kTiles; ++kt) {
+      for (int kt = 0; kt < kTiles; ++kt) {
         std::fill(smem.begin(), smem.end(), -(1 << 22));  // stale data must not matter
+        hp::KStep step = hp::kStepAt(kt, kTiles0);
+        if (gFault == "segment") step.k0 = static_cast<int64_t>(kt) * hp::kBK;
+        const Segment& sg = seg[gFault == "segmap" ? 0 : step.segment];
         for (int j = 0; j < pa.boxes; ++j) {
           int32_t c0, c1;
-          hp::boxCoords(pa, j, pos.m * hp::kBM, kt * hp::kBK, &c0, &c1);
-          tmaBox(smem, stageBase + j * pa.boxBytes, A, ga, c0, c1, batchA);
+          hp::boxCoords(pa, j, pos.m * hp::kBM, step.k0, &c0, &c1);
+          tmaBox(smem, stageBase + j * pa.boxBytes, sg.A, sg.ga, c0, c1, batchA);
         }
         for (int j = 0; j < pb.boxes; ++j) {
           int32_t c0, c1;
-          hp::boxCoords(pb, j, pos.n * hp::kBN, kt * hp::kBK, &c0, &c1);
-          tmaBox(smem, stageBase + hp::kABytes + j * pb.boxBytes, B, gb, c0, c1, batchB);
+          hp::boxCoords(pb, j, pos.n * hp::kBN, step.k0, &c0, &c1);
+          tmaBox(smem, stageBase + hp::kABytes + j * pb.boxBytes, sg.B, sg.gb, c0, c1, batchB);
         }
         for (int wg = 0; wg < hp::kConsumers; ++wg) {
           for (int s = 0; s < kernelSteps; ++s) {
@@ -311,11 +331,8 @@ std::string emulate(const Case& c) {
   for (int64_t b = 0; b < c.batch; ++b) {
     for (int64_t r = 0; r < c.M; ++r) {
       for (int64_t n = 0; n < c.N; ++n) {
-        double want = 0;
-        for (int64_t k = 0; k < c.K; ++k) {
-          const int64_t bb = c.sharedB ? 0 : b;
-          want += static_cast<double>(c.transA ? A.at(b, k, r) : A.at(b, r, k)) * (c.transB ? B.at(bb, n, k) : B.at(bb, k, n));
-        }
+        double want = segmentProduct(c, seg[0], c.K, b, r, n);
+        if (c.K1 > 0) want += segmentProduct(c, seg[1], c.K1, b, r, n);
         const size_t at = static_cast<size_t>((b * c.M + r) * c.N + n);
         if (writes[at] != 1) return fmt("(%lld, %lld, %lld) written %lld times", b, r, n, writes[at]);
         if (out[at] != want) return fmt("(%lld, %lld, %lld): got %lld", b, r, n, static_cast<long long>(out[at])) + fmt(", want %lld", static_cast<long long>(want));
@@ -326,13 +343,17 @@ std::string emulate(const Case& c) {
 }
 
 void checkEmulatedKernel() {
+  // The last three have a second K segment: LoRA's forward (both K-major, K1 = 3r), its dx (B
+  // MN-major, K1 = 2r) and a batched one whose segment 1 spans two K-steps.
   const Case cases[] = {
-      {false, false, 200, 300, 136, 1, false, 3}, {true, false, 130, 520, 72, 2, false, 2},
-      {false, true, 257, 264, 72, 3, true, 4},    {true, true, 96, 136, 200, 1, false, 1},
-      {false, false, 128, 256, 64, 1, false, 1},
+      {false, false, 200, 300, 136, 1, false, 3, 0}, {true, false, 130, 520, 72, 2, false, 2, 0},
+      {false, true, 257, 264, 72, 3, true, 4, 0},    {true, true, 96, 136, 200, 1, false, 1, 0},
+      {false, false, 128, 256, 64, 1, false, 1, 0},  {false, true, 200, 300, 136, 1, false, 2, 48},
+      {false, false, 130, 264, 200, 1, false, 1, 16}, {true, true, 136, 264, 72, 2, true, 3, 80},
   };
   for (const Case& c : cases) {
-    report(fmt("emulated kernel %lldx%lldx%lld", c.M, c.N, c.K) + fmt(" batch %lld transA %lld transB %lld", c.batch, c.transA, c.transB),
+    report(fmt("emulated kernel %lldx%lldx%lld", c.M, c.N, c.K) + fmt(" batch %lld transA %lld transB %lld", c.batch, c.transA, c.transB) +
+               (c.K1 > 0 ? fmt(" segment K1 %lld", c.K1) : std::string()),
            emulate(c));
   }
 }
@@ -345,5 +366,5 @@ int main(int argc, char** argv) {
   checkDescriptors();
   checkTileOrder();
   checkEmulatedKernel();
-  return gFailures == 0 ? 0 : 1;
+  return host_report::failures == 0 ? 0 : 1;
 }
