@@ -8,7 +8,7 @@
 // that stays in shared memory, and streams *tiles* of rows of the other side through a ring:
 // - forward: the block is Q (queries), the tiles K and V: S = Q·Kᵀ, O += P·V;
 // - backward: the blocks are K and V (keys), the tiles Q and dO: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ,
-//   dV += Pᵀ·dO, dK += dSᵀ·Q.
+//   dV += Pᵀ·dO, dK += dSᵀ·Q, and in the fast mode dQ += dS·K through a dS tile in shared memory.
 // Every operand sits in its stored layout, 128B-swizzled (hopper_layout.h), as boxes of 64 columns
 // (128 bytes) x R rows: a block in one box per (warpgroup, column chunk), so each warpgroup's rows
 // are one contiguous region it may reuse to stage its output; a tile in one box per column chunk.
@@ -35,6 +35,11 @@ constexpr int kProducerRegs = 24, kConsumerRegs = 240, kLaunchRegs = 168;
 static_assert(kWarpgroup * kProducerRegs + kConsumers * kWarpgroup * kConsumerRegs <= kThreads * kLaunchRegs,
               "setmaxnreg.inc can be served from what setmaxnreg.dec releases");
 static_assert(kThreads * kLaunchRegs <= 65536, "one block per SM at the launch allocation");
+// The backward has no producer warpgroup: with one, ptxas (CUDA 13.0) kept its consumers at the
+// launch allocation of 168 registers despite setmaxnreg, and dK, dV, Sᵀ and dPᵀ (192 at D = 128)
+// spilled. Two consumer warpgroups alone get up to 255 by their launch bounds; thread 0 issues the
+// TMA loads between its tiles.
+constexpr int kBwdThreads = kConsumers * kWarpgroup;
 
 // ---- blocks and tiles ----------------------------------------------------------------------------
 
@@ -76,8 +81,9 @@ struct FwdConfig {
   static_assert(kSmemBytes <= 227 * 1024, "fits Hopper's 227 KiB of shared memory per block");
 };
 
-// Backward: the K and V blocks, then the Q and dO rings, then the mbarriers. Each pass keeps one
-// 64 x D accumulator per warpgroup (dV, or dK) next to Sᵀ (and dPᵀ) of a 64-query tile.
+// Backward: the K and V blocks, the Q and dO rings, each consumer warpgroup's dS tile (the fast
+// mode's dQ = dS·K reads it), then the mbarriers. One pass keeps both 64 x D accumulators (dK and
+// dV) per warpgroup next to Sᵀ and dPᵀ of a 64-query tile.
 template <int D>
 struct BwdConfig {
   static constexpr int kTileRows = 64;
@@ -86,9 +92,12 @@ struct BwdConfig {
   using Ti = Tile<D, kTileRows>;
   static constexpr int kKOffset = 0, kVOffset = B::kBytes;
   static constexpr int kQOffset = 2 * B::kBytes, kDoOffset = kQOffset + kStages * Ti::kBytes;
-  static constexpr int kBarrierOffset = kDoOffset + kStages * Ti::kBytes;
+  static constexpr int kDsBytes = kWarpgroupRows * kTileRows * 2;  // 64 keys x 64 queries, 16-bit
+  static constexpr int kDsOffset = kDoOffset + kStages * Ti::kBytes;
+  static constexpr int kBarrierOffset = kDsOffset + kConsumers * kDsBytes;
   static constexpr int kBarriers = 1 + 2 * kStages;  // K/V full; tile full, tile empty
   static constexpr int kSmemBytes = kBarrierOffset + 8 * kBarriers + kAtomBytes;
+  static_assert(kDsBytes == kWarpgroupRows * kRowBytes && kDsOffset % kAtomBytes == 0, "a dS tile is one box");
   static_assert(kSmemBytes <= 227 * 1024, "fits Hopper's 227 KiB of shared memory per block");
 };
 
@@ -159,6 +168,24 @@ HOPPER_HD uint32_t tileMnMajorStart(int kk) { return seqtune::hopper::mnMajorSte
 template <int D, int kRows>
 HOPPER_HD uint32_t tileMnMajorLbo() {
   return static_cast<uint32_t>(Tile<D, kRows>::kBoxBytes);
+}
+
+// ---- the backward's dQ = dS·K (fast mode) ---------------------------------------------------------
+
+// dSᵀ of warpgroup wg (its 64 keys x the tile's 64 queries), stored from the accumulators as a box
+// is: key rows of 128 bytes (64 queries), 128B-swizzled. So it is the MN-major A operand of
+// dQ = dS·K (M = queries, K = keys; K-step kk at tileMnMajorStart(kk)). Byte offset, before the
+// swizzle, of (key, query) from the warpgroup's dS tile at BwdConfig::kDsOffset + wg · kDsBytes.
+HOPPER_HD uint32_t dsOffset(int key, int query) {
+  return static_cast<uint32_t>(key * kRowBytes + query * seqtune::hopper::kElemBytes);
+}
+
+// The K block as the MN-major B operand of dQ (N = columns [64c, 64c + 64) of D, K = warpgroup
+// wg's 64 keys), K-step kk: the box (wg, c), 16 key rows per step.
+template <int D>
+HOPPER_HD uint32_t blockMnMajorStart(int wg, int c, int kk) {
+  using B = Block<D>;
+  return static_cast<uint32_t>(wg * B::kWarpgroupBytes + c * B::kBoxBytes) + seqtune::hopper::mnMajorStep(kk);
 }
 
 // ---- the pipeline's order ------------------------------------------------------------------------

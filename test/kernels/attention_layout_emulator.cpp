@@ -45,6 +45,11 @@ struct float4 {
   float x, y, z, w;
 };
 inline float2 make_float2(float x, float y) { return {x, y}; }
+float2 atomicAdd(float2* address, float2 value) {
+  const float2 old = *address;
+  *address = {old.x + value.x, old.y + value.y};
+  return old;
+}
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
 inline int min(int a, int b) { return a < b ? a : b; }
@@ -608,24 +613,25 @@ std::string backwardImpl(const AttentionShape& s, const std::vector<uint16_t>& d
   });
   using B = BwdConfig<D>;
   const dim3 keyGrid{unsigned(virtualBlocks(s.batch, s.tokens, B::kBN)), unsigned(s.kvHeads), 1};
-  if (error.empty() && o.hopper && deterministic) {
-    // The Hopper dV and dK passes (flash_attention_hopper_bwd.cu's launch), then dQ below.
+  if (error.empty() && o.hopper) {
+    // The Hopper kernel (flash_attention_hopper_bwd.cu's launch): dK, dV and, in the fast mode, the
+    // dQ sums; dQ below.
     using H = hopper::BwdConfig<D>;
     const CUtensorMap mq = tensorMap(gq.data(), s.tokens, s.heads, D, H::kTileRows);
     const CUtensorMap mdo = tensorMap(gdout.data(), s.tokens, s.heads, D, H::kTileRows);
     const CUtensorMap mk = tensorMap(gk.data(), s.tokens, s.kvHeads, D, hopper::kWarpgroupRows);
     const CUtensorMap mv = tensorMap(gv.data(), s.tokens, s.kvHeads, D, hopper::kWarpgroupRows);
     int fault = 0;
-    hopper::BwdParams<T> hp{p.dv, lse2.data(), di.data(), gcu.data(), s.tokens, int(s.batch), int(s.heads),
-                            int(s.kvHeads), p.scaleLog2, p.scale, s.causal, &fault};
+    const hopper::BwdParams<T> hp{p.dk, p.dv, args.dqAccum, lse2.data(), di.data(), gcu.data(), s.tokens, int(s.batch),
+                                  int(s.heads), int(s.kvHeads), p.scaleLog2, p.scale, s.causal, &fault};
     const dim3 grid{unsigned(virtualBlocks(s.batch, s.tokens, hopper::kBlockRows)), unsigned(s.kvHeads), 1};
-    error = launch(grid, hopper::kThreads, H::kSmemBytes, o.reverse, o.lazyCopies,
-                   [&](uint8_t* smem) { hopper::backwardCta<T, D, false>(mq, mk, mv, mdo, hp, smem); });
-    hp.grad = p.dk;
-    if (error.empty()) {
-      error = launch(grid, hopper::kThreads, H::kSmemBytes, o.reverse, o.lazyCopies,
-                     [&](uint8_t* smem) { hopper::backwardCta<T, D, true>(mq, mk, mv, mdo, hp, smem); });
-    }
+    error = launch(grid, hopper::kBwdThreads, H::kSmemBytes, o.reverse, o.lazyCopies, [&](uint8_t* smem) {
+      if (deterministic) {
+        hopper::backwardCta<T, D, false>(mq, mk, mv, mdo, hp, smem);
+      } else {
+        hopper::backwardCta<T, D, true>(mq, mk, mv, mdo, hp, smem);
+      }
+    });
     if (fault != 0) error += " fault " + std::to_string(fault);
   } else if (error.empty()) {
     error = launch(keyGrid, B::kThreads, B::kSmemBytes, o.reverse, o.lazyCopies, [&](uint8_t* smem) {
