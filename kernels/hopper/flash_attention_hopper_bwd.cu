@@ -3,13 +3,13 @@
 // key-block kernel (flash_attention_bwd.cuh): a CTA owns 128 keys of one kv head of one document,
 // keys as rows, and walks the 64-query tiles that see them, head by head of the group, so dK and
 // dV are written once, summed in a fixed order. On the forward's machinery
-// (flash_attention_hopper.cuh): the producer warpgroup loads the K and V blocks once and streams
-// Q and dO tiles through a TMA ring; each consumer warpgroup owns 64 keys and, per tile, runs
+// (flash_attention_hopper.cuh): thread 0 loads the K and V blocks once and streams Q and dO tiles
+// through a TMA ring; each of the two warpgroups owns 64 keys and, per tile, runs
 //   Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (wgmma from shared memory, one commit group),
 //   Pᵀ = exp2(Sᵀ·scale·log2e - lse·log2e), masked; dSᵀ = Pᵀ ∘ (dPᵀ - Di),
 //   dV += Pᵀ·dO and dK += dSᵀ·Q (wgmma with A from registers), dK·scale at the end;
 // so Sᵀ is computed once, with dK and dV (128 registers at D = 128) and Sᵀ, dPᵀ live together
-// under setmaxnreg's 240. dQ:
+// (hence no producer warpgroup: thread 0 loads; flash_attention_hopper_layout.h). dQ:
 // - fast mode (kDq): dSᵀ goes to shared memory and dQ += dS·K (64 x 64 wgmmas per 64 columns of
 //   D) is added to the f32 accumulator by float2 atomics, converted by attentionBackward's
 //   FlashAttention-2 conversion kernel; bitwise results depend on the atomics' order;
@@ -29,7 +29,7 @@
 namespace seqtune::gpu::attn::hopper {
 
 template <typename T, int D, bool kDq>
-__global__ void __launch_bounds__(kBwdThreads, 1)
+__global__ void __launch_bounds__(kThreads, 1)
     hopperBackwardKernel(const __grid_constant__ CUtensorMap mapQ, const __grid_constant__ CUtensorMap mapK,
                          const __grid_constant__ CUtensorMap mapV, const __grid_constant__ CUtensorMap mapDo,
                          const BwdParams<T> p) {
@@ -55,12 +55,7 @@ bool launchBackward(const AttentionShape& shape, const HopperBackwardArgs& a, cu
   using C = ah::BwdConfig<D>;
   static HopperKernelState state;
   auto kernel = ah::hopperBackwardKernel<T, D, kDq>;
-  // No setmaxnreg here, so any allocation ptxas chose under the launch bounds will do (230-239
-  // registers at D = 128, 161-180 at D = 64 with nvcc 13.0): the check keeps only its sm_90a part.
-  static const int regs = [&] {
-    cudaFuncAttributes attr{};
-    return cudaFuncGetAttributes(&attr, kernel) == cudaSuccess ? attr.numRegs : -1;
-  }();
+  static const int regs = attn::kernelRegisters(kernel);  // 230-239 at D = 128, 161-180 at D = 64 (nvcc 13.0)
   if (!hopperKernelReady(kernel, C::kSmemBytes, regs, state, options.why)) return false;
   const DType dtype = std::is_same_v<T, __nv_bfloat16> ? DType::BF16 : DType::F16;
   CUtensorMap maps[4];  // Q, K, V, dO
@@ -77,7 +72,7 @@ bool launchBackward(const AttentionShape& shape, const HopperBackwardArgs& a, cu
                            shape.causal, options.fault};
   const int64_t blocks = attn::virtualBlocks(shape.batch, shape.tokens, ah::kBlockRows);
   profiler::noteKernel("hopper");
-  kernel<<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(shape.kvHeads)), ah::kBwdThreads, C::kSmemBytes,
+  kernel<<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(shape.kvHeads)), ah::kThreads, C::kSmemBytes,
            stream>>>(maps[0], maps[1], maps[2], maps[3], p);
   checkLaunch("attentionBackward (Hopper kernel)");
   return true;

@@ -1,5 +1,5 @@
 // The Hopper attention backward's device code (flash_attention_hopper_bwd.cu launches it; the host
-// test runs it under an emulator): the producer and the consumer warpgroups of one CTA, which
+// test runs it under an emulator): the two warpgroups of one CTA (thread 0 also loads), which
 // computes dK and dV of its keys in one pass and, in the fast mode, adds dS·K to the f32 dQ sums.
 // See flash_attention_hopper_bwd.cu for the design.
 #pragma once
@@ -75,7 +75,7 @@ struct BwdBarriers {
       : kvFull(base), full(base + 8), empty(base + 8 + 8 * BwdConfig<D>::kStages) {}
 };
 
-// The loads, issued by thread 0 (there is no producer warpgroup: see flash_attention_hopper_bwd.cu).
+// The loads, issued by thread 0 (no producer warpgroup: flash_attention_hopper_layout.h says why).
 template <int D>
 struct Loader {
   const CUtensorMap *mapQ, *mapK, *mapV, *mapDo;
@@ -271,8 +271,7 @@ __device__ __forceinline__ void consume(const BwdParams<T>& p, const KeyBlock& b
   storeWarpgroupRows<T, D>(dk, scale, baseGeneric + C::kVOffset, wg, p.dk + row, ld, b.nk - row0);
 }
 
-// One CTA of the kernel (kBwdThreads threads); smem: the dynamic shared memory (its shared address
-// need not be aligned).
+// One CTA of the kernel; smem: the dynamic shared memory (its shared address need not be aligned).
 template <typename T, int D, bool kDq>
 __device__ __forceinline__ void backwardCta(const CUtensorMap& mapQ, const CUtensorMap& mapK, const CUtensorMap& mapV,
                                             const CUtensorMap& mapDo, const BwdParams<T>& p, unsigned char* smem) {
@@ -286,7 +285,7 @@ __device__ __forceinline__ void backwardCta(const CUtensorMap& mapQ, const CUten
     ptx::mbarInit(bars.kvFull, 1);
     for (int s = 0; s < C::kStages; ++s) {
       ptx::mbarInit(barrier(bars.full, s), 1);
-      ptx::mbarInit(barrier(bars.empty, s), kBwdThreads);
+      ptx::mbarInit(barrier(bars.empty, s), kThreads);
     }
     ptx::fenceBarrierInit();
   }

@@ -26,20 +26,15 @@ using seqtune::hopper::kMmaK;
 using seqtune::hopper::kRowBytes;
 using seqtune::hopper::kRowElems;
 
-constexpr int kConsumers = 2, kWarpgroup = 128, kThreads = kWarpgroup * (1 + kConsumers);
+constexpr int kConsumers = 2, kWarpgroup = 128;
 constexpr int kWarpgroupRows = 64;  // the M of every wgmma
+// No producer warpgroup: with one (1 producer + 2 consumers, setmaxnreg 24 / 240), ptxas (CUDA
+// 13.0) kept the consumers within the launch allocation of 168 registers, so the forward's
+// 128-key tiles at D = 128 and the backward's dK, dV, Sᵀ and dPᵀ spilled. Two consumer warpgroups
+// alone get up to 255 by their launch bounds; thread 0 issues the TMA loads between its tiles.
+constexpr int kThreads = kConsumers * kWarpgroup;
 constexpr int kBlockRows = kConsumers * kWarpgroupRows;
-// setmaxnreg: the producer issues TMA from one thread; the launch allocation (65536 / 384 rounded
-// down to 8: 168) must cover what the warpgroups ask for.
-constexpr int kProducerRegs = 24, kConsumerRegs = 240, kLaunchRegs = 168;
-static_assert(kWarpgroup * kProducerRegs + kConsumers * kWarpgroup * kConsumerRegs <= kThreads * kLaunchRegs,
-              "setmaxnreg.inc can be served from what setmaxnreg.dec releases");
-static_assert(kThreads * kLaunchRegs <= 65536, "one block per SM at the launch allocation");
-// The backward has no producer warpgroup: with one, ptxas (CUDA 13.0) kept its consumers at the
-// launch allocation of 168 registers despite setmaxnreg, and dK, dV, Sᵀ and dPᵀ (192 at D = 128)
-// spilled. Two consumer warpgroups alone get up to 255 by their launch bounds; thread 0 issues the
-// TMA loads between its tiles.
-constexpr int kBwdThreads = kConsumers * kWarpgroup;
+static_assert(kThreads * 255 <= 65536, "one block per SM at any register count");
 
 // ---- blocks and tiles ----------------------------------------------------------------------------
 
@@ -67,11 +62,10 @@ struct Tile {
 // Forward: Q block, then the K and V rings (kStages tiles each), then the mbarriers.
 template <int D>
 struct FwdConfig {
-  // Keys per tile: the N of S's wgmma, the K of P·V's. At D = 128 a 128-key tile needs more
-  // registers than ptxas (CUDA 13.0) finds for the overlapped softmax: S, P and O live at once, it
-  // spilled 240 bytes and serialised the wgmmas; 64 keys compile clean (bench/NOTES.md).
-  static constexpr int kTileRows = D == 128 ? 64 : 128;
-  static constexpr int kStages = 4;
+  // Keys per tile: the N of S's wgmma, the K of P·V's. S, P and O live together: 192 registers at
+  // D = 128, within what the producer-less CTA allows (240 with nvcc 13.0, no spills).
+  static constexpr int kTileRows = 128;
+  static constexpr int kStages = D == 128 ? 3 : 4;  // 3 x 64 KiB of K and V at D = 128
   using B = Block<D>;
   using Ti = Tile<D, kTileRows>;
   static constexpr int kKOffset = B::kBytes, kVOffset = kKOffset + kStages * Ti::kBytes;

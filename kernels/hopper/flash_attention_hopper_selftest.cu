@@ -41,7 +41,7 @@ struct Problem {
 const Problem kProblems[] = {
     {DType::BF16, 128, {300, 0, 129, 64, 1, 190}, 4, 2, true, 0.5},
     {DType::BF16, 64, {513, 77}, 4, 1, true, 0.5},
-    {DType::BF16, 128, {200, 77}, 2, 2, false, 0.08838834764831845},  // 1/sqrt(128)
+    {DType::BF16, 128, {200, 77, 520}, 2, 2, false, 0.08838834764831845},  // 1/sqrt(128); 520: the ring wraps
     {DType::F16, 128, {256, 128, 5}, 8, 2, true, 0.3},
     {DType::F16, 64, {130, 1, 260}, 2, 1, false, 0.5},
 };

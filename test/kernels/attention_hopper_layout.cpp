@@ -169,7 +169,7 @@ int run() {
   const Case cases[] = {
       {{300, 0, 129, 64, 1}, 4, 2, true},
       {{200, 77}, 2, 1, false},
-      {{128, 256}, 2, 2, true},
+      {{128, 520}, 2, 2, true},  // 5 key tiles: the forward's ring wraps at D = 128
       {{5, 190}, 4, 1, true},
   };
   for (const Case& c : cases) {

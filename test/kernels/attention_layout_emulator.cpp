@@ -625,7 +625,7 @@ std::string backwardImpl(const AttentionShape& s, const std::vector<uint16_t>& d
     const hopper::BwdParams<T> hp{p.dk, p.dv, args.dqAccum, lse2.data(), di.data(), gcu.data(), s.tokens, int(s.batch),
                                   int(s.heads), int(s.kvHeads), p.scaleLog2, p.scale, s.causal, &fault};
     const dim3 grid{unsigned(virtualBlocks(s.batch, s.tokens, hopper::kBlockRows)), unsigned(s.kvHeads), 1};
-    error = launch(grid, hopper::kBwdThreads, H::kSmemBytes, o.reverse, o.lazyCopies, [&](uint8_t* smem) {
+    error = launch(grid, hopper::kThreads, H::kSmemBytes, o.reverse, o.lazyCopies, [&](uint8_t* smem) {
       if (deterministic) {
         hopper::backwardCta<T, D, false>(mq, mk, mv, mdo, hp, smem);
       } else {
