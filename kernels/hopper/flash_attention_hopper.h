@@ -1,5 +1,5 @@
-// The Hopper attention kernels (sm_90a: TMA loads into 128B-swizzled shared memory, wgmma with P
-// kept in registers, a warp-specialised producer/consumer pipeline) behind attentionForward and
+// The Hopper attention kernels (sm_90a: TMA loads into 128B-swizzled shared memory through a ring
+// one thread refills, wgmma with P kept in registers) behind attentionForward and
 // attentionBackward: same AttentionShape, same results up to f32 summation order. They were
 // written without a GPU to run them on, so each is only taken on a device where its one-time
 // self-test (below) passed. Plain C++: includable without the CUDA headers.

@@ -62,8 +62,8 @@ struct Tile {
 // Forward: Q block, then the K and V rings (kStages tiles each), then the mbarriers.
 template <int D>
 struct FwdConfig {
-  // Keys per tile: the N of S's wgmma, the K of P·V's. S, P and O live together: 192 registers at
-  // D = 128, within what the producer-less CTA allows (240 with nvcc 13.0, no spills).
+  // Keys per tile: the N of S's wgmma, the K of P·V's. S, P and O live together: 160 registers at
+  // D = 128, within what the producer-less CTA allows (225 registers with nvcc 13.0, no spills).
   static constexpr int kTileRows = 128;
   static constexpr int kStages = D == 128 ? 3 : 4;  // 3 x 64 KiB of K and V at D = 128
   using B = Block<D>;
@@ -185,7 +185,7 @@ HOPPER_HD uint32_t blockMnMajorStart(int wg, int c, int kk) {
 // ---- the pipeline's order ------------------------------------------------------------------------
 
 // The t-th tile uses stage t % kStages in lap t / kStages; consumers wait on "full" with the lap's
-// parity, the producer on "empty" with the opposite one (a fresh barrier's previous phase).
+// parity, the loading thread on "empty" with the opposite one (a fresh barrier's previous phase).
 struct StageUse {
   int stage;
   uint32_t parity;
