@@ -1,11 +1,13 @@
 """Peer for bench/attention.ts: times torch.nn.functional.scaled_dot_product_attention, bf16, with
 its FLASH_ATTENTION and CUDNN_ATTENTION backends (torch.nn.attention.sdpa_kernel), forward and
-backward, on the shapes given as a JSON list on stdin ({length, batch, heads, head_dim, causal}).
-Prints one JSON object as its last line: torch version, device name, and per shape the median
-milliseconds of each backend (null with a reason in `errors` when a backend cannot run it).
-A benchmark-only peer, never a dependency of seqtune.
+backward, on the shapes given as a JSON list on stdin ({id, length, batch, heads, kv_heads,
+head_dim, causal}): q [batch, heads, length, D], k and v with kv_heads (grouped-query attention
+through enable_gqa when fewer than heads). bench/attention pads packed documents to the longest
+and asks for that. Prints one JSON object as its last line: torch version, device name, and per
+shape (by id) the median milliseconds of each backend (null with a reason in `errors` when a
+backend cannot run it). A benchmark-only peer, never a dependency of seqtune.
 
-    echo '[{"length": 2048, "batch": 8, "heads": 16, "head_dim": 128, "causal": true}]' \
+    echo '[{"id": 0, "length": 2048, "batch": 8, "heads": 32, "kv_heads": 8, "head_dim": 128, "causal": true}]' \
         | python3 bench/peer/torch_attention.py --device 0
 """
 
@@ -36,19 +38,22 @@ def time_backend(torch, sdpa, backend, shape, device):
     from torch.nn.attention import sdpa_kernel
 
     b, h, n, d = shape["batch"], shape["heads"], shape["length"], shape["head_dim"]
+    hkv = shape.get("kv_heads", h)
     gen = torch.Generator(device=device).manual_seed(0)
 
-    def randn():
-        return torch.randn((b, h, n, d), device=device, dtype=torch.bfloat16, generator=gen)
+    def randn(heads):
+        return torch.randn((b, heads, n, d), device=device, dtype=torch.bfloat16, generator=gen)
 
-    q, k, v, dout = randn(), randn(), randn(), randn()
+    q, k, v, dout = randn(h), randn(hkv), randn(hkv), randn(h)
     for t in (q, k, v):
         t.requires_grad_(True)
     causal = shape["causal"]
+    # enable_gqa (torch >= 2.5) only where it is needed, so older torch still runs the other rows.
+    extra = {"enable_gqa": True} if hkv != h else {}
     with sdpa_kernel([backend]):
         with torch.no_grad():
-            fwd = median_ms(torch, lambda: sdpa(q, k, v, is_causal=causal))
-        out = sdpa(q, k, v, is_causal=causal)
+            fwd = median_ms(torch, lambda: sdpa(q, k, v, is_causal=causal, **extra))
+        out = sdpa(q, k, v, is_causal=causal, **extra)
         bwd = median_ms(torch, lambda: torch.autograd.grad(out, (q, k, v), dout, retain_graph=True))
     return fwd, bwd
 
@@ -76,11 +81,11 @@ def main():
     backends = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
     rows = []
     for shape in shapes:
-        row = {"length": shape["length"], "head_dim": shape["head_dim"], "causal": shape["causal"], "errors": []}
+        row = {"id": shape["id"], "errors": []}
         for name, backend in backends.items():
             try:
                 fwd, bwd = time_backend(torch, F.scaled_dot_product_attention, backend, shape, device)
-            except RuntimeError as error:  # the backend refused the shape, or ran out of memory
+            except (RuntimeError, TypeError) as error:  # refused the shape, ran out of memory, or no enable_gqa
                 fwd = bwd = None
                 row["errors"].append(f"{name}: {str(error).splitlines()[0]}")
             row[f"{name}_fwd_ms"] = fwd

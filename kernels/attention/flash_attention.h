@@ -58,7 +58,9 @@ size_t attentionBackwardWorkspaceBytes(const AttentionShape& shape, bool determi
 // - deterministic: the same pass without dQ, then a second kernel over (query block, head,
 //   document) CTAs recomputes P and dS and sums dQ over key blocks in order (about 1.6x the
 //   matrix work); results are bit-identical between runs.
-// dK and dV sum the heads of a group, then the query blocks, in a fixed order in both modes.
+// dK and dV sum the heads of a group, then the query blocks, in a fixed order in both modes. On a
+// Hopper whose self-test passed, flash_attention_hopper_bwd.cu's kernel is that first pass, in
+// either mode.
 void attentionBackward(const AttentionShape& shape, DType dtype, const void* dout, const void* q, const void* k,
                        const void* v, const void* out, const float* lse, const int32_t* cuSeqlens, void* dq, void* dk,
                        void* dv, bool deterministic, void* workspace, cudaStream_t stream);

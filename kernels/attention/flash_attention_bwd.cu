@@ -1,8 +1,7 @@
 // Attention backward launchers (packed layout): Di and lse2, the key-block pass
-// (flash_attention_bwd.cuh; in deterministic mode on a Hopper that passed its self-test, the
-// Hopper passes of flash_attention_hopper_bwd.cu), then dQ from the f32 accumulator (fast) or from
-// the query-block pass of flash_attention_bwd_dq.cu (deterministic); see attentionBackward in
-// flash_attention.h.
+// (flash_attention_bwd.cuh; on a Hopper that passed its self-test, the Hopper kernel of
+// flash_attention_hopper_bwd.cu), then dQ from the f32 accumulator (fast) or from the query-block
+// pass of flash_attention_bwd_dq.cu (deterministic); see attentionBackward in flash_attention.h.
 #include "kernels/attention/attention_simt.h"
 #include "kernels/attention/flash_attention_bwd.cuh"
 #include "kernels/hopper/flash_attention_hopper.h"
@@ -40,9 +39,17 @@ void launchBackward(const AttentionShape& shape, DType dtype, const BwdArgs& arg
       args.di, args.lse2, p.dout, static_cast<const T*>(out), lse,
       shape.tokens, p.heads);
   checkLaunch("attentionBackward: preprocess kernel");
+  const int64_t n = shape.tokens * shape.heads * D;
+  auto convert = [&]() {
+    convertDqKernel<T><<<gridFor(n / 4), kThreads, 0, stream>>>(p.dq, args.dqAccum, n, p.scale);
+    checkLaunch("attentionBackward: dq conversion kernel");
+  };
   if (hopper) {
-    const HopperBackwardArgs h{args.q, args.k, args.v, args.dout, args.dk, args.dv, args.lse2, args.di, args.cu};
-    if (hopperAttentionBackwardKeys(shape, dtype, h, stream)) return launchDeterministicDq(shape, dtype, args, stream);
+    float* dqAccum = deterministic ? nullptr : args.dqAccum;
+    const HopperBackwardArgs h{args.q, args.k, args.v, args.dout, args.dk, args.dv, args.lse2, args.di, args.cu, dqAccum};
+    if (hopperAttentionBackward(shape, dtype, h, stream)) {
+      return deterministic ? launchDeterministicDq(shape, dtype, args, stream) : convert();
+    }
   }
   const int64_t blocks = virtualBlocks(shape.batch, shape.tokens, C::kBN);
   expectGrid("attentionBackward", blocks, shape.kvHeads);
@@ -59,9 +66,7 @@ void launchBackward(const AttentionShape& shape, DType dtype, const BwdArgs& arg
     allowSharedMemory(kernel, C::kSmemBytes, "attentionBackward: cudaFuncSetAttribute");
     kernel<<<grid, C::kThreads, C::kSmemBytes, stream>>>(p);
     checkLaunch("attentionBackward: key-block kernel");
-    const int64_t n = shape.tokens * shape.heads * D;
-    convertDqKernel<T><<<gridFor(n / 4), kThreads, 0, stream>>>(p.dq, args.dqAccum, n, p.scale);
-    checkLaunch("attentionBackward: dq conversion kernel");
+    convert();
   }
 }
 
@@ -80,7 +85,7 @@ size_t attentionBackwardWorkspaceBytes(const AttentionShape& shape, bool determi
 
 namespace {
 
-// hopper: take the Hopper key-block passes (deterministic mode only) where attentionBackward may.
+// hopper: take the Hopper kernel where attentionBackward may.
 void backward(const AttentionShape& shape, DType dtype, const void* dout, const void* q, const void* k, const void* v,
               const void* out, const float* lse, const int32_t* cuSeqlens, void* dq, void* dk, void* dv,
               bool deterministic, bool hopper, void* workspace, cudaStream_t stream) {
@@ -114,8 +119,7 @@ void attentionBackward(const AttentionShape& shape, DType dtype, const void* dou
   if (!attentionOnTensorCores(dtype, shape.headDim)) {
     return attentionBackwardSimt(shape, dtype, dout, q, k, v, out, lse, cuSeqlens, dq, dk, dv, workspace, stream);
   }
-  const bool hopper = deterministic && shape.maxTokens == 0 && shape.tokens > 0 &&
-                      hopperAttentionBackwardWanted(shape, dtype, stream);
+  const bool hopper = shape.maxTokens == 0 && shape.tokens > 0 && hopperAttentionBackwardWanted(shape, dtype, stream);
   backward(shape, dtype, dout, q, k, v, out, lse, cuSeqlens, dq, dk, dv, deterministic, hopper, workspace, stream);
 }
 

@@ -34,6 +34,15 @@ void dispatchKind(DType dtype, int64_t headDim, const char* what, F&& f) {
   fail(code::kNotImplemented, what, ": the CUDA attention kernels support bf16 and f16, got ", dtypeName(dtype));
 }
 
+// The registers per thread ptxas gave `kernel` (-1 when the runtime cannot say). The Hopper
+// attention kernels use no setmaxnreg, so whatever their launch bounds let ptxas choose is the
+// allocation their readiness check (hopperKernelReady) is to expect.
+template <class Kernel>
+int kernelRegisters(Kernel kernel) {
+  cudaFuncAttributes attr{};
+  return cudaFuncGetAttributes(&attr, reinterpret_cast<const void*>(kernel)) == cudaSuccess ? attr.numRegs : -1;
+}
+
 // 16-byte vector loads and cp.async need aligned rows; D is a multiple of 8, so aligned bases do.
 inline void expectAligned(const char* what, const char* name, const void* p) {
   if (reinterpret_cast<uintptr_t>(p) % 16 != 0) {

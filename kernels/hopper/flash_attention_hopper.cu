@@ -1,14 +1,15 @@
 // The Hopper attention forward kernel (sm_90a) and its launch; flash_attention_hopper.h says when
-// attentionForward uses it. FlashAttention-3's structure, per CTA of 3 warpgroups (384 threads):
+// attentionForward uses it. FlashAttention-3's consumer structure, per CTA of 2 warpgroups (256
+// threads; no producer warpgroup, flash_attention_hopper_layout.h says why):
 // - one CTA per block of 128 queries of one head of one document (the grid and the block search of
 //   the FlashAttention-2 kernel, flash_attention_layout.h), the costliest blocks first;
-// - warpgroup 0 produces: after setmaxnreg.dec one thread loads the block's Q once, then walks the
-//   key tiles the block sees and issues TMA loads of each K and V tile (FwdConfig: 128 keys at
-//   D = 64, 64 at D = 128) into a 4-stage ring, K and V on separate "full" mbarriers so S = Q·Kᵀ
-//   can start before V has landed;
-// - warpgroups 1 and 2 consume, 64 query rows each, after setmaxnreg.inc: S = Q·Kᵀ by wgmma from
-//   shared memory, the online softmax in registers (the FlashAttention-2 kernel's softmaxTile), and
-//   O += P·V by wgmma with P straight from registers (its accumulator layout is wgmma's A layout);
+// - thread 0 loads the block's Q once and the first lap of 128-key K and V tiles into the ring
+//   (FwdConfig: 4 stages at D = 64, 3 at D = 128), K and V on separate "full" mbarriers so
+//   S = Q·Kᵀ can start before V has landed; after each tile it refills the stages both warpgroups
+//   released;
+// - each warpgroup owns 64 query rows: S = Q·Kᵀ by wgmma from shared memory, the online softmax
+//   in registers (the FlashAttention-2 kernel's softmaxTile), and O += P·V by wgmma with P
+//   straight from registers (its accumulator layout is wgmma's A layout);
 // - the softmax of tile t overlaps the P·V wgmma of tile t - 1: S(t) and P(t-1)·V(t-1) are issued
 //   back to back, the exponentials of S(t) run while P·V runs, and only then is O rescaled;
 // - the epilogue normalises O, writes lse, and stages O through the warpgroup's own Q rows for
@@ -57,7 +58,8 @@ bool launch(const AttentionShape& shape, const void* q, const void* k, const voi
   using C = ah::FwdConfig<D>;
   static HopperKernelState state;
   auto kernel = ah::hopperForwardKernel<T, D>;
-  if (!hopperKernelReady(kernel, C::kSmemBytes, ah::kLaunchRegs, state, options.why)) return false;
+  static const int regs = attn::kernelRegisters(kernel);
+  if (!hopperKernelReady(kernel, C::kSmemBytes, regs, state, options.why)) return false;
   const DType dtype = std::is_same_v<T, __nv_bfloat16> ? DType::BF16 : DType::F16;
   CUtensorMap mapQ, mapK, mapV;
   const ah::TmaGeometry gq = ah::tmaGeometry(shape.tokens, shape.heads, D, ah::kWarpgroupRows);

@@ -1,5 +1,5 @@
-// The Hopper attention kernels (sm_90a: TMA loads into 128B-swizzled shared memory, wgmma with P
-// kept in registers, a warp-specialised producer/consumer pipeline) behind attentionForward and
+// The Hopper attention kernels (sm_90a: TMA loads into 128B-swizzled shared memory through a ring
+// one thread refills, wgmma with P kept in registers) behind attentionForward and
 // attentionBackward: same AttentionShape, same results up to f32 summation order. They were
 // written without a GPU to run them on, so each is only taken on a device where its one-time
 // self-test (below) passed. Plain C++: includable without the CUDA headers.
@@ -31,28 +31,31 @@ bool hopperAttentionForward(const AttentionShape& shape, DType dtype, const void
                             const int32_t* cuSeqlens, void* out, float* lse, cudaStream_t stream,
                             const HopperAttentionLaunch& launch = {});
 
-// The device pointers of the backward's key-block passes: q, dout [T, H, D]; k, v, dk, dv
-// [T, Hkv, D]; lse2 = lse·log2(e) (+inf where no key was seen) and di = rowsum(dout ∘ out), f32
-// [H, T] (attentionBackward's preprocess writes both).
+// The device pointers of the backward: q, dout [T, H, D]; k, v, dk, dv [T, Hkv, D]; lse2 =
+// lse·log2(e) (+inf where no key was seen) and di = rowsum(dout ∘ out), f32 [H, T]
+// (attentionBackward's preprocess writes both); dqAccum [T, H, D] f32, zeroed, or null.
 struct HopperBackwardArgs {
   const void *q, *k, *v, *dout;
   void *dk, *dv;
   const float *lse2, *di;
   const int32_t* cuSeqlens;
+  float* dqAccum;
 };
 
-// dk and dv (never dq) on the Hopper kernels: a dV pass, then a dK pass, over (128-key block, kv
-// head, document) CTAs; deterministic. Same conditions and fallback as hopperAttentionForward.
-bool hopperAttentionBackwardKeys(const AttentionShape& shape, DType dtype, const HopperBackwardArgs& args,
-                                 cudaStream_t stream, const HopperAttentionLaunch& launch = {});
+// dk and dv in one pass over (128-key block, kv head, document) CTAs, summed in a fixed order;
+// with dqAccum, also Σ dS·K (unscaled) added to it by atomics (the fast mode; dq = scale · dqAccum),
+// without it dq is left to the FlashAttention-2 query-block pass (the deterministic mode). Same
+// conditions and fallback as hopperAttentionForward.
+bool hopperAttentionBackward(const AttentionShape& shape, DType dtype, const HopperBackwardArgs& args,
+                             cudaStream_t stream, const HopperAttentionLaunch& options = {});
 
 // attentionForward's choice: supported, SEQTUNE_ATTENTION_HOPPER not "0", a compute capability 9.0
 // device, and that device's self-test passed (run by the first such call on `stream`; on failure
 // the kernel stays off there and one warning goes to stderr).
 bool hopperAttentionWanted(const AttentionShape& shape, DType dtype, cudaStream_t stream);
 
-// attentionBackward's choice for dk and dv in deterministic mode: the same conditions with the
-// backward's own self-test (hopperAttentionBackwardSelfTest).
+// attentionBackward's choice, in either mode: the same conditions with the backward's own
+// self-test (hopperAttentionBackwardSelfTest).
 bool hopperAttentionBackwardWanted(const AttentionShape& shape, DType dtype, cudaStream_t stream);
 
 // Runs the Hopper forward on fixed pseudo-random problems (ragged packed documents, empty ones
@@ -64,8 +67,8 @@ bool hopperAttentionBackwardWanted(const AttentionShape& shape, DType dtype, cud
 bool hopperAttentionSelfTest(cudaStream_t stream, std::string* detail = nullptr);
 
 // The same problems through attentionBackward's deterministic FlashAttention-2 path and through
-// the Hopper key-block passes (dq from the FlashAttention-2 query-block pass in both), comparing
-// dk and dv with each other and with a float64 host gradient.
+// the Hopper kernel in both modes, comparing dk and dv with each other and with a float64 host
+// gradient, and the fast mode's dq accumulator with the float64 dq.
 bool hopperAttentionBackwardSelfTest(cudaStream_t stream, std::string* detail = nullptr);
 
 // attentionForward's and attentionBackward's FlashAttention-2 paths (never the Hopper kernels),

@@ -1,5 +1,5 @@
 // The Hopper attention forward's device code (flash_attention_hopper.cu launches it; the host test
-// runs it under an emulator): the producer and the consumer warpgroups of one CTA. See
+// runs it under an emulator): the two warpgroups of one CTA, thread 0 also issuing the loads. See
 // flash_attention_hopper.cu for the design.
 #pragma once
 #include <cstdint>
@@ -76,47 +76,51 @@ struct Barriers {
   }
 };
 
-// One thread: Q once, then K and V of every key tile, each stage refilled once both consumer
-// warpgroups released it.
+// The loads, issued by thread 0 (no producer warpgroup: flash_attention_hopper_layout.h says why).
 template <int D>
-__device__ __forceinline__ void produce(const CUtensorMap* mapQ, const CUtensorMap* mapK, const CUtensorMap* mapV,
-                                        const QueryBlock& b, uint32_t base, const Barriers<D>& bars, int* fault) {
-  using C = FwdConfig<D>;
-  using Ti = typename C::Ti;
-  ptx::mbarArriveExpectTx(bars.qFull, C::B::kBytes);  // out-of-bounds box elements count too
-  const int64_t qRow = int64_t(b.s.start) + b.q0;
+struct FwdLoader {
+  const CUtensorMap *mapQ, *mapK, *mapV;
+  const QueryBlock& b;
+  uint32_t base;
+  const Barriers<D>& bars;
+
+  __device__ __forceinline__ void query() const {
+    using C = FwdConfig<D>;
+    ptx::mbarArriveExpectTx(bars.qFull, C::B::kBytes);  // out-of-bounds box elements count too
+    const int64_t qRow = int64_t(b.s.start) + b.q0;
 #pragma unroll
-  for (int wg = 0; wg < kConsumers; ++wg) {
+    for (int wg = 0; wg < kConsumers; ++wg) {
 #pragma unroll
-    for (int c = 0; c < C::B::kChunks; ++c) {
-      const BoxAt box = blockBox<D>(wg, c, qRow, b.h);
-      ptx::tmaLoad3d(base + box.offset, mapQ, bars.qFull, box.col, box.head, box.row);
+      for (int c = 0; c < C::B::kChunks; ++c) {
+        const BoxAt box = blockBox<D>(wg, c, qRow, b.h);
+        ptx::tmaLoad3d(base + box.offset, mapQ, bars.qFull, box.col, box.head, box.row);
+      }
     }
   }
-  auto load = [&](const CUtensorMap* map, uint32_t tiles, uint32_t full, uint32_t empty, int t) {
+
+  // Key tile t of K (or V) into its stage, once both warpgroups released the stage's previous tile.
+  __device__ __forceinline__ bool tile(bool values, int t) const {
+    using C = FwdConfig<D>;
+    using Ti = typename C::Ti;
     const StageUse use = stageOf<C::kStages>(t);
-    if (!waitPhase(barrier(empty, use.stage), use.parity ^ 1u)) return false;
-    const uint32_t bar = barrier(full, use.stage);
+    if (!waitPhase(barrier(values ? bars.vEmpty : bars.kEmpty, use.stage), use.parity ^ 1u)) return false;
+    const uint32_t bar = barrier(values ? bars.vFull : bars.kFull, use.stage);
     ptx::mbarArriveExpectTx(bar, Ti::kBytes);
+    const uint32_t tiles = base + (values ? C::kVOffset : C::kKOffset) + use.stage * Ti::kBytes;
 #pragma unroll
     for (int c = 0; c < Ti::kChunks; ++c) {
       const BoxAt box = tileBox<D, C::kTileRows>(c, int64_t(b.s.start) + int64_t(t) * C::kTileRows, b.g);
-      ptx::tmaLoad3d(tiles + use.stage * Ti::kBytes + box.offset, map, bar, box.col, box.head, box.row);
+      ptx::tmaLoad3d(tiles + box.offset, values ? mapV : mapK, bar, box.col, box.head, box.row);
     }
     return true;
-  };
-  for (int t = 0; t < b.tiles.count; ++t) {
-    if (!load(mapK, base + C::kKOffset, bars.kFull, bars.kEmpty, t) ||
-        !load(mapV, base + C::kVOffset, bars.vFull, bars.vEmpty, t)) {
-      return reportFault(fault, kFaultStall);
-    }
   }
-}
+};
 
 // One consumer warpgroup (wg 0 or 1): query rows [64 wg, 64 wg + 64) of the block.
 template <typename T, int D>
 __device__ __forceinline__ void consume(const Params<T>& p, const QueryBlock& b, uint32_t base,
-                                        unsigned char* baseGeneric, const Barriers<D>& bars, int wg) {
+                                        unsigned char* baseGeneric, const Barriers<D>& bars,
+                                        const FwdLoader<D>& load, int wg) {
   using C = FwdConfig<D>;
   constexpr int kN = C::kTileRows, kNT = kN / 8, kDT = D / 8;
   const int warp = (threadIdx.x / 32) % 4, lane = threadIdx.x & 31;
@@ -151,10 +155,28 @@ __device__ __forceinline__ void consume(const Params<T>& p, const QueryBlock& b,
     softmaxTile<1, kNT>(sc, m, l, alpha, limit, t >= b.tiles.unmasked, t * kN, p.scaleLog2);
   };
 
+  const int count = b.tiles.count;
+  // Thread 0 refills the stages that K(t) and V(t - 1) held once the other warpgroup released them
+  // too (it never waits on this one), outside the wgmmas' flight.
+  auto refill = [&](int t) {
+    const int S = C::kStages;
+    const bool ok = threadIdx.x != 0 || ((t + S >= count || load.tile(false, t + S)) &&
+                                         (t < 1 || t - 1 + S >= count || load.tile(true, t - 1 + S)));
+    __syncwarp();
+    return ok;
+  };
+
   // Each wgmma stretch (fence, issues, commit) is branch-free: ptxas otherwise re-fences and
   // serialises the wgmmas. Hence tile 0 is peeled and both waits of a tile come first (V(t-1) was
   // loaded before K(t) anyway).
-  const int count = b.tiles.count;
+  if (threadIdx.x == 0) {  // the first lap of the ring: its stages are free
+    load.query();
+    for (int t = 0; t < min(count, C::kStages); ++t) {
+      load.tile(false, t);
+      load.tile(true, t);
+    }
+  }
+  __syncwarp();
   if (!waitPhase(bars.qFull, 0)) return fail();
   if (count > 0) {
     if (!waitFull(bars.kFull, stageOf<C::kStages>(0))) return fail();
@@ -167,6 +189,7 @@ __device__ __forceinline__ void consume(const Params<T>& p, const QueryBlock& b,
     float alpha[1][2];
     softmax(0, alpha);  // O is still 0: nothing to rescale
     accToA<T, kNT>(pa, sc[0]);
+    if (!refill(0)) return fail();
   }
   for (int t = 1; t < count; ++t) {
     if (!waitFull(bars.kFull, stageOf<C::kStages>(t)) || !waitFull(bars.vFull, stageOf<C::kStages>(t - 1))) {
@@ -187,6 +210,7 @@ __device__ __forceinline__ void consume(const Params<T>& p, const QueryBlock& b,
     release(bars.vEmpty, t - 1);
     rescaleRows<1, kDT>(o, alpha);
     accToA<T, kNT>(pa, sc[0]);
+    if (!refill(t)) return fail();
   }
   if (count > 0) {
     if (!waitFull(bars.vFull, stageOf<C::kStages>(count - 1))) return fail();
@@ -228,21 +252,16 @@ __device__ __forceinline__ void forwardCta(const CUtensorMap& mapQ, const CUtens
   if (threadIdx.x == 0) {
     ptx::mbarInit(bars.qFull, 1);
     for (int s = 0; s < C::kStages; ++s) {
-      ptx::mbarInit(barrier(bars.kFull, s), 1);  // the producer's arrive + the bytes
+      ptx::mbarInit(barrier(bars.kFull, s), 1);  // thread 0's arrive + the bytes
       ptx::mbarInit(barrier(bars.vFull, s), 1);
-      ptx::mbarInit(barrier(bars.kEmpty, s), kConsumers * kWarpgroup);  // every consumer thread
-      ptx::mbarInit(barrier(bars.vEmpty, s), kConsumers * kWarpgroup);
+      ptx::mbarInit(barrier(bars.kEmpty, s), kThreads);  // every thread
+      ptx::mbarInit(barrier(bars.vEmpty, s), kThreads);
     }
     ptx::fenceBarrierInit();
   }
   __syncthreads();
-  if (threadIdx.x < kWarpgroup) {
-    ptx::setMaxRegsDec<kProducerRegs>();
-    if (threadIdx.x == 0) produce<D>(&mapQ, &mapK, &mapV, b, base, bars, p.fault);
-  } else {
-    ptx::setMaxRegsInc<kConsumerRegs>();
-    consume<T, D>(p, b, base, smem + (base - raw), bars, threadIdx.x / kWarpgroup - 1);
-  }
+  const FwdLoader<D> load{&mapQ, &mapK, &mapV, b, base, bars};
+  consume<T, D>(p, b, base, smem + (base - raw), bars, load, threadIdx.x / kWarpgroup);
 }
 
 }  // namespace seqtune::gpu::attn::hopper

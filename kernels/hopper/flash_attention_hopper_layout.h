@@ -8,7 +8,7 @@
 // that stays in shared memory, and streams *tiles* of rows of the other side through a ring:
 // - forward: the block is Q (queries), the tiles K and V: S = Q·Kᵀ, O += P·V;
 // - backward: the blocks are K and V (keys), the tiles Q and dO: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ,
-//   dV += Pᵀ·dO, dK += dSᵀ·Q.
+//   dV += Pᵀ·dO, dK += dSᵀ·Q, and in the fast mode dQ += dS·K through a dS tile in shared memory.
 // Every operand sits in its stored layout, 128B-swizzled (hopper_layout.h), as boxes of 64 columns
 // (128 bytes) x R rows: a block in one box per (warpgroup, column chunk), so each warpgroup's rows
 // are one contiguous region it may reuse to stage its output; a tile in one box per column chunk.
@@ -26,15 +26,15 @@ using seqtune::hopper::kMmaK;
 using seqtune::hopper::kRowBytes;
 using seqtune::hopper::kRowElems;
 
-constexpr int kConsumers = 2, kWarpgroup = 128, kThreads = kWarpgroup * (1 + kConsumers);
+constexpr int kConsumers = 2, kWarpgroup = 128;
 constexpr int kWarpgroupRows = 64;  // the M of every wgmma
+// No producer warpgroup: with one (1 producer + 2 consumers, setmaxnreg 24 / 240), ptxas (CUDA
+// 13.0) kept the consumers within the launch allocation of 168 registers, so the forward's
+// 128-key tiles at D = 128 and the backward's dK, dV, Sᵀ and dPᵀ spilled. Two consumer warpgroups
+// alone get up to 255 by their launch bounds; thread 0 issues the TMA loads between its tiles.
+constexpr int kThreads = kConsumers * kWarpgroup;
 constexpr int kBlockRows = kConsumers * kWarpgroupRows;
-// setmaxnreg: the producer issues TMA from one thread; the launch allocation (65536 / 384 rounded
-// down to 8: 168) must cover what the warpgroups ask for.
-constexpr int kProducerRegs = 24, kConsumerRegs = 240, kLaunchRegs = 168;
-static_assert(kWarpgroup * kProducerRegs + kConsumers * kWarpgroup * kConsumerRegs <= kThreads * kLaunchRegs,
-              "setmaxnreg.inc can be served from what setmaxnreg.dec releases");
-static_assert(kThreads * kLaunchRegs <= 65536, "one block per SM at the launch allocation");
+static_assert(kThreads * 255 <= 65536, "one block per SM at any register count");
 
 // ---- blocks and tiles ----------------------------------------------------------------------------
 
@@ -62,11 +62,10 @@ struct Tile {
 // Forward: Q block, then the K and V rings (kStages tiles each), then the mbarriers.
 template <int D>
 struct FwdConfig {
-  // Keys per tile: the N of S's wgmma, the K of P·V's. At D = 128 a 128-key tile needs more
-  // registers than ptxas (CUDA 13.0) finds for the overlapped softmax: S, P and O live at once, it
-  // spilled 240 bytes and serialised the wgmmas; 64 keys compile clean (bench/NOTES.md).
-  static constexpr int kTileRows = D == 128 ? 64 : 128;
-  static constexpr int kStages = 4;
+  // Keys per tile: the N of S's wgmma, the K of P·V's. S, P and O live together: 160 registers at
+  // D = 128, within what the producer-less CTA allows (225 registers with nvcc 13.0, no spills).
+  static constexpr int kTileRows = 128;
+  static constexpr int kStages = D == 128 ? 3 : 4;  // 3 x 64 KiB of K and V at D = 128
   using B = Block<D>;
   using Ti = Tile<D, kTileRows>;
   static constexpr int kKOffset = B::kBytes, kVOffset = kKOffset + kStages * Ti::kBytes;
@@ -76,8 +75,9 @@ struct FwdConfig {
   static_assert(kSmemBytes <= 227 * 1024, "fits Hopper's 227 KiB of shared memory per block");
 };
 
-// Backward: the K and V blocks, then the Q and dO rings, then the mbarriers. Each pass keeps one
-// 64 x D accumulator per warpgroup (dV, or dK) next to Sᵀ (and dPᵀ) of a 64-query tile.
+// Backward: the K and V blocks, the Q and dO rings, each consumer warpgroup's dS tile (the fast
+// mode's dQ = dS·K reads it), then the mbarriers. One pass keeps both 64 x D accumulators (dK and
+// dV) per warpgroup next to Sᵀ and dPᵀ of a 64-query tile.
 template <int D>
 struct BwdConfig {
   static constexpr int kTileRows = 64;
@@ -86,9 +86,12 @@ struct BwdConfig {
   using Ti = Tile<D, kTileRows>;
   static constexpr int kKOffset = 0, kVOffset = B::kBytes;
   static constexpr int kQOffset = 2 * B::kBytes, kDoOffset = kQOffset + kStages * Ti::kBytes;
-  static constexpr int kBarrierOffset = kDoOffset + kStages * Ti::kBytes;
+  static constexpr int kDsBytes = kWarpgroupRows * kTileRows * 2;  // 64 keys x 64 queries, 16-bit
+  static constexpr int kDsOffset = kDoOffset + kStages * Ti::kBytes;
+  static constexpr int kBarrierOffset = kDsOffset + kConsumers * kDsBytes;
   static constexpr int kBarriers = 1 + 2 * kStages;  // K/V full; tile full, tile empty
   static constexpr int kSmemBytes = kBarrierOffset + 8 * kBarriers + kAtomBytes;
+  static_assert(kDsBytes == kWarpgroupRows * kRowBytes && kDsOffset % kAtomBytes == 0, "a dS tile is one box");
   static_assert(kSmemBytes <= 227 * 1024, "fits Hopper's 227 KiB of shared memory per block");
 };
 
@@ -161,10 +164,28 @@ HOPPER_HD uint32_t tileMnMajorLbo() {
   return static_cast<uint32_t>(Tile<D, kRows>::kBoxBytes);
 }
 
+// ---- the backward's dQ = dS·K (fast mode) ---------------------------------------------------------
+
+// dSᵀ of warpgroup wg (its 64 keys x the tile's 64 queries), stored from the accumulators as a box
+// is: key rows of 128 bytes (64 queries), 128B-swizzled. So it is the MN-major A operand of
+// dQ = dS·K (M = queries, K = keys; K-step kk at tileMnMajorStart(kk)). Byte offset, before the
+// swizzle, of (key, query) from the warpgroup's dS tile at BwdConfig::kDsOffset + wg · kDsBytes.
+HOPPER_HD uint32_t dsOffset(int key, int query) {
+  return static_cast<uint32_t>(key * kRowBytes + query * seqtune::hopper::kElemBytes);
+}
+
+// The K block as the MN-major B operand of dQ (N = columns [64c, 64c + 64) of D, K = warpgroup
+// wg's 64 keys), K-step kk: the box (wg, c), 16 key rows per step.
+template <int D>
+HOPPER_HD uint32_t blockMnMajorStart(int wg, int c, int kk) {
+  using B = Block<D>;
+  return static_cast<uint32_t>(wg * B::kWarpgroupBytes + c * B::kBoxBytes) + seqtune::hopper::mnMajorStep(kk);
+}
+
 // ---- the pipeline's order ------------------------------------------------------------------------
 
 // The t-th tile uses stage t % kStages in lap t / kStages; consumers wait on "full" with the lap's
-// parity, the producer on "empty" with the opposite one (a fresh barrier's previous phase).
+// parity, the loading thread on "empty" with the opposite one (a fresh barrier's previous phase).
 struct StageUse {
   int stage;
   uint32_t parity;

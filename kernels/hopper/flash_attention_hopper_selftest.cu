@@ -41,7 +41,7 @@ struct Problem {
 const Problem kProblems[] = {
     {DType::BF16, 128, {300, 0, 129, 64, 1, 190}, 4, 2, true, 0.5},
     {DType::BF16, 64, {513, 77}, 4, 1, true, 0.5},
-    {DType::BF16, 128, {200, 77}, 2, 2, false, 0.08838834764831845},  // 1/sqrt(128)
+    {DType::BF16, 128, {200, 77, 520}, 2, 2, false, 0.08838834764831845},  // 1/sqrt(128); 520: the ring wraps
     {DType::F16, 128, {256, 128, 5}, 8, 2, true, 0.3},
     {DType::F16, 64, {130, 1, 260}, 2, 1, false, 0.5},
 };
@@ -229,35 +229,38 @@ std::string forwardProblem(size_t index, const Problem& pr, cudaStream_t stream)
   return "";
 }
 
-// dk and dv of the Hopper passes against the deterministic FlashAttention-2 backward and a float64
-// gradient: dV = Σ_i P·dO, dK = scale · Σ_i P ∘ (dP - Di) · Q, over each kv head's group.
+// The Hopper backward in both modes against the deterministic FlashAttention-2 backward and a
+// float64 gradient: dV = Σ_i P·dO, dK = scale · Σ_i P ∘ (dP - Di) · Q over each kv head's group,
+// and (the fast mode's accumulator) dQ = Σ_j P ∘ (dP - Di) · K, unscaled.
 std::string backwardProblem(size_t index, const Problem& pr, cudaStream_t stream) {
   const Inputs in(index, pr);
   const int D = pr.headDim, H = pr.heads, Hkv = pr.kvHeads;
   const AttentionShape shape = in.shape();
   const size_t qElems = static_cast<size_t>(in.T * H * D), kvElems = static_cast<size_t>(in.T * Hkv * D);
   const size_t rows = static_cast<size_t>(H * in.T), kvBytes = (kvElems + kGuard) * 2;
+  const size_t accBytes = (qElems + kGuard) * 4;
   const size_t workspace = attentionBackwardWorkspaceBytes(shape, true);
-  DeviceBuffers d(in, 2 * qElems * 2 + rows * 4 + 4 * kvBytes + 2 * rows * 4 + workspace);
+  DeviceBuffers d(in, 2 * qElems * 2 + rows * 4 + 6 * kvBytes + 2 * rows * 4 + accBytes + workspace);
   if (d.arena.error() != cudaSuccess) return str("cudaMalloc: ", cudaGetErrorString(d.arena.error()));
   void* out = d.arena.take(qElems * 2);
   void* dq = d.arena.take(qElems * 2);
   auto* lse = static_cast<float*>(d.arena.take(rows * 4));
-  void* dkRef = d.arena.take(kvBytes);
-  void* dvRef = d.arena.take(kvBytes);
-  void* dkHopper = d.arena.take(kvBytes);
-  void* dvHopper = d.arena.take(kvBytes);
+  void* kv[6];  // dk, dv of FlashAttention-2, of the deterministic and of the fast Hopper kernel
+  for (void*& p : kv) p = d.arena.take(kvBytes);
   auto* lse2 = static_cast<float*>(d.arena.take(rows * 4));
   auto* di = static_cast<float*>(d.arena.take(rows * 4));
+  auto* acc = static_cast<float*>(d.arena.take(accBytes));
   void* ws = d.arena.take(workspace);
   Errors keep;
   upload(keep, d, in, stream);
-  for (void* p : {dkRef, dvRef, dkHopper, dvHopper}) keep(cudaMemsetAsync(p, 0xff, kvBytes, stream));
+  for (void* p : kv) keep(cudaMemsetAsync(p, 0xff, kvBytes, stream));
+  keep(cudaMemsetAsync(acc, 0, qElems * 4, stream));
+  keep(cudaMemsetAsync(acc + qElems, 0xff, kGuard * 4, stream));
   std::vector<uint16_t> outBits(qElems);
   std::vector<float> lseHost(rows);
   try {
     attentionForwardAmpere(shape, pr.dtype, d.q, d.k, d.v, d.cu, out, lse, stream);
-    attentionBackwardAmpere(shape, pr.dtype, d.dout, d.q, d.k, d.v, out, lse, d.cu, dq, dkRef, dvRef, true, ws, stream);
+    attentionBackwardAmpere(shape, pr.dtype, d.dout, d.q, d.k, d.v, out, lse, d.cu, dq, kv[0], kv[1], true, ws, stream);
     // lse2 and Di as the preprocess computes them, from this forward's out and lse.
     keep(cudaMemcpyAsync(outBits.data(), out, qElems * 2, cudaMemcpyDeviceToHost, stream));
     keep(cudaMemcpyAsync(lseHost.data(), lse, rows * 4, cudaMemcpyDeviceToHost, stream));
@@ -277,25 +280,37 @@ std::string backwardProblem(size_t index, const Problem& pr, cudaStream_t stream
     }
     keep(cudaMemcpyAsync(lse2, lse2Host.data(), rows * 4, cudaMemcpyHostToDevice, stream));
     keep(cudaMemcpyAsync(di, diHost.data(), rows * 4, cudaMemcpyHostToDevice, stream));
-    std::string why;
-    const HopperBackwardArgs args{d.q, d.k, d.v, d.dout, dkHopper, dvHopper, lse2, di, d.cu};
-    if (!hopperAttentionBackwardKeys(shape, pr.dtype, args, stream, HopperAttentionLaunch{d.fault, &why})) {
-      return "not launched: " + why;
+    for (int fast = 0; fast < 2; ++fast) {
+      std::string why;
+      const HopperBackwardArgs args{d.q, d.k, d.v, d.dout, kv[2 + 2 * fast], kv[3 + 2 * fast], lse2, di, d.cu,
+                                    fast ? acc : nullptr};
+      if (!hopperAttentionBackward(shape, pr.dtype, args, stream, HopperAttentionLaunch{d.fault, &why})) {
+        return str("not launched (", fast ? "fast" : "deterministic", " mode): ", why);
+      }
     }
   } catch (const std::exception& ex) {
     return str("launch: ", ex.what());
   }
-  std::vector<uint16_t> dk(kvElems + kGuard), dv(kvElems + kGuard), dkFa2(kvElems + kGuard), dvFa2(kvElems + kGuard);
-  keep(cudaMemcpyAsync(dk.data(), dkHopper, kvBytes, cudaMemcpyDeviceToHost, stream));
-  keep(cudaMemcpyAsync(dv.data(), dvHopper, kvBytes, cudaMemcpyDeviceToHost, stream));
-  keep(cudaMemcpyAsync(dkFa2.data(), dkRef, kvBytes, cudaMemcpyDeviceToHost, stream));
-  keep(cudaMemcpyAsync(dvFa2.data(), dvRef, kvBytes, cudaMemcpyDeviceToHost, stream));
+  std::vector<uint16_t> kvHost[6];
+  for (int i = 0; i < 6; ++i) {
+    kvHost[i].resize(kvElems + kGuard);
+    keep(cudaMemcpyAsync(kvHost[i].data(), kv[i], kvBytes, cudaMemcpyDeviceToHost, stream));
+  }
+  std::vector<float> accHost(qElems + kGuard);
+  keep(cudaMemcpyAsync(accHost.data(), acc, accBytes, cudaMemcpyDeviceToHost, stream));
   if (std::string failure = finish(keep, d, stream); !failure.empty()) return failure;
-  if (std::string failure = checkGuard<uint16_t>(dk, kvElems, 0xffff, index, "dk"); !failure.empty()) return failure;
-  if (std::string failure = checkGuard<uint16_t>(dv, kvElems, 0xffff, index, "dv"); !failure.empty()) return failure;
+  const char* names[] = {"dk", "dv", "dk", "dv", "dk (fast mode)", "dv (fast mode)"};
+  for (int i = 2; i < 6; ++i) {
+    if (std::string failure = checkGuard<uint16_t>(kvHost[i], kvElems, 0xffff, index, names[i]); !failure.empty()) {
+      return failure;
+    }
+  }
+  for (size_t i = qElems; i < qElems + kGuard; ++i) {
+    if (!std::isnan(accHost[i])) return str("problem ", index, ": the Hopper kernel wrote past the dq accumulator");
+  }
 
   // The float64 gradients, query by query.
-  std::vector<double> wantK(kvElems, 0.0), wantV(kvElems, 0.0);
+  std::vector<double> wantK(kvElems, 0.0), wantV(kvElems, 0.0), wantQ(qElems, 0.0);
   for (size_t b = 0; b < pr.lens.size(); ++b) {
     for (int h = 0; h < H; ++h) {
       const int g = h / (H / Hkv);
@@ -316,30 +331,43 @@ std::string backwardProblem(size_t index, const Problem& pr, cudaStream_t stream
         for (size_t j = 0; j < w.size(); ++j) {
           const double ds = w[j] * (dp[j] - diRow);
           for (int dd = 0; dd < D; ++dd) {
-            const size_t kv = static_cast<size_t>(in.at(in.cu[b] + int64_t(j), g, Hkv, dd));
-            wantV[kv] += w[j] * in.dout[in.at(t, h, H, dd)];
-            wantK[kv] += pr.scale * ds * in.q[in.at(t, h, H, dd)];
+            const size_t kvAt = static_cast<size_t>(in.at(in.cu[b] + int64_t(j), g, Hkv, dd));
+            const size_t qAt = static_cast<size_t>(in.at(t, h, H, dd));
+            wantV[kvAt] += w[j] * in.dout[qAt];
+            wantK[kvAt] += pr.scale * ds * in.q[qAt];
+            wantQ[qAt] += ds * in.k[kvAt];
           }
         }
       }
     }
   }
-  const struct {
-    const char* name;
-    const std::vector<double>& want;
-    const std::vector<uint16_t>& got;
-    const std::vector<uint16_t>& fa2;
-  } grads[] = {{"dk", wantK, dk, dkFa2}, {"dv", wantV, dv, dvFa2}};
-  for (const auto& gr : grads) {
-    double scaleOf = 0;
-    for (double x : gr.want) scaleOf = std::max(scaleOf, std::fabs(x));
-    for (size_t i = 0; i < kvElems; ++i) {
-      const double tol = kGradTolerance * (scaleOf + std::fabs(gr.want[i]));
-      const double got = fromHalfBits(gr.got[i], pr.dtype), other = fromHalfBits(gr.fa2[i], pr.dtype);
-      if (!(std::fabs(got - gr.want[i]) <= tol) || !(std::fabs(got - other) <= tol)) {
-        return str("problem ", index, ": ", gr.name, "[", i, "] Hopper kernels ", got, ", host reference ", gr.want[i],
+  // Relative to the tensor's largest element.
+  auto within = [](const std::vector<double>& want, size_t i, double got, double other, double scaleOf) {
+    const double tol = kGradTolerance * (scaleOf + std::fabs(want[i]));
+    return std::fabs(got - want[i]) <= tol && std::fabs(got - other) <= tol;
+  };
+  auto largest = [](const std::vector<double>& x) {
+    double m = 0;
+    for (double v : x) m = std::max(m, std::fabs(v));
+    return m;
+  };
+  for (int i = 2; i < 6; ++i) {
+    const std::vector<double>& want = i % 2 == 0 ? wantK : wantV;
+    const std::vector<uint16_t>& fa2 = kvHost[i % 2];
+    const double scaleOf = largest(want);
+    for (size_t e = 0; e < kvElems; ++e) {
+      const double got = fromHalfBits(kvHost[i][e], pr.dtype), other = fromHalfBits(fa2[e], pr.dtype);
+      if (!within(want, e, got, other, scaleOf)) {
+        return str("problem ", index, ": ", names[i], "[", e, "] Hopper kernel ", got, ", host reference ", want[e],
                    ", FlashAttention-2 kernels ", other);
       }
+    }
+  }
+  const double scaleQ = largest(wantQ);
+  for (size_t e = 0; e < qElems; ++e) {
+    if (!within(wantQ, e, accHost[e], wantQ[e], scaleQ)) {
+      return str("problem ", index, ": dq accumulator[", e, "] Hopper kernel ", accHost[e], ", host reference ",
+                 wantQ[e]);
     }
   }
   return "";

@@ -244,6 +244,12 @@ __device__ __forceinline__ void namedBarrierSync(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
+// ---- proxy fence ---------------------------------------------------------------------------------
+
+// Orders this thread's ordinary (generic-proxy) shared-memory writes before later async-proxy reads
+// of them (wgmma operands): the writer fences, then a barrier, then the wgmma.
+__device__ __forceinline__ void fenceProxyAsync() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
 }  // namespace seqtune::hopper::ptx
 
 #elif !defined(__CUDACC__)  // host compilers: defined by the emulator
@@ -277,6 +283,7 @@ void setMaxRegsDec() {}
 template <int N>
 void setMaxRegsInc() {}
 void namedBarrierSync(int id, int threads);
+void fenceProxyAsync();
 
 }  // namespace seqtune::hopper::ptx
 

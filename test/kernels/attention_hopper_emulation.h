@@ -113,10 +113,32 @@ void fragTimesTile(std::vector<double>& acc, const std::vector<double>& x, const
   }
 }
 
+// [64][64] = dS · (columns [64c, 64c + 64) of warpgroup wg's K block rows): the fast mode's dQ
+// product (the kernel's addDq), A read MN-major from the dS tile, B MN-major from the block.
+template <int D>
+std::vector<double> dsTimesBlock(const Smem& smem, uint32_t dsTile, uint32_t kBlock, int wg, int c) {
+  constexpr int kN = ah::BwdConfig<D>::kTileRows;
+  std::vector<double> out(static_cast<size_t>(kN * hx::kRowElems), 0.0);
+  for (int kk = 0; kk < ah::kWarpgroupRows / hx::kMmaK; ++kk) {
+    const auto da = hopper_models::decode(
+        hx::encodeDesc(dsTile + ah::tileMnMajorStart(kk), ah::tileMnMajorLbo<64, kN>(), hx::kSbo));
+    const auto db = hopper_models::decode(
+        hx::encodeDesc(kBlock + ah::blockMnMajorStart<D>(wg, c, kk), ah::Block<D>::kBoxBytes, hx::kSbo));
+    for (int q = 0; q < kN; ++q) {
+      for (int d = 0; d < hx::kRowElems; ++d) {
+        double sum = 0;
+        for (int k = 0; k < hx::kMmaK; ++k) sum += smem.at(da, true, q, k) * smem.at(db, true, d, k);
+        out[static_cast<size_t>(q * hx::kRowElems + d)] += sum;
+      }
+    }
+  }
+  return out;
+}
+
 // The float64 attention of one case: softmax weights per (token, head), out, lse (natural log)
-// and the gradients dK, dV for dout.
+// and the gradients dQ, dK, dV for dout.
 struct Reference {
-  std::vector<double> out, lse, di, dk, dv;  // out, dout-like [T, H, D]; lse, di [H, T]; dk, dv [T, Hkv, D]
+  std::vector<double> out, lse, di, dk, dv, dq;  // out, dq [T, H, D]; lse, di [H, T]; dk, dv [T, Hkv, D]
 };
 
 inline Reference reference(const Case& c, const std::vector<int32_t>& cu, const Packed& q, const Packed& k,
@@ -125,7 +147,7 @@ inline Reference reference(const Case& c, const std::vector<int32_t>& cu, const 
   const int D = q.D, H = c.heads, Hkv = c.kvHeads;
   Reference ref{std::vector<double>(static_cast<size_t>(T * H * D)), std::vector<double>(static_cast<size_t>(H * T)),
                 std::vector<double>(static_cast<size_t>(H * T)), std::vector<double>(static_cast<size_t>(T * Hkv * D)),
-                std::vector<double>(static_cast<size_t>(T * Hkv * D))};
+                std::vector<double>(static_cast<size_t>(T * Hkv * D)), std::vector<double>(static_cast<size_t>(T * H * D))};
   for (size_t b = 0; b < c.lens.size(); ++b) {
     for (int h = 0; h < H; ++h) {
       const int g = attn::kvHeadOf(h, H, Hkv);
@@ -159,6 +181,7 @@ inline Reference reference(const Case& c, const std::vector<int32_t>& cu, const 
             const size_t kv = static_cast<size_t>(((cu[b] + j) * Hkv + g) * D + d);
             ref.dv[kv] += w[j] * dout->at(t, h, d);
             ref.dk[kv] += scale * ds * q.at(t, h, d);
+            ref.dq[static_cast<size_t>((t * H + h) * D + d)] += scale * ds * k.at(cu[b] + j, g, d);
           }
         }
       }

@@ -11,7 +11,8 @@
 // Usage: attention_hopper_layout [fault], fault one of swizzle (TMA writes unswizzled), qbox (the
 // second warpgroup's block box lands on the first's), kstep (K-major descriptors miss their
 // 32-byte step), vlbo (the MN-major LBO halved), mask (every tile taken as unmasked), stage (the
-// second operand's tile in the wrong stage): the checks must then fail. Prints "ok <check>" or
+// second operand's tile in the wrong stage), dstile (the backward's dS tile stored unswizzled):
+// the checks must then fail. Prints "ok <check>" or
 // "FAIL <check>: ..."; exits 1 on any failure.
 #include <cstdio>
 
@@ -46,7 +47,8 @@ std::string checkLayout() {
     return "forward regions overlap";
   }
   if (B::kVOffset < B::B::kBytes || B::kQOffset < B::kVOffset + B::B::kBytes ||
-      B::kDoOffset < B::kQOffset + B::kStages * B::Ti::kBytes || B::kBarrierOffset < B::kDoOffset + B::kStages * B::Ti::kBytes) {
+      B::kDoOffset < B::kQOffset + B::kStages * B::Ti::kBytes || B::kDsOffset < B::kDoOffset + B::kStages * B::Ti::kBytes ||
+      B::kBarrierOffset < B::kDsOffset + ah::kConsumers * B::kDsBytes) {
     return "backward regions overlap";
   }
   return "";
@@ -159,7 +161,7 @@ int run() {
   const Case cases[] = {
       {{300, 0, 129, 64, 1}, 4, 2, true},
       {{200, 77}, 2, 1, false},
-      {{128, 256}, 2, 2, true},
+      {{128, 520}, 2, 2, true},  // 5 key tiles: the forward's ring wraps at D = 128
       {{5, 190}, 4, 1, true},
   };
   for (const Case& c : cases) {

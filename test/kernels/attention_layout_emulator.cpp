@@ -45,6 +45,11 @@ struct float4 {
   float x, y, z, w;
 };
 inline float2 make_float2(float x, float y) { return {x, y}; }
+float2 atomicAdd(float2* address, float2 value) {
+  const float2 old = *address;
+  *address = {old.x + value.x, old.y + value.y};
+  return old;
+}
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
 inline int min(int a, int b) { return a < b ? a : b; }
@@ -219,9 +224,11 @@ __attribute__((noinline)) void prepare(Fiber& f, unsigned t, std::vector<char>& 
   makecontext(&f.start, fiberMain, 0);
 }
 
-// Runs every CTA of the grid, one at a time; returns the first error.
+// Runs every CTA of the grid, one at a time; returns the first error. lag > 0: the last 128
+// threads (a warpgroup) get a turn only every lag-th round, so a thread that refills a stage
+// without waiting for that warpgroup's release overwrites what it has yet to read.
 std::string launch(dim3 grid, unsigned threads, size_t smemBytes, bool reverse, bool lazyCopies,
-                   const std::function<void(uint8_t*)>& body) {
+                   const std::function<void(uint8_t*)>& body, int lag = 0) {
   static std::vector<std::vector<char>> stacks;
   stacks.resize(std::max<size_t>(stacks.size(), threads), std::vector<char>(256 * 1024));
   gridDim = grid;
@@ -241,17 +248,18 @@ std::string launch(dim3 grid, unsigned threads, size_t smemBytes, bool reverse, 
         blockIdx = {x, y, z};
         gBody = [&] { body(cta.smem.data()); };
         for (unsigned t = 0; t < threads; ++t) prepare(cta.fibers[t], t, stacks[t]);
-        int finished = 0;
-        while (finished < static_cast<int>(threads) && cta.error.empty()) {
+        int finished = 0, idle = 0;
+        for (int round = 0; finished < static_cast<int>(threads) && cta.error.empty(); ++round) {
           const uint64_t before = cta.progress;
           for (unsigned i = 0; i < threads; ++i) {
             Fiber& f = cta.fibers[reverse ? threads - 1 - i : i];
-            if (f.done) continue;
+            if (f.done || (lag > 0 && f.tid + 128 >= threads && round % lag != 0)) continue;
             resume(f);
             if (f.done) finished++;
             if (!cta.error.empty()) break;
           }
-          if (cta.progress == before && finished < static_cast<int>(threads)) fail("deadlock: threads wait at different barriers");
+          idle = cta.progress == before ? idle + 1 : 0;
+          if (idle >= std::max(lag, 1) && finished < static_cast<int>(threads)) fail("deadlock: threads wait at different barriers");
         }
         if (!cta.error.empty()) {
           return cta.error + " (block " + std::to_string(x) + ", " + std::to_string(y) + ", " + std::to_string(z) + ")";
@@ -520,6 +528,9 @@ struct Guarded {
 };
 
 constexpr uint16_t kNan16 = 0x7fff;  // NaN as bf16 and as f16
+// The Hopper attention kernels' second warpgroup runs one round in 3: thread 0, in the first,
+// loads for both and must wait for the second's releases.
+constexpr int kHopperLag = 3;
 const float kNan32 = std::nanf("");
 
 template <typename T, int D>
@@ -569,8 +580,9 @@ std::string forwardImpl(const AttentionShape& s, const std::vector<uint16_t>& q,
     const hopper::Params<T> p{outT, glse.data(), gcu.data(), s.tokens, int(s.batch), int(s.heads), int(s.kvHeads),
                               scaleLog2, s.causal, &fault};
     const dim3 grid{unsigned(virtualBlocks(s.batch, s.tokens, hopper::kBlockRows)), unsigned(s.heads), 1};
-    error = launch(grid, hopper::kThreads, C::kSmemBytes, o.reverse, o.lazyCopies,
-                   [&](uint8_t* smem) { hopper::forwardCta<T, D>(mq, mk, mv, p, smem); });
+    error = launch(
+        grid, hopper::kThreads, C::kSmemBytes, o.reverse, o.lazyCopies,
+        [&](uint8_t* smem) { hopper::forwardCta<T, D>(mq, mk, mv, p, smem); }, kHopperLag);
     if (fault != 0) error += " fault " + std::to_string(fault);
   } else {
     using C = FwdConfig<D>;
@@ -608,24 +620,28 @@ std::string backwardImpl(const AttentionShape& s, const std::vector<uint16_t>& d
   });
   using B = BwdConfig<D>;
   const dim3 keyGrid{unsigned(virtualBlocks(s.batch, s.tokens, B::kBN)), unsigned(s.kvHeads), 1};
-  if (error.empty() && o.hopper && deterministic) {
-    // The Hopper dV and dK passes (flash_attention_hopper_bwd.cu's launch), then dQ below.
+  if (error.empty() && o.hopper) {
+    // The Hopper kernel (flash_attention_hopper_bwd.cu's launch): dK, dV and, in the fast mode, the
+    // dQ sums; dQ below.
     using H = hopper::BwdConfig<D>;
     const CUtensorMap mq = tensorMap(gq.data(), s.tokens, s.heads, D, H::kTileRows);
     const CUtensorMap mdo = tensorMap(gdout.data(), s.tokens, s.heads, D, H::kTileRows);
     const CUtensorMap mk = tensorMap(gk.data(), s.tokens, s.kvHeads, D, hopper::kWarpgroupRows);
     const CUtensorMap mv = tensorMap(gv.data(), s.tokens, s.kvHeads, D, hopper::kWarpgroupRows);
     int fault = 0;
-    hopper::BwdParams<T> hp{p.dv, lse2.data(), di.data(), gcu.data(), s.tokens, int(s.batch), int(s.heads),
-                            int(s.kvHeads), p.scaleLog2, p.scale, s.causal, &fault};
+    const hopper::BwdParams<T> hp{p.dk, p.dv, args.dqAccum, lse2.data(), di.data(), gcu.data(), s.tokens, int(s.batch),
+                                  int(s.heads), int(s.kvHeads), p.scaleLog2, p.scale, s.causal, &fault};
     const dim3 grid{unsigned(virtualBlocks(s.batch, s.tokens, hopper::kBlockRows)), unsigned(s.kvHeads), 1};
-    error = launch(grid, hopper::kThreads, H::kSmemBytes, o.reverse, o.lazyCopies,
-                   [&](uint8_t* smem) { hopper::backwardCta<T, D, false>(mq, mk, mv, mdo, hp, smem); });
-    hp.grad = p.dk;
-    if (error.empty()) {
-      error = launch(grid, hopper::kThreads, H::kSmemBytes, o.reverse, o.lazyCopies,
-                     [&](uint8_t* smem) { hopper::backwardCta<T, D, true>(mq, mk, mv, mdo, hp, smem); });
-    }
+    error = launch(
+        grid, hopper::kThreads, H::kSmemBytes, o.reverse, o.lazyCopies,
+        [&](uint8_t* smem) {
+          if (deterministic) {
+            hopper::backwardCta<T, D, false>(mq, mk, mv, mdo, hp, smem);
+          } else {
+            hopper::backwardCta<T, D, true>(mq, mk, mv, mdo, hp, smem);
+          }
+        },
+        kHopperLag);
     if (fault != 0) error += " fault " + std::to_string(fault);
   } else if (error.empty()) {
     error = launch(keyGrid, B::kThreads, B::kSmemBytes, o.reverse, o.lazyCopies, [&](uint8_t* smem) {

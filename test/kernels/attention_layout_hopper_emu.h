@@ -11,7 +11,7 @@
 //   wait_group that retires them (with lazyCopies, after every other thread had one more turn),
 //   reading shared memory then, so a stage released or refilled too early gives wrong results,
 //   and accumulators or A registers changed while in flight are errors;
-// - named barriers count threads per id; setmaxnreg and the fences are no-ops.
+// - named barriers count threads per id; setmaxnreg and the fences (proxy fence included) are no-ops.
 #pragma once
 
 #include "test/kernels/hopper_models.h"
@@ -312,5 +312,9 @@ EMU_BARRIER void namedBarrierSync(int id, int threads) {
   while (b->generation == generation && gCta->error.empty()) yield();
   EMU_FENCE;
 }
+
+// A fence for the emulator's single proxy: shared memory is read at wait_group, after the
+// barriers that order the writes (a missing barrier still shows).
+void fenceProxyAsync() {}
 
 }  // namespace seqtune::hopper::ptx
