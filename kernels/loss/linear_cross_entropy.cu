@@ -83,12 +83,12 @@ __global__ void flagLabelsKernel(const int32_t* labels, int64_t rows, int64_t vo
 // ---- row kernels: a warp per row of the chunk's logits [T, n] (kernels/loss/linear_cross_entropy_rows.h) --
 
 template <typename C>
-__global__ void foldLogitsKernel(State<C>* run, C* target, const C* logits, const int32_t* labels, int64_t rows,
-                                 int64_t n, int64_t v0) {
+__global__ void foldLogitsKernel(State<C>* run, C* target, const C* logits, int64_t ldl, const int32_t* labels,
+                                 int64_t rows, int64_t n, int64_t v0) {
   const int lane = threadIdx.x % 32, warps = blockDim.x / 32;
   for (int64_t r = blockIdx.x * static_cast<int64_t>(warps) + threadIdx.x / 32; r < rows;
        r += static_cast<int64_t>(gridDim.x) * warps) {
-    const C* row = logits + r * n;
+    const C* row = logits + r * ldl;
     State<C> s = lce::laneFold(row, n, lane);
     for (int o = 16; o > 0; o >>= 1) {
       s = lce::merge(s, State<C>{__shfl_xor_sync(0xffffffffu, s.m, o), __shfl_xor_sync(0xffffffffu, s.s, o)});
@@ -101,10 +101,10 @@ __global__ void foldLogitsKernel(State<C>* run, C* target, const C* logits, cons
   }
 }
 
-// dlogits [T, ldo] of O from the logits [T, n]; out may be logits itself when O is C (each lane
-// reads and writes only its own elements).
+// dlogits [T, n] (row stride ldo) of O from the logits [T, n] (row stride ldl); out may be logits
+// itself when O is C and ldo is ldl (each lane reads and writes only its own elements).
 template <typename C, typename O>
-__global__ void gradLogitsKernel(const C* logits, O* out, int64_t ldo, const int32_t* labels, const C* lse,
+__global__ void gradLogitsKernel(const C* logits, int64_t ldl, O* out, int64_t ldo, const int32_t* labels, const C* lse,
                                  const C* count, double gradScale, bool mean, int64_t rows, int64_t n, int64_t v0,
                                  int64_t vocab, int64_t ignoreIndex) {
   const int lane = threadIdx.x % 32, warps = blockDim.x / 32;
@@ -113,7 +113,7 @@ __global__ void gradLogitsKernel(const C* logits, O* out, int64_t ldo, const int
        r += static_cast<int64_t>(gridDim.x) * warps) {
     const int64_t label = labels[r];
     const bool skip = lce::skipRow(label, ignoreIndex, vocab);
-    const C* row = logits + r * n;
+    const C* row = logits + r * ldl;
     O* dst = out + r * ldo;
     for (int64_t j = lane; j < n; j += 32) {
       dst[j] = static_cast<O>(skip ? C(0) : lce::dlogit(row[j], lse[r], coef, v0 + j == label));
@@ -129,7 +129,8 @@ struct Layout {
   void* hCopy;
   void* wChunk;  // a chunk of W converted/padded, when W cannot be read in place
   int64_t wLd;
-  void* logits;  // [T, chunk] of computeDtype
+  void* logits;  // [T, chunk] of computeDtype, row stride chunk (also for a narrower last chunk)
+  int64_t ldl;
   void* run;     // forward: State per row
   void* target;  // forward: the label's logit per row
   void* dlogits;  // backward: [T, ldd] in h's dtype (the logits themselves for f32/f64)
@@ -154,6 +155,7 @@ Layout layout(const LinearCeArgs& g, bool backward, Carve& w) {
     L.wLd = pad8(C);
     L.wChunk = w.take(static_cast<size_t>(chunk * L.wLd) * 2);
   }
+  L.ldl = chunk;
   L.logits = w.take(static_cast<size_t>(T * chunk) * e);
   if (!backward) {
     L.run = w.take(static_cast<size_t>(T) * 2 * e);
@@ -178,22 +180,22 @@ const void* weightChunk(const LinearCeArgs& g, const Layout& L, int64_t v0, int6
   return L.wChunk;
 }
 
+// One of the loss's products on gemm(): C [M, N] = op(A)·op(B) of `dtype` operands, plus C itself
+// when accumulating.
+void product(DType dtype, DType out, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const void* a,
+             int64_t lda, const void* b, int64_t ldb, void* c, int64_t ldc, bool accumulate, cudaStream_t stream) {
+  GemmArgs p;
+  p.dtype = dtype, p.outDtype = out, p.transA = transA, p.transB = transB;
+  p.M = M, p.N = N, p.K = K;
+  p.a = a, p.lda = lda, p.b = b, p.ldb = ldb, p.c = c, p.ldc = ldc;
+  if (accumulate) p.beta = 1, p.cin = c, p.ldcin = ldc;
+  gemm(p, stream);
+}
+
 // The chunk's logits [T, n] = h · W_cᵀ.
 void chunkLogits(const LinearCeArgs& g, const Layout& L, const void* w, int64_t n, cudaStream_t stream) {
-  GemmArgs a;
-  a.dtype = g.hDtype;
-  a.outDtype = computeDtype(g);
-  a.transB = true;
-  a.M = g.rows;
-  a.N = n;
-  a.K = g.features;
-  a.a = L.h;
-  a.lda = L.hLd;
-  a.b = w;
-  a.ldb = L.wLd;
-  a.c = L.logits;
-  a.ldc = n;
-  gemm(a, stream);
+  product(g.hDtype, computeDtype(g), false, true, g.rows, n, g.features, L.h, L.hLd, w, L.wLd, L.logits, L.ldl, false,
+          stream);
 }
 
 template <typename C>
@@ -205,8 +207,8 @@ void forwardChunks(const LinearCeArgs& g, const Layout& L, void* loss, void* lse
   for (int64_t v0 = 0; v0 < g.vocab && g.rows > 0; v0 += g.chunk) {
     const int64_t n = g.chunk < g.vocab - v0 ? g.chunk : g.vocab - v0;
     chunkLogits(g, L, weightChunk(g, L, v0, n, stream), n, stream);
-    foldLogitsKernel<<<gridFor(g.rows, kThreads / 32), kThreads, 0, stream>>>(run, target, static_cast<const C*>(L.logits),
-                                                                              g.labels, g.rows, n, v0);
+    foldLogitsKernel<<<gridFor(g.rows, kThreads / 32), kThreads, 0, stream>>>(
+        run, target, static_cast<const C*>(L.logits), L.ldl, g.labels, g.rows, n, v0);
     checkLaunch("linearCrossEntropy");
   }
   finalizeKernel<C><<<1, 1024, 0, stream>>>(run, target, g.labels, g.rows, g.vocab, g.ignoreIndex, g.mean,
@@ -227,43 +229,18 @@ void backwardChunks(const LinearCeArgs& g, const Layout& L, const void* lse, con
     if (g.rows > 0) {
       chunkLogits(g, L, w, n, stream);
       gradLogitsKernel<<<gridFor(g.rows, kThreads / 32), kThreads, 0, stream>>>(
-          static_cast<const C*>(L.logits), static_cast<O*>(L.dlogits), L.ldd, g.labels, static_cast<const C*>(lse),
+          static_cast<const C*>(L.logits), L.ldl, static_cast<O*>(L.dlogits), L.ldd, g.labels, static_cast<const C*>(lse),
           static_cast<const C*>(count), gradScale, g.mean, g.rows, n, v0, g.vocab, g.ignoreIndex);
       checkLaunch("linearCrossEntropyBackward");
     }
-    GemmArgs dhArgs;  // dh (+)= dlogits · W_c, chunks in vocabulary order
-    dhArgs.dtype = g.hDtype;
-    dhArgs.outDtype = computeDtype(g);
-    dhArgs.M = g.rows;
-    dhArgs.N = g.features;
-    dhArgs.K = n;
-    dhArgs.a = L.dlogits;
-    dhArgs.lda = L.ldd;
-    dhArgs.b = w;
-    dhArgs.ldb = L.wLd;
-    dhArgs.c = dhAcc;
-    dhArgs.ldc = g.features;
-    if (v0 > 0) {
-      dhArgs.beta = 1;
-      dhArgs.cin = dhAcc;
-      dhArgs.ldcin = g.features;
-    }
-    gemm(dhArgs, stream);
+    // dh (+)= dlogits · W_c, chunks in vocabulary order
+    product(g.hDtype, computeDtype(g), false, false, g.rows, g.features, n, L.dlogits, L.ldd, w, L.wLd, dhAcc,
+            g.features, v0 > 0, stream);
     if (!dweight) continue;
-    GemmArgs dw;  // dW_c = dlogitsᵀ · h
-    dw.dtype = g.hDtype;
-    dw.outDtype = g.weightDtype;
-    dw.transA = true;
-    dw.M = n;
-    dw.N = g.features;
-    dw.K = g.rows;
-    dw.a = L.dlogits;
-    dw.lda = L.ldd;
-    dw.b = L.h;
-    dw.ldb = L.hLd;
-    dw.c = static_cast<char*>(dweight) + v0 * g.features * dtypeSize(g.weightDtype);
-    dw.ldc = g.features;
-    gemm(dw, stream);
+    // dW_c = dlogitsᵀ · h
+    void* dw = static_cast<char*>(dweight) + v0 * g.features * dtypeSize(g.weightDtype);
+    product(g.hDtype, g.weightDtype, true, false, n, g.features, g.rows, L.dlogits, L.ldd, L.h, L.hLd, dw, g.features,
+            false, stream);
   }
   if (!full) convertMatrix(L.dh, DType::F32, g.features, dh, g.hDtype, g.features, g.rows, g.features, stream);
 }
