@@ -4,8 +4,9 @@
  * its LM head (hidden 4096, kv 1024, MLP 14336, vocab 128256) at 2048, 8192 and 16384 tokens:
  * the forward x·Wᵀ and both backward products (dx = dy·W, dW = dyᵀ·x); loraLinear forward and
  * backward (r = 16) on the q projection; linearCrossEntropy forward and backward over the full
- * vocabulary. Each loraLinear row is also timed without its rank-r path (the base product alone, as
- * matmul: x·Wᵀ forward, dy·W backward) for the rank-r share of its time. PyTorch (cuBLAS) runs the same cases in the same run through a child process
+ * vocabulary, with the LM-head loss's peak memory on both sides. Each loraLinear row is also timed
+ * without its rank-r path (the base product alone, as matmul: x·Wᵀ forward, dy·W backward) for the
+ * rank-r share of its time. PyTorch (cuBLAS) runs the same cases in the same run through a child process
  * (bench/peer/torch_kernels.py, `pip install torch`; a benchmark-only peer, never a dependency).
  * Prints TFLOP/s and ours/torch throughput ratios, and writes bench/results/<YYYY-MM-DD>-kernels.json
  * with the device, the command, every figure and `<what>_ratio` fields (geometric means; > 1: ours
@@ -24,7 +25,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { devices } from '../lib/device';
+import { devices, memoryStats } from '../lib/device';
 import { isSeqtuneError } from '../lib/errors';
 import { packageRoot } from '../lib/native';
 import { isPresetName, presetConfig } from '../lib/model/presets';
@@ -63,6 +64,13 @@ interface LceCase {
 type Case = MatmulCase | LoraCase | LceCase;
 
 const isLora = (c: Case): c is LoraCase => c.kind === 'lora_fwd' || c.kind === 'lora_bwd';
+const isLce = (c: Case): c is LceCase => c.kind === 'lce_fwd' || c.kind === 'lce_bwd';
+
+/** The LM-head loss's memory row fields: ours measured, torch's logits as its peer holds them. */
+function lceMemory(c: LceCase, peak: number | null) {
+  const torch = 6 * c.T * c.V;
+  return { peak_bytes: peak, torch_logits_bytes: torch, memory_fraction: peak === null ? null : roundTo(peak / torch, 4) };
+}
 
 /** The GEMM shapes of a preset's layer and LM head: Llama-3-8B's (4096, 1024, 14336, 128256) for 8b. */
 function presetShapes(preset: string) {
@@ -122,6 +130,12 @@ interface Row {
   torch_ms: number | null;
   torch_tflops: number | null;
   ratio: number | null;
+  /** LM-head loss only: bytes the call held at its peak beyond its inputs and outputs (measured), torch's
+   *  logits (bf16 plus their f32 copy, 6·T·V bytes, as the peer's F.linear(h, w).float() holds them)
+   *  and ours / torch's (target ≤ 1/8). */
+  peak_bytes?: number | null;
+  torch_logits_bytes?: number;
+  memory_fraction?: number | null;
   note: string | null;
 }
 
@@ -160,7 +174,17 @@ async function medianMs(device: string, fn: () => Tensor[]): Promise<number> {
   return times[Math.floor(times.length / 2)];
 }
 
-async function oursMs(c: Case, device: string, rng: Rng): Promise<number> {
+/** Bytes fn's call held at its peak beyond its inputs and its outputs (dh and dW exist on both sides). */
+async function peakBytes(device: string, fn: () => Tensor[]): Promise<number> {
+  memoryStats(device, { resetPeak: true });
+  const out = fn();
+  await sync(device);
+  const { peakBytes: peak, bytesInUse } = memoryStats(device);
+  out.forEach((t) => t.dispose());
+  return peak - bytesInUse;
+}
+
+async function oursMs(c: Case, device: string, rng: Rng): Promise<{ ms: number; peakBytes?: number }> {
   const live: Tensor[] = [];
   const rand = (shape: number[], std = 1) => {
     const t = randn(shape, { rng, std, dtype: 'bf16', device });
@@ -171,7 +195,7 @@ async function oursMs(c: Case, device: string, rng: Rng): Promise<number> {
     if (c.kind === 'matmul') {
       const a = rand(c.transA ? [c.K, c.M] : [c.M, c.K]);
       const b = rand(c.transB ? [c.N, c.K] : [c.K, c.N]);
-      return await medianMs(device, () => [matmul(a, b, { transA: c.transA, transB: c.transB })]);
+      return { ms: await medianMs(device, () => [matmul(a, b, { transA: c.transA, transB: c.transB })]) };
     }
     if (isLora(c)) {
       const x = rand([c.T, c.in]);
@@ -179,11 +203,11 @@ async function oursMs(c: Case, device: string, rng: Rng): Promise<number> {
       const a = rand([c.r, c.in], 1 / Math.sqrt(c.in));
       const b = rand([c.out, c.r], 0.5);
       const options = { scale: c.scale };
-      if (c.kind === 'lora_fwd') return await medianMs(device, () => Object.values(loraLinear(x, w, a, b, options)));
+      if (c.kind === 'lora_fwd') return { ms: await medianMs(device, () => Object.values(loraLinear(x, w, a, b, options))) };
       const { out, xa } = loraLinear(x, w, a, b, options);
       live.push(out, xa);
       const dy = rand([c.T, c.out]);
-      return await medianMs(device, () => Object.values(loraLinearBackward(dy, x, w, a, b, xa, { ...options, needInput: true })).filter((t): t is Tensor => !!t));
+      return { ms: await medianMs(device, () => Object.values(loraLinearBackward(dy, x, w, a, b, xa, { ...options, needInput: true })).filter((t): t is Tensor => !!t)) };
     }
     const h = rand([c.T, c.C]);
     const w = rand([c.V, c.C], 1 / Math.sqrt(c.C));
@@ -191,10 +215,16 @@ async function oursMs(c: Case, device: string, rng: Rng): Promise<number> {
     const ids = new Int32Array(c.T).map((_, i) => (i % 8 === 0 ? -100 : pick.int(c.V)));
     const labels = tensor(ids, [c.T], { dtype: 'i32', device });
     live.push(labels);
-    if (c.kind === 'lce_fwd') return await medianMs(device, () => Object.values(linearCrossEntropy(h, w, labels)));
-    const fwd = linearCrossEntropy(h, w, labels);
-    live.push(fwd.loss, fwd.lse, fwd.count);
-    return await medianMs(device, () => Object.values(linearCrossEntropyBackward(h, w, labels, fwd)).filter((t): t is Tensor => !!t));
+    const call =
+      c.kind === 'lce_fwd'
+        ? () => Object.values(linearCrossEntropy(h, w, labels))
+        : (() => {
+            const fwd = linearCrossEntropy(h, w, labels);
+            live.push(fwd.loss, fwd.lse, fwd.count);
+            return () => Object.values(linearCrossEntropyBackward(h, w, labels, fwd)).filter((t): t is Tensor => !!t);
+          })();
+    const peak = await peakBytes(device, call);
+    return { ms: await medianMs(device, call), peakBytes: peak };
   } finally {
     live.forEach((t) => t.dispose());
   }
@@ -239,6 +269,8 @@ function runPeer(all: Case[], device: string): { report?: PeerReport; reason?: s
 
 // ---- report -------------------------------------------------------------------------------------
 
+const mib = (bytes: number | null | undefined) => (bytes == null ? '-' : roundTo(bytes / 2 ** 20, 2));
+
 const geomean = (xs: number[]) => (xs.length ? roundTo(Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length), 3) : null);
 
 async function main(): Promise<void> {
@@ -275,12 +307,13 @@ async function main(): Promise<void> {
     const other = peer.report?.cases.find((p) => p.name === c.name);
     const torchMs = other?.ms ?? null;
     let ms: number | null = null;
+    let peak: number | null = null;
     let note: string | null = null;
     if (!cpu && !support.get(op)?.cuda) {
       note = `not wired: op '${op}' has no CUDA implementation in this build (kernels/ launchers exist; see bench/NOTES.md)`;
     } else {
       try {
-        ms = await oursMs(c, device, rng);
+        ({ ms, peakBytes: peak = null } = await oursMs(c, device, rng));
       } catch (error) {
         if (!isSeqtuneError(error)) throw error;
         note = error.code === 'ERR_NOT_IMPLEMENTED' ? `not wired: ${error.message}` : `${error.code}: ${error.message}`;
@@ -297,14 +330,16 @@ async function main(): Promise<void> {
       torch_ms: torchMs && roundTo(torchMs, 3),
       torch_tflops: tflops(torchMs),
       ratio: ms && torchMs ? roundTo(torchMs / ms, 3) : null,
+      ...(isLce(c) ? lceMemory(c, peak) : {}),
       note: note ?? other?.error ?? null,
     };
     rows.push(row);
     if (isLora(c) && ms) {
-      const baseMs = await oursMs(loraBase(c), device, rng);
+      const { ms: baseMs } = await oursMs(loraBase(c), device, rng);
       shares.push({ name: c.name, ms: roundTo(ms, 3), base_ms: roundTo(baseMs, 3), share: roundTo(1 - baseMs / ms, 3) });
     }
-    console.log(`${c.name}: ${row.tflops ?? '-'} TFLOP/s, torch ${row.torch_tflops ?? '-'}${row.note ? ` (${row.note})` : ''}`);
+    const memory = row.torch_logits_bytes ? `, peak ${mib(row.peak_bytes)} MiB vs torch's logits ${mib(row.torch_logits_bytes)} MiB` : '';
+    console.log(`${c.name}: ${row.tflops ?? '-'} TFLOP/s, torch ${row.torch_tflops ?? '-'}${memory}${row.note ? ` (${row.note})` : ''}`);
   }
 
   console.log(`\n${gpu.name}: TFLOP/s (bf16), ratio = ours / torch throughput`);
@@ -345,13 +380,15 @@ async function main(): Promise<void> {
     lora_ratio: ratios(['lora_fwd', 'lora_bwd']),
     lora_rank_share: shares,
     linear_ce_ratio: ratios(['lce_fwd', 'lce_bwd']),
+    // The largest ours / torch logits memory over the LM-head loss rows (target ≤ 0.125).
+    linear_ce_memory_fraction: rows.some((r) => r.memory_fraction != null) ? Math.max(...rows.map((r) => r.memory_fraction ?? 0)) : null,
   };
   const file = process.env.OUT
     ? path.join(process.env.OUT, 'kernels.json')
     : path.join(packageRoot, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-kernels.json`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`\ngemm_ratio ${result.gemm_ratio ?? '-'}, lora_ratio ${result.lora_ratio ?? '-'}, linear_ce_ratio ${result.linear_ce_ratio ?? '-'}`);
+  console.log(`\ngemm_ratio ${result.gemm_ratio ?? '-'}, lora_ratio ${result.lora_ratio ?? '-'}, linear_ce_ratio ${result.linear_ce_ratio ?? '-'} (memory ${result.linear_ce_memory_fraction ?? '-'} of torch's logits)`);
   console.log(`wrote ${path.relative(process.cwd(), file)}`);
 }
 

@@ -9,11 +9,7 @@
 #pragma once
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define SEQTUNE_HD __host__ __device__ __forceinline__
-#else
-#define SEQTUNE_HD inline
-#endif
+#include "kernels/common/host_device.h"
 
 namespace seqtune::gpu::attn {
 

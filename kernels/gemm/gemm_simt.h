@@ -1,5 +1,5 @@
 // The f32/f64 GEMM (no tensor cores): C = alpha·op(A)·op(B) + bias + beta·Cin, with the two
-// dropout hooks LoRA's f32 path needs. Used by gemm() for f32/f64 and by lora.cu/linear_cross_entropy.cu.
+// dropout hooks LoRA's f32 path needs. Used by gemm() for f32/f64 and by lora.cu.
 // It favours simplicity over speed: the training hot path is bf16 on the tensor cores, and f32/f64
 // on the GPU serve full-precision runs and the gradient checks.
 #pragma once

@@ -1,5 +1,5 @@
 // The tensor-core GEMM kernel (bf16/f16 operands, f32 accumulation), included by the .cu files
-// that instantiate it with their own epilogue (gemm.cu, lora.cu, linear_cross_entropy.cu).
+// that instantiate it with their own epilogue (gemm.cu, lora.cu).
 //
 // Design, per block of Cfg::THREADS threads computing a BM x BN tile of op(A)·op(B):
 // - operands go global -> shared with cp.async (16 B, L1 bypassed) into STAGES buffers, so the

@@ -1,48 +1,35 @@
-// Fused LM head + cross-entropy (kernels/loss/linear_cross_entropy.h). Per vocabulary chunk of `chunk` rows of W:
-//   forward  (bf16/f16): GEMM h·W_cᵀ with CeForwardEpilogue -> per-(row, tile) (max, Σexp)
-//            partials -> fold into each row's running (max, Σexp) in tile order;
-//   backward (bf16/f16): GEMM h·W_cᵀ with CeBackwardEpilogue -> dlogits [T, chunk] in h's dtype
-//            -> dh_f32 (+)= dlogits·W_c, dW_c = dlogitsᵀ·h (gemm());
-//   f32/f64: the SIMT GEMM writes the chunk's logits, a warp per row folds them (forward) or turns
-//            them into dlogits in place (backward).
+// Fused LM head + cross-entropy (kernels/loss/linear_cross_entropy.h). Per vocabulary chunk of
+// `chunk` rows of W, the chunk's logits [T, chunk] come from gemm() into a scratch in f32 (f64 for
+// f64 h), so on a self-tested Hopper device they run on the wgmma/TMA kernel and elsewhere on
+// mma.sync or SIMT; a warp per row then
+//   forward:  folds the row into its running (max, Σexp) and picks up the label's logit;
+//   backward: turns the row into dlogits in h's dtype (in place for f32/f64), which feed
+//             dh (+)= dlogits·W_c (f32 across chunks for bf16/f16) and dW_c = dlogitsᵀ·h.
+// Logits stay f32 until the softmax: bf16 logits would cost the loss about 3 significant digits.
+// Scratch is 4 (f32 logits) + 2 (bf16 dlogits) bytes per token and chunk column against torch's
+// 6 per token and vocabulary column: chunk/V of it (1/31 at the default 4096 and V = 128256).
 // After the last chunk one block turns the running state into lse, the loss (an f64 sum in row
 // order) and the count.
 #include <cmath>
 
-#include "kernels/gemm/gemm_simt.h"
-#include "kernels/gemm/gemm_workspace.h"
 #include "kernels/common/index_check.h"
+#include "kernels/common/kernel_util.cuh"
+#include "kernels/gemm/gemm_workspace.h"
 #include "kernels/loss/linear_cross_entropy.h"
-#include "kernels/loss/linear_cross_entropy_epilogue.h"
+#include "kernels/loss/linear_cross_entropy_rows.h"
 
 namespace seqtune::gpu {
 
-namespace tc = seqtune::gemm;
-
 namespace {
 
-constexpr int kThreads = 256;
+using lce::State;
 
 bool fullPrecision(const LinearCeArgs& g) {
   return (g.hDtype == DType::F32 || g.hDtype == DType::F64) && g.weightDtype == g.hDtype;
 }
 
-int gridFor(int64_t n, int per = kThreads) {
-  const int64_t b = (n + per - 1) / per;
-  return static_cast<int>(b < 1 ? 1 : (b > 65535 ? 65535 : b));
-}
-
-template <typename C>
-struct State {
-  C m, s;
-};
-
-template <typename C>
-__device__ __forceinline__ State<C> merge(State<C> a, State<C> b) {
-  const C m = a.m > b.m ? a.m : b.m;
-  if (m == C(-INFINITY)) return {m, C(0)};
-  return {m, a.s * exp(a.m - m) + b.s * exp(b.m - m)};
-}
+// The dtype of the logits scratch, the running state and the statistics.
+DType computeDtype(const LinearCeArgs& g) { return g.hDtype == DType::F64 ? DType::F64 : DType::F32; }
 
 template <typename C>
 __global__ void initKernel(State<C>* run, C* target, int64_t rows) {
@@ -50,16 +37,6 @@ __global__ void initKernel(State<C>* run, C* target, int64_t rows) {
        r += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     run[r] = {C(-INFINITY), C(0)};
     target[r] = C(0);
-  }
-}
-
-// Folds one chunk's tile partials into each row's running state, tiles in order.
-__global__ void foldPartialsKernel(State<float>* run, const tc::MaxSum* partials, int tilesN, int64_t rows) {
-  for (int64_t r = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; r < rows;
-       r += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    State<float> s = run[r];
-    for (int t = 0; t < tilesN; ++t) s = merge(s, State<float>{partials[r * tilesN + t].m, partials[r * tilesN + t].s});
-    run[r] = s;
   }
 }
 
@@ -103,43 +80,43 @@ __global__ void flagLabelsKernel(const int32_t* labels, int64_t rows, int64_t vo
   }
 }
 
-// ---- f32 / f64 row kernels: a warp per row of the chunk's logits -----------------------------------
+// ---- row kernels: a warp per row of the chunk's logits [T, n] (kernels/loss/linear_cross_entropy_rows.h) --
 
 template <typename C>
-__global__ void foldLogitsKernel(State<C>* run, C* target, const C* logits, const int32_t* labels, int64_t rows,
-                                 int64_t n, int64_t v0) {
+__global__ void foldLogitsKernel(State<C>* run, C* target, const C* logits, int64_t ldl, const int32_t* labels,
+                                 int64_t rows, int64_t n, int64_t v0) {
   const int lane = threadIdx.x % 32, warps = blockDim.x / 32;
   for (int64_t r = blockIdx.x * static_cast<int64_t>(warps) + threadIdx.x / 32; r < rows;
        r += static_cast<int64_t>(gridDim.x) * warps) {
-    const C* row = logits + r * n;
-    State<C> s{C(-INFINITY), C(0)};
-    for (int64_t j = lane; j < n; j += 32) s = merge(s, State<C>{row[j], C(1)});
+    const C* row = logits + r * ldl;
+    State<C> s = lce::laneFold(row, n, lane);
     for (int o = 16; o > 0; o >>= 1) {
-      s = merge(s, State<C>{__shfl_xor_sync(0xffffffffu, s.m, o), __shfl_xor_sync(0xffffffffu, s.s, o)});
+      s = lce::merge(s, State<C>{__shfl_xor_sync(0xffffffffu, s.m, o), __shfl_xor_sync(0xffffffffu, s.s, o)});
     }
     const int64_t labelCol = labels[r] - v0;
     if (lane == 0) {
-      run[r] = merge(run[r], s);
+      run[r] = lce::merge(run[r], s);
       if (labelCol >= 0 && labelCol < n) target[r] = row[labelCol];
     }
   }
 }
 
-template <typename C>
-__global__ void gradLogitsKernel(C* logits, const int32_t* labels, const C* lse, const C* count, double gradScale,
-                                 bool mean, int64_t rows, int64_t n, int64_t v0, int64_t vocab, int64_t ignoreIndex) {
+// dlogits [T, n] (row stride ldo) of O from the logits [T, n] (row stride ldl); out may be logits
+// itself when O is C and ldo is ldl (each lane reads and writes only its own elements).
+template <typename C, typename O>
+__global__ void gradLogitsKernel(const C* logits, int64_t ldl, O* out, int64_t ldo, const int32_t* labels, const C* lse,
+                                 const C* count, double gradScale, bool mean, int64_t rows, int64_t n, int64_t v0,
+                                 int64_t vocab, int64_t ignoreIndex) {
   const int lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  const double cnt = count[0];
-  const C coef = static_cast<C>(mean ? (cnt > 0 ? gradScale / cnt : 0.0) : gradScale);
+  const C coef = static_cast<C>(lce::gradCoef(gradScale, mean, static_cast<double>(count[0])));
   for (int64_t r = blockIdx.x * static_cast<int64_t>(warps) + threadIdx.x / 32; r < rows;
        r += static_cast<int64_t>(gridDim.x) * warps) {
     const int64_t label = labels[r];
-    const bool skip = label == ignoreIndex || label < 0 || label >= vocab;
-    C* row = logits + r * n;
+    const bool skip = lce::skipRow(label, ignoreIndex, vocab);
+    const C* row = logits + r * ldl;
+    O* dst = out + r * ldo;
     for (int64_t j = lane; j < n; j += 32) {
-      C d = skip ? C(0) : exp(row[j] - lse[r]) * coef;
-      if (!skip && v0 + j == label) d -= coef;
-      row[j] = d;
+      dst[j] = static_cast<O>(skip ? C(0) : lce::dlogit(row[j], lse[r], coef, v0 + j == label));
     }
   }
 }
@@ -147,47 +124,45 @@ __global__ void gradLogitsKernel(C* logits, const int32_t* labels, const C* lse,
 // ---- workspace -------------------------------------------------------------------------------------
 
 struct Layout {
-  const void* h;  // h as the tensor cores read it (itself, or a padded copy)
+  const void* h;  // h as gemm() reads it (itself, or a padded copy)
   int64_t hLd;
   void* hCopy;
   void* wChunk;  // a chunk of W converted/padded, when W cannot be read in place
   int64_t wLd;
-  tc::MaxSum* partials;
-  void* run;
-  void* target;
-  void* dlogits;  // bf16/f16: [T, ldd]; f32/f64: the chunk's logits [T, chunk]
+  void* logits;  // [T, chunk] of computeDtype, row stride chunk (also for a narrower last chunk)
+  int64_t ldl;
+  void* run;     // forward: State per row
+  void* target;  // forward: the label's logit per row
+  void* dlogits;  // backward: [T, ldd] in h's dtype (the logits themselves for f32/f64)
   int64_t ldd;
-  float* dh;  // f32 accumulator of dh (bf16/f16)
+  float* dh;  // backward, bf16/f16: f32 accumulator of dh
 };
 
 Layout layout(const LinearCeArgs& g, bool backward, Carve& w) {
   const int64_t T = g.rows, C = g.features, chunk = g.chunk < g.vocab ? g.chunk : g.vocab;
+  const size_t e = dtypeSize(computeDtype(g));
   Layout L{};
-  if (fullPrecision(g)) {
-    const size_t e = dtypeSize(g.hDtype);
-    L.dlogits = w.take(static_cast<size_t>(T * chunk) * e);
-    if (!backward) {
-      L.run = w.take(static_cast<size_t>(T) * 2 * e);
-      L.target = w.take(static_cast<size_t>(T) * e);
-    }
-    return L;
-  }
   L.h = g.h;
   L.hLd = C;
-  if (C % 8 != 0 || !isAligned16(g.h)) {
+  L.wLd = C;
+  const bool full = fullPrecision(g);
+  if (!full && (C % 8 != 0 || !isAligned16(g.h))) {  // the tensor cores read 16-byte rows
     L.hLd = pad8(C);
     L.hCopy = w.take(static_cast<size_t>(T * L.hLd) * 2);
     L.h = L.hCopy;
   }
-  L.wLd = C;
-  if (g.weightDtype != g.hDtype || C % 8 != 0 || !isAligned16(g.weight)) {
+  if (!full && (g.weightDtype != g.hDtype || C % 8 != 0 || !isAligned16(g.weight))) {
     L.wLd = pad8(C);
     L.wChunk = w.take(static_cast<size_t>(chunk * L.wLd) * 2);
   }
+  L.ldl = chunk;
+  L.logits = w.take(static_cast<size_t>(T * chunk) * e);
   if (!backward) {
-    L.partials = static_cast<tc::MaxSum*>(w.take(static_cast<size_t>(T * tc::ceilDiv(chunk, 64)) * sizeof(tc::MaxSum)));
-    L.run = w.take(static_cast<size_t>(T) * sizeof(State<float>));
-    L.target = w.take(static_cast<size_t>(T) * sizeof(float));
+    L.run = w.take(static_cast<size_t>(T) * 2 * e);
+    L.target = w.take(static_cast<size_t>(T) * e);
+  } else if (full) {
+    L.dlogits = L.logits;
+    L.ldd = chunk;
   } else {
     L.ldd = pad8(chunk);
     L.dlogits = w.take(static_cast<size_t>(T * L.ldd) * 2);
@@ -196,7 +171,7 @@ Layout layout(const LinearCeArgs& g, bool backward, Carve& w) {
   return L;
 }
 
-// W rows [v0, v0 + n) as the tensor cores read them.
+// W rows [v0, v0 + n) as gemm() reads them.
 const void* weightChunk(const LinearCeArgs& g, const Layout& L, int64_t v0, int64_t n, cudaStream_t stream) {
   const int64_t C = g.features;
   if (!L.wChunk) return static_cast<const char*>(g.weight) + v0 * C * dtypeSize(g.weightDtype);
@@ -205,126 +180,35 @@ const void* weightChunk(const LinearCeArgs& g, const Layout& L, int64_t v0, int6
   return L.wChunk;
 }
 
-// ---- bf16 / f16 ------------------------------------------------------------------------------------
-
-// The chunk's logits GEMM h·W_cᵀ with a cross-entropy epilogue; 128x128 tiles once they fill the GPU.
-bool bigTiles(const LinearCeArgs& g, int64_t n) { return tc::tileCount(tc::Tile::k128x128, g.rows, n, 1) >= smCount(); }
-
-template <class Cfg, typename H, class Epi>
-void logitsGemm(const LinearCeArgs& g, const Layout& L, const void* w, int64_t n, const Epi& epi, cudaStream_t stream) {
-  const tc::TcParams p = tc::tcParams<Cfg>(g.rows, n, g.features, {L.h, L.hLd, 0}, {w, L.wLd, 0}, 1);
-  tc::launchTc<Cfg, H, false, true, true, tc::kDropNone>(p, 1, epi, stream, "linearCrossEntropy");
+// One of the loss's products on gemm(): C [M, N] = op(A)·op(B) of `dtype` operands, plus C itself
+// when accumulating.
+void product(DType dtype, DType out, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const void* a,
+             int64_t lda, const void* b, int64_t ldb, void* c, int64_t ldc, bool accumulate, cudaStream_t stream) {
+  GemmArgs p;
+  p.dtype = dtype, p.outDtype = out, p.transA = transA, p.transB = transB;
+  p.M = M, p.N = N, p.K = K;
+  p.a = a, p.lda = lda, p.b = b, p.ldb = ldb, p.c = c, p.ldc = ldc;
+  if (accumulate) p.beta = 1, p.cin = c, p.ldcin = ldc;
+  gemm(p, stream);
 }
 
-template <typename H>
-void forwardHalf(const LinearCeArgs& g, const Layout& L, void* loss, void* lse, void* count, cudaStream_t stream) {
-  auto* run = static_cast<State<float>*>(L.run);
-  auto* target = static_cast<float*>(L.target);
-  initKernel<<<gridFor(g.rows), kThreads, 0, stream>>>(run, target, g.rows);
-  checkLaunch("linearCrossEntropy");
-  for (int64_t v0 = 0; v0 < g.vocab && g.rows > 0; v0 += g.chunk) {
-    const int64_t n = g.chunk < g.vocab - v0 ? g.chunk : g.vocab - v0;
-    const void* w = weightChunk(g, L, v0, n, stream);
-    const bool big = bigTiles(g, n);
-    const int tilesN = static_cast<int>(tc::ceilDiv(n, big ? tc::Cfg128x128::BN : tc::Cfg64x64::BN));
-    const tc::CeForwardEpilogue<H> epi{g.labels, v0, tilesN, L.partials, target};
-    if (big) {
-      logitsGemm<tc::Cfg128x128, H>(g, L, w, n, epi, stream);
-    } else {
-      logitsGemm<tc::Cfg64x64, H>(g, L, w, n, epi, stream);
-    }
-    foldPartialsKernel<<<gridFor(g.rows), kThreads, 0, stream>>>(run, L.partials, tilesN, g.rows);
-    checkLaunch("linearCrossEntropy");
-  }
-  finalizeKernel<float><<<1, 1024, 0, stream>>>(run, target, g.labels, g.rows, g.vocab, g.ignoreIndex, g.mean,
-                                                static_cast<float*>(loss), static_cast<float*>(lse),
-                                                static_cast<float*>(count), g.errorFlag);
-  checkLaunch("linearCrossEntropy");
-}
-
-template <typename H>
-void backwardHalf(const LinearCeArgs& g, const Layout& L, const void* lse, const void* count, double gradScale, void* dh,
-                  void* dweight, cudaStream_t stream) {
-  const DType h = g.hDtype;
-  for (int64_t v0 = 0; v0 < g.vocab; v0 += g.chunk) {
-    const int64_t n = g.chunk < g.vocab - v0 ? g.chunk : g.vocab - v0;
-    const void* w = weightChunk(g, L, v0, n, stream);
-    if (g.rows > 0) {
-      const tc::CeBackwardEpilogue<H> epi{g.labels,   static_cast<const float*>(lse), static_cast<const float*>(count),
-                                          gradScale,  g.mean, g.ignoreIndex, g.vocab, v0, static_cast<H*>(L.dlogits),
-                                          L.ldd};
-      if (bigTiles(g, n)) {
-        logitsGemm<tc::Cfg128x128, H>(g, L, w, n, epi, stream);
-      } else {
-        logitsGemm<tc::Cfg64x64, H>(g, L, w, n, epi, stream);
-      }
-    }
-    GemmArgs dhArgs;  // dh (+)= dlogits · W_c, in f32 across chunks
-    dhArgs.dtype = h;
-    dhArgs.outDtype = DType::F32;
-    dhArgs.M = g.rows;
-    dhArgs.N = g.features;
-    dhArgs.K = n;
-    dhArgs.a = L.dlogits;
-    dhArgs.lda = L.ldd;
-    dhArgs.b = w;
-    dhArgs.ldb = L.wLd;
-    dhArgs.c = L.dh;
-    dhArgs.ldc = g.features;
-    if (v0 > 0) {
-      dhArgs.beta = 1;
-      dhArgs.cin = L.dh;
-      dhArgs.ldcin = g.features;
-    }
-    gemm(dhArgs, stream);
-    if (!dweight) continue;
-    GemmArgs dw;  // dW_c = dlogitsᵀ · h
-    dw.dtype = h;
-    dw.outDtype = g.weightDtype;
-    dw.transA = true;
-    dw.M = n;
-    dw.N = g.features;
-    dw.K = g.rows;
-    dw.a = L.dlogits;
-    dw.lda = L.ldd;
-    dw.b = L.h;
-    dw.ldb = L.hLd;
-    dw.c = static_cast<char*>(dweight) + v0 * g.features * dtypeSize(g.weightDtype);
-    dw.ldc = g.features;
-    gemm(dw, stream);
-  }
-  convertMatrix(L.dh, DType::F32, g.features, dh, h, g.features, g.rows, g.features, stream);
-}
-
-// ---- f32 / f64 -------------------------------------------------------------------------------------
-
-template <typename C>
-SimtGemm<C> chunkLogits(const LinearCeArgs& g, const Layout& L, int64_t v0, int64_t n) {
-  SimtGemm<C> s;
-  s.transB = true;
-  s.M = g.rows;
-  s.N = n;
-  s.K = g.features;
-  s.a = static_cast<const C*>(g.h);
-  s.lda = g.features;
-  s.b = static_cast<const C*>(g.weight) + v0 * g.features;
-  s.ldb = g.features;
-  s.c = static_cast<C*>(L.dlogits);
-  s.ldc = n;
-  return s;
+// The chunk's logits [T, n] = h · W_cᵀ.
+void chunkLogits(const LinearCeArgs& g, const Layout& L, const void* w, int64_t n, cudaStream_t stream) {
+  product(g.hDtype, computeDtype(g), false, true, g.rows, n, g.features, L.h, L.hLd, w, L.wLd, L.logits, L.ldl, false,
+          stream);
 }
 
 template <typename C>
-void forwardFull(const LinearCeArgs& g, const Layout& L, void* loss, void* lse, void* count, cudaStream_t stream) {
+void forwardChunks(const LinearCeArgs& g, const Layout& L, void* loss, void* lse, void* count, cudaStream_t stream) {
   auto* run = static_cast<State<C>*>(L.run);
   auto* target = static_cast<C*>(L.target);
   initKernel<<<gridFor(g.rows), kThreads, 0, stream>>>(run, target, g.rows);
   checkLaunch("linearCrossEntropy");
   for (int64_t v0 = 0; v0 < g.vocab && g.rows > 0; v0 += g.chunk) {
     const int64_t n = g.chunk < g.vocab - v0 ? g.chunk : g.vocab - v0;
-    simtGemm(chunkLogits<C>(g, L, v0, n), stream);
-    foldLogitsKernel<<<gridFor(g.rows, kThreads / 32), kThreads, 0, stream>>>(run, target, static_cast<const C*>(L.dlogits),
-                                                                              g.labels, g.rows, n, v0);
+    chunkLogits(g, L, weightChunk(g, L, v0, n, stream), n, stream);
+    foldLogitsKernel<<<gridFor(g.rows, kThreads / 32), kThreads, 0, stream>>>(
+        run, target, static_cast<const C*>(L.logits), L.ldl, g.labels, g.rows, n, v0);
     checkLaunch("linearCrossEntropy");
   }
   finalizeKernel<C><<<1, 1024, 0, stream>>>(run, target, g.labels, g.rows, g.vocab, g.ignoreIndex, g.mean,
@@ -333,49 +217,32 @@ void forwardFull(const LinearCeArgs& g, const Layout& L, void* loss, void* lse, 
   checkLaunch("linearCrossEntropy");
 }
 
-template <typename C>
-void backwardFull(const LinearCeArgs& g, const Layout& L, const void* lse, const void* count, double gradScale, void* dh,
-                  void* dweight, cudaStream_t stream) {
-  C* logits = static_cast<C*>(L.dlogits);
+// C: the logits' dtype; O: h's (the dlogits and the GEMM operands).
+template <typename C, typename O>
+void backwardChunks(const LinearCeArgs& g, const Layout& L, const void* lse, const void* count, double gradScale,
+                    void* dh, void* dweight, cudaStream_t stream) {
+  const bool full = fullPrecision(g);
+  void* dhAcc = full ? dh : static_cast<void*>(L.dh);
   for (int64_t v0 = 0; v0 < g.vocab; v0 += g.chunk) {
     const int64_t n = g.chunk < g.vocab - v0 ? g.chunk : g.vocab - v0;
+    const void* w = weightChunk(g, L, v0, n, stream);
     if (g.rows > 0) {
-      simtGemm(chunkLogits<C>(g, L, v0, n), stream);
+      chunkLogits(g, L, w, n, stream);
       gradLogitsKernel<<<gridFor(g.rows, kThreads / 32), kThreads, 0, stream>>>(
-          logits, g.labels, static_cast<const C*>(lse), static_cast<const C*>(count), gradScale, g.mean, g.rows, n, v0,
-          g.vocab, g.ignoreIndex);
+          static_cast<const C*>(L.logits), L.ldl, static_cast<O*>(L.dlogits), L.ldd, g.labels, static_cast<const C*>(lse),
+          static_cast<const C*>(count), gradScale, g.mean, g.rows, n, v0, g.vocab, g.ignoreIndex);
       checkLaunch("linearCrossEntropyBackward");
     }
-    SimtGemm<C> dhs;  // dh (+)= dlogits · W_c
-    dhs.M = g.rows;
-    dhs.N = g.features;
-    dhs.K = n;
-    dhs.a = logits;
-    dhs.lda = n;
-    dhs.b = static_cast<const C*>(g.weight) + v0 * g.features;
-    dhs.ldb = g.features;
-    dhs.c = static_cast<C*>(dh);
-    dhs.ldc = g.features;
-    if (v0 > 0) {
-      dhs.cin = static_cast<const C*>(dh);
-      dhs.ldcin = g.features;
-      dhs.beta = 1;
-    }
-    simtGemm(dhs, stream);
+    // dh (+)= dlogits · W_c, chunks in vocabulary order
+    product(g.hDtype, computeDtype(g), false, false, g.rows, g.features, n, L.dlogits, L.ldd, w, L.wLd, dhAcc,
+            g.features, v0 > 0, stream);
     if (!dweight) continue;
-    SimtGemm<C> dw;  // dW_c = dlogitsᵀ · h
-    dw.transA = true;
-    dw.M = n;
-    dw.N = g.features;
-    dw.K = g.rows;
-    dw.a = logits;
-    dw.lda = n;
-    dw.b = static_cast<const C*>(g.h);
-    dw.ldb = g.features;
-    dw.c = static_cast<C*>(dweight) + v0 * g.features;
-    dw.ldc = g.features;
-    simtGemm(dw, stream);
+    // dW_c = dlogitsᵀ · h
+    void* dw = static_cast<char*>(dweight) + v0 * g.features * dtypeSize(g.weightDtype);
+    product(g.hDtype, g.weightDtype, true, false, n, g.features, g.rows, L.dlogits, L.ldd, L.h, L.hLd, dw, g.features,
+            false, stream);
   }
+  if (!full) convertMatrix(L.dh, DType::F32, g.features, dh, g.hDtype, g.features, g.rows, g.features, stream);
 }
 
 void check(const LinearCeArgs& g, const char* op) {
@@ -409,12 +276,8 @@ size_t linearCrossEntropyWorkspaceBytes(const LinearCeArgs& g, bool backward) {
 void linearCrossEntropyForward(const LinearCeArgs& g, void* loss, void* lse, void* count, cudaStream_t stream) {
   const Layout L = carved(g, false, "linearCrossEntropy");
   if (L.hCopy) convertMatrix(g.h, g.hDtype, g.features, L.hCopy, g.hDtype, L.hLd, g.rows, g.features, stream);
-  switch (g.hDtype) {
-    case DType::BF16: return forwardHalf<__nv_bfloat16>(g, L, loss, lse, count, stream);
-    case DType::F16: return forwardHalf<__half>(g, L, loss, lse, count, stream);
-    case DType::F32: return forwardFull<float>(g, L, loss, lse, count, stream);
-    default: return forwardFull<double>(g, L, loss, lse, count, stream);
-  }
+  if (g.hDtype == DType::F64) return forwardChunks<double>(g, L, loss, lse, count, stream);
+  forwardChunks<float>(g, L, loss, lse, count, stream);
 }
 
 void linearCrossEntropyBackward(const LinearCeArgs& g, const void* lse, const void* count, double gradScale, void* dh,
@@ -426,10 +289,10 @@ void linearCrossEntropyBackward(const LinearCeArgs& g, const void* lse, const vo
   }
   if (L.hCopy) convertMatrix(g.h, g.hDtype, g.features, L.hCopy, g.hDtype, L.hLd, g.rows, g.features, stream);
   switch (g.hDtype) {
-    case DType::BF16: return backwardHalf<__nv_bfloat16>(g, L, lse, count, gradScale, dh, dweight, stream);
-    case DType::F16: return backwardHalf<__half>(g, L, lse, count, gradScale, dh, dweight, stream);
-    case DType::F32: return backwardFull<float>(g, L, lse, count, gradScale, dh, dweight, stream);
-    default: return backwardFull<double>(g, L, lse, count, gradScale, dh, dweight, stream);
+    case DType::BF16: return backwardChunks<float, __nv_bfloat16>(g, L, lse, count, gradScale, dh, dweight, stream);
+    case DType::F16: return backwardChunks<float, __half>(g, L, lse, count, gradScale, dh, dweight, stream);
+    case DType::F32: return backwardChunks<float, float>(g, L, lse, count, gradScale, dh, dweight, stream);
+    default: return backwardChunks<double, double>(g, L, lse, count, gradScale, dh, dweight, stream);
   }
 }
 
