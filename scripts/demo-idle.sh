@@ -2,8 +2,8 @@
 # The README's demo figures, measured on an IDLE machine (nothing else running: the demo's two arms
 # take both cores, and the load average is recorded before and after):
 #
-#   npx tsc -p . && npm run build:native     (or a tree that already has dist/ and build/)
-#   scripts/demo-idle.sh
+#   npx tsc -p tsconfig.json && npx cmake-js compile --config Release --CDSEQTUNE_CUDA=OFF
+#   scripts/demo-idle.sh          (about 5 minutes of demo, then about 5 of benchmark)
 #
 # 1. `npm run demo` (the default settings), timed; writes bench/results/<date>-demo.json (the
 #    demo's report.json plus wall and CPU seconds of the whole run and the load averages) and
