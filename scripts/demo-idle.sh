@@ -3,7 +3,7 @@
 # take both cores, and the load average is recorded before and after):
 #
 #   npx tsc -p tsconfig.json && npx cmake-js compile --config Release --CDSEQTUNE_CUDA=OFF
-#   scripts/demo-idle.sh          (about 5 minutes of demo, then about 5 of benchmark)
+#   scripts/demo-idle.sh          (the demo, then a few minutes of benchmark)
 #
 # 1. `npm run demo` (the default settings), timed; writes bench/results/<date>-demo.json (the
 #    demo's report.json plus wall and CPU seconds of the whole run and the load averages) and
