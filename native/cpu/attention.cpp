@@ -2,7 +2,6 @@
 // cache write. A task is one tile: a block of queries of one document times the query heads of
 // one kv head, so each packed key block is shared by the whole group. Key blocks are visited in
 // order and each query row keeps its running max m, sum l and unnormalised output.
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -11,23 +10,6 @@
 #include "kernels/common/errors.h"
 
 namespace seqtune::cpu {
-
-namespace attn {
-
-bool useAvx2() {
-#ifdef SEQTUNE_ATTN_X86
-  static const bool allowed = [] {
-    const char* env = std::getenv("SEQTUNE_CPU_SIMD");
-    if (env && std::strcmp(env, "0") == 0) return false;
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return allowed;
-#else
-  return false;
-#endif
-}
-
-}  // namespace attn
 
 using namespace attn;
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "native/cpu/attention.h"
+#include "native/cpu/avx2_math.h"
 #include "native/runtime/thread_pool.h"
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -27,9 +28,6 @@ namespace seqtune::cpu::attn {
 
 constexpr int64_t kBlockK = 64;  // keys per block: one score row is 8 AVX2 registers of f32
 constexpr int64_t kBlockQ = 32;  // queries per tile (times the heads of a kv group)
-
-// True when the f32 workers may use their AVX2+FMA builds (SEQTUNE_CPU_SIMD=0 forces portable).
-bool useAvx2();
 
 // Key j of document b and kv head g sits at k + base + j * ld (elements).
 struct KvView {
@@ -166,7 +164,7 @@ auto pickWorker(int64_t headDim) {
   if constexpr (std::is_same_v<T, double>) {
     return static_cast<Fn>(&W<T, 0>::run);
   } else {
-    return pickFixed<W, T, 16, 24, 32, 64, 128>(headDim, useAvx2());
+    return pickFixed<W, T, 16, 24, 32, 64, 128>(headDim, avx2Enabled());
   }
 }
 

@@ -1,12 +1,6 @@
 #include "native/cpu/gemm_kernels.h"
 
-#include <cstdlib>
-#include <cstring>
-
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define SEQTUNE_GEMM_X86 1
-#include <immintrin.h>
-#endif
+#include "native/cpu/avx2_math.h"
 
 namespace seqtune::cpu {
 
@@ -41,7 +35,7 @@ void packTransposedPortable(const T* B, int64_t ldb, int64_t kc, T* dst) {
   }
 }
 
-#ifdef SEQTUNE_GEMM_X86
+#ifdef SEQTUNE_CPU_X86
 // 6 x 16 f32 tile: 12 ymm accumulators, 2 for the B row and 1 for the broadcast A value (15 of
 // the 16 ymm registers), two FMAs per A broadcast.
 __attribute__((target("avx2,fma"))) void tileF32Avx2(int64_t k, const float* a, const float* b, float alpha,
@@ -119,17 +113,13 @@ __attribute__((target("avx2,fma"))) void packTransposedF32Avx2(const float* B, i
   }
 }
 
-bool simdAllowed() {
-  const char* env = std::getenv("SEQTUNE_CPU_SIMD");
-  return !(env && std::strcmp(env, "0") == 0);
-}
 #endif
 
 }  // namespace
 
 GemmKernel<float> gemmKernelF32() {
-#ifdef SEQTUNE_GEMM_X86
-  static const bool avx2 = simdAllowed() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#ifdef SEQTUNE_CPU_X86
+  static const bool avx2 = avx2Enabled();
   if (avx2) return {6, 16, tileF32Avx2, packTransposedF32Avx2};
 #endif
   return {6, 16, tilePortable<float, 6, 16>, packTransposedPortable<float, 16>};

@@ -11,30 +11,70 @@ namespace seqtune::cpu {
 
 namespace {
 
+// cos and sin of position × inv_freq, one row of D/2 per position. Angles in double: position ×
+// inv_freq reaches ~1e5 rad, where f32 would lose the phase.
+struct AngleTable {
+  std::vector<double> invFreq;
+  double positionScale = 0;
+  int64_t rows = 0;
+  std::vector<double> cos, sin;
+
+  void fill(const RopeParams& p, int64_t count, const int32_t* positions) {
+    const int64_t half = static_cast<int64_t>(p.invFreq.size());
+    invFreq = p.invFreq;
+    positionScale = p.positionScale;
+    rows = count;
+    cos.resize(static_cast<size_t>(count * half));
+    sin.resize(cos.size());
+    parallelFor(count, std::max<int64_t>(1, 1024 / std::max<int64_t>(half, 1)), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const double position = static_cast<double>(positions ? positions[r] : r) * p.positionScale;
+        for (int64_t i = 0; i < half; ++i) {
+          cos[r * half + i] = std::cos(position * p.invFreq[i]);
+          sin[r * half + i] = std::sin(position * p.invFreq[i]);
+        }
+      }
+    });
+  }
+};
+
+// Rows for positions 0..n-1, kept between calls on the op's thread: a training step rotates q and
+// k of every layer, forward and backward, at the same positions, and the trig was most of the op.
+constexpr int64_t kMaxCachedAngles = int64_t(1) << 21;
+
 template <typename T>
 void rotate(const Tensor& x, const Tensor& positions, const RopeParams& p, const Tensor& out) {
   const int64_t tokens = x.dim(0), heads = x.dim(1), dim = x.dim(2), half = dim / 2;
   HostIn<T> in(x);
   const int32_t* pos = positions.data<int32_t>();
   HostOut<T> o(out, false);
-  const double sign = p.inverse ? -1.0 : 1.0;
+  int64_t maxPos = -1;
+  bool negative = false;
+  for (int64_t t = 0; t < tokens; ++t) {
+    maxPos = std::max<int64_t>(maxPos, pos[t]);
+    negative |= pos[t] < 0;
+  }
+  // Positions index the cached table when they fit it; else a table of this call's tokens.
+  thread_local AngleTable cached;
+  AngleTable perCall;
+  const bool byPosition = !negative && (maxPos + 1) * half <= kMaxCachedAngles;
+  if (byPosition && !(cached.rows > maxPos && cached.positionScale == p.positionScale && cached.invFreq == p.invFreq)) {
+    cached.fill(p, std::max(maxPos + 1, cached.positionScale == p.positionScale && cached.invFreq == p.invFreq ? cached.rows : 0), nullptr);
+  }
+  if (!byPosition) perCall.fill(p, tokens, pos);
+  const AngleTable& table = byPosition ? cached : perCall;
+  const T sign = p.inverse ? T(-1) : T(1);
   const int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(heads * dim, 1));
   parallelFor(tokens, grain, [&](int64_t begin, int64_t end) {
-    std::vector<T> cosv(static_cast<size_t>(half)), sinv(static_cast<size_t>(half));
     for (int64_t t = begin; t < end; ++t) {
-      // Angles in double: position × inv_freq reaches ~1e5 rad, where f32 would lose the phase.
-      const double position = static_cast<double>(pos[t]) * p.positionScale;
-      for (int64_t i = 0; i < half; ++i) {
-        const double angle = position * p.invFreq[i];
-        cosv[i] = static_cast<T>(std::cos(angle));
-        sinv[i] = static_cast<T>(sign * std::sin(angle));
-      }
+      const int64_t row = (byPosition ? pos[t] : t) * half;
       for (int64_t h = 0; h < heads; ++h) {
         const int64_t base = (t * heads + h) * dim;
         for (int64_t i = 0; i < half; ++i) {
+          const T c = static_cast<T>(table.cos[row + i]), sn = sign * static_cast<T>(table.sin[row + i]);
           const T x1 = in[base + i], x2 = in[base + half + i];
-          o[base + i] = x1 * cosv[i] - x2 * sinv[i];
-          o[base + half + i] = x2 * cosv[i] + x1 * sinv[i];
+          o[base + i] = x1 * c - x2 * sn;
+          o[base + half + i] = x2 * c + x1 * sn;
         }
       }
     }
