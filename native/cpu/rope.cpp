@@ -58,9 +58,9 @@ void rotate(const Tensor& x, const Tensor& positions, const RopeParams& p, const
   thread_local AngleTable cached;
   AngleTable perCall;
   const bool byPosition = !negative && (maxPos + 1) * half <= kMaxCachedAngles;
-  if (byPosition && !(cached.rows > maxPos && cached.positionScale == p.positionScale && cached.invFreq == p.invFreq)) {
-    cached.fill(p, std::max(maxPos + 1, cached.positionScale == p.positionScale && cached.invFreq == p.invFreq ? cached.rows : 0), nullptr);
-  }
+  const bool sameParams = cached.positionScale == p.positionScale && cached.invFreq == p.invFreq;
+  // Grown, never shrunk, while the parameters stay; rebuilt for new ones.
+  if (byPosition && !(sameParams && cached.rows > maxPos)) cached.fill(p, std::max(maxPos + 1, sameParams ? cached.rows : 0), nullptr);
   if (!byPosition) perCall.fill(p, tokens, pos);
   const AngleTable& table = byPosition ? cached : perCall;
   const T sign = p.inverse ? T(-1) : T(1);
