@@ -9,9 +9,10 @@
  * - SIT: the same mixture plus, for `seqFraction` of the examples, sequential instructions:
  *   repeat-then-task, decode-then-task and chains of 2 (and 3) tasks (all but count, see Task).
  * Held out from all training: the eval inputs (by their word multiset, so no permutation of an eval
- * input is trained on either), a few task pairs (never together in one training instruction), half
- * of every phrasing and frame bank (unless `heldoutPhrasings` is off: the shared-phrasings
- * analysis) and optionally whole tasks from sequential training (the unseen-task analysis).
+ * input is trained on either), a few task pairs (never together in one training instruction), a
+ * third of every task's phrasings (new combinations of its known words, see phrasingBank) and half
+ * of the step phrasings and frames (unless `heldoutPhrasings` is off: the shared-phrasings
+ * analysis), and optionally whole tasks from sequential training (the unseen-task analysis).
  *
  * Eval splits: `single`; `chain2-unseen` and `chain3-unseen`, chains holding a held-out pair (a
  * composition never trained); `chain3-seen` and `decode-seen`, chain types SIT trains on (new
@@ -34,7 +35,7 @@ export interface DemoDataOptions {
   trainSteps: number;
   /** fraction of SIT examples that are sequential */
   seqFraction: number;
-  /** train on half of the phrasings and frames, evaluate on the others (the default) */
+  /** train on some of the phrasings and frames, evaluate on the others (the default) */
   heldoutPhrasings: boolean;
   /** tasks kept out of every sequential training example */
   unseenTasks: TaskName[];
@@ -70,13 +71,14 @@ interface Phrasings {
 }
 
 function phrasings(heldout: boolean, side: 'train' | 'eval'): Phrasings {
-  // the first half of each bank for training, the rest for eval
+  // the step phrases and frames (lib/data's banks): the first half for training, the rest for eval
   const part = <T>(bank: readonly T[]): readonly T[] => {
     if (!heldout) return bank;
     const cut = Math.ceil(bank.length / 2);
     return side === 'train' ? bank.slice(0, cut) : bank.slice(cut);
   };
-  return { task: (t) => part(t.phrases), repeat: part(STEP_PHRASES.repeat), translate: part(STEP_PHRASES.translate), frames: part(FRAMES) };
+  const task = (t: Task) => (!heldout ? t.phrases : side === 'eval' ? t.heldoutPhrases : t.phrases.filter((p) => !t.heldoutPhrases.includes(p)));
+  return { task, repeat: part(STEP_PHRASES.repeat), translate: part(STEP_PHRASES.translate), frames: part(FRAMES) };
 }
 
 const capitalised = (phrase: string) => `${phrase.charAt(0).toUpperCase()}${phrase.slice(1)}:`;

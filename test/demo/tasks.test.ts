@@ -27,6 +27,16 @@ t.test('at least six tasks, each with several distinct phrasings; all but count 
     t.equal(new Set(x.phrases).size, x.phrases.length, `${x.name}: distinct phrasings`);
   }
   t.same(TASKS.filter((x) => !x.sequential).map((x) => x.name), ['count']);
+  // held out: a third, each a new combination of words that the task's training phrasings use
+  for (const x of TASKS) {
+    const trained = x.phrases.filter((p) => !x.heldoutPhrases.includes(p));
+    t.equal(x.heldoutPhrases.length * 3, x.phrases.length, `${x.name}: a third held out`);
+    t.ok(x.heldoutPhrases.every((p) => x.phrases.includes(p)));
+    for (const p of x.heldoutPhrases) {
+      t.notOk(trained.includes(p));
+      for (const word of p.split(' ')) t.ok(trained.some((q) => q.split(' ').includes(word)), `${x.name}: '${word}' of '${p}' is trained`);
+    }
+  }
   // phrases are how the data tests recognise a task inside an instruction
   const all = TASKS.flatMap((x) => x.phrases.map((p) => ({ p, name: x.name })));
   for (const a of all) for (const b of all) if (a.name !== b.name) t.notOk(b.p.includes(a.p), `'${a.p}' is not inside '${b.p}'`);
