@@ -10,8 +10,8 @@
  *   repeat-then-task, decode-then-task and chains of 2 (and 3) tasks (all but count, see Task).
  * Held out from all training: the eval inputs (by their word multiset, so no permutation of an eval
  * input is trained on either), a few task pairs (never together in one training instruction), a
- * third of every task's phrasings (new combinations of its known words, see phrasingBank) and half
- * of the step phrasings and frames (unless `heldoutPhrasings` is off: the shared-phrasings
+ * third of every phrasing bank: tasks, steps and frames, each held-out wording a new combination of
+ * known words (lib/demo/phrasings; unless `heldoutPhrasings` is off: the shared-phrasings
  * analysis), and optionally whole tasks from sequential training (the unseen-task analysis).
  *
  * Eval splits: `single`; `chain2-unseen` and `chain3-unseen`, chains holding a held-out pair (a
@@ -19,9 +19,10 @@
  * inputs, and new phrasings by default).
  */
 import { AlpacaRecord } from '../data/records';
-import { Frame, FRAMES, multiStepThenAnswer, pick, repeatStep, Step, STEP_PHRASES, translateStep } from '../data/sequential';
+import { Frame, multiStepThenAnswer, pick, repeatStep, Step, translateStep } from '../data/sequential';
 import { SeqtuneError } from '../errors';
 import { HostRng } from '../rng';
+import { bankSide, FRAME_BANK, STEP_BANKS } from './phrasings';
 import { applyChain, encode, randomInput, Task, TaskName, TASKS } from './tasks';
 import { ExpectedStep } from './score';
 
@@ -71,14 +72,12 @@ interface Phrasings {
 }
 
 function phrasings(heldout: boolean, side: 'train' | 'eval'): Phrasings {
-  // the step phrases and frames (lib/data's banks): the first half for training, the rest for eval
-  const part = <T>(bank: readonly T[]): readonly T[] => {
-    if (!heldout) return bank;
-    const cut = Math.ceil(bank.length / 2);
-    return side === 'train' ? bank.slice(0, cut) : bank.slice(cut);
+  return {
+    task: (t) => bankSide(t.phrasing, heldout, side),
+    repeat: bankSide(STEP_BANKS.repeat, heldout, side),
+    translate: bankSide(STEP_BANKS.translate, heldout, side),
+    frames: bankSide(FRAME_BANK, heldout, side),
   };
-  const task = (t: Task) => (!heldout ? t.phrases : side === 'eval' ? t.heldoutPhrases : t.phrases.filter((p) => !t.heldoutPhrases.includes(p)));
-  return { task, repeat: part(STEP_PHRASES.repeat), translate: part(STEP_PHRASES.translate), frames: part(FRAMES) };
 }
 
 const capitalised = (phrase: string) => `${phrase.charAt(0).toUpperCase()}${phrase.slice(1)}:`;

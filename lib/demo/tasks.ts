@@ -6,6 +6,7 @@
  */
 import { SeqtuneError } from '../errors';
 import { HostRng } from '../rng';
+import { Bank, phrasingBank } from './phrasings';
 
 /** Short words (3-5 letters, each with a vowel and a consonant that survives a shift). */
 export const WORDS: readonly string[] = [
@@ -43,9 +44,7 @@ export interface Task {
   /** the step label in a sequential answer, e.g. `1. Sort:` */
   label: string;
   /** short imperative phrasings (lower case, no final punctuation): the verbalisation bank */
-  phrases: readonly string[];
-  /** the third of `phrases` kept for evaluation when phrasings are held out (see phrasingBank) */
-  heldoutPhrases: readonly string[];
+  phrasing: Bank<string>;
   apply(text: string): string;
   /**
    * may be a step of a sequential instruction; count may not: every other task keeps the number
@@ -64,46 +63,25 @@ function shiftLetter(c: string): string {
   return c;
 }
 
-/**
- * A task's phrasings: each template (its `{o}` the object) with each object, 3 x 3. The held-out
- * third is the diagonal (template i with object j where i + j = 2 mod 3), so every held-out phrasing
- * is a new combination of a template and an object that training shows with this task. A model
- * trained from scratch has no language beyond its training data: a held-out synonym it never saw
- * ("advance" for shift) could not be understood by either arm, so held-out phrasings test new
- * wordings of known words, not a lexicon.
- */
-function phrasingBank(templates: readonly string[], objects: readonly string[]): Pick<Task, 'phrases' | 'heldoutPhrases'> {
-  const phrases: string[] = [];
-  const heldoutPhrases: string[] = [];
-  templates.forEach((template, i) =>
-    objects.forEach((object, j) => {
-      const phrase = template.replace('{o}', object);
-      phrases.push(phrase);
-      if ((i + j) % 3 === 2) heldoutPhrases.push(phrase);
-    }),
-  );
-  return { phrases, heldoutPhrases };
-}
-
 export const TASKS: readonly Task[] = [
   {
     name: 'reverse',
     label: 'Reverse',
-    ...phrasingBank(['reverse {o}', 'flip {o}', 'invert {o}'], ['the word order', 'the order of the words', 'the sequence of words']),
+    phrasing: phrasingBank(['reverse {o}', 'flip {o}', 'invert {o}'], ['the word order', 'the order of the words', 'the sequence of words']),
     apply: (text) => words(text).reverse().join(' '),
     sequential: true,
   },
   {
     name: 'uppercase',
     label: 'Uppercase',
-    ...phrasingBank(['uppercase {o}', 'capitalise {o}', 'write {o} in capitals'], ['the text', 'every letter', 'all the letters']),
+    phrasing: phrasingBank(['uppercase {o}', 'capitalise {o}', 'write {o} in capitals'], ['the text', 'every letter', 'all the letters']),
     apply: (text) => text.toUpperCase(),
     sequential: true,
   },
   {
     name: 'sort',
     label: 'Sort',
-    ...phrasingBank(['sort {o}', 'alphabetise {o}', 'put {o} in abc order'], ['the words', 'the list of words', 'all the words']),
+    phrasing: phrasingBank(['sort {o}', 'alphabetise {o}', 'put {o} in abc order'], ['the words', 'the list of words', 'all the words']),
     // code-point order: the texts are all one case, so this is alphabetical and locale-free
     apply: (text) => words(text).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).join(' '),
     sequential: true,
@@ -111,28 +89,28 @@ export const TASKS: readonly Task[] = [
   {
     name: 'dropvowels',
     label: 'Drop vowels',
-    ...phrasingBank(['drop {o}', 'remove {o}', 'delete {o}'], ['the vowels', 'every vowel', 'all the vowels']),
+    phrasing: phrasingBank(['drop {o}', 'remove {o}', 'delete {o}'], ['the vowels', 'every vowel', 'all the vowels']),
     apply: (text) => [...text].filter((c) => !isVowel(c)).join(''),
     sequential: true,
   },
   {
     name: 'shift',
     label: 'Shift',
-    ...phrasingBank(['shift {o} by one', 'advance {o}', 'move {o} up one'], ['each letter', 'every letter', 'all the letters']),
+    phrasing: phrasingBank(['shift {o} by one', 'advance {o}', 'move {o} up one'], ['each letter', 'every letter', 'all the letters']),
     apply: (text) => [...text].map(shiftLetter).join(''),
     sequential: true,
   },
   {
     name: 'mirror',
     label: 'Mirror',
-    ...phrasingBank(['mirror {o}', 'spell {o} backwards', 'write {o} back to front'], ['each word', 'every word', 'each of the words']),
+    phrasing: phrasingBank(['mirror {o}', 'spell {o} backwards', 'write {o} back to front'], ['each word', 'every word', 'each of the words']),
     apply: (text) => words(text).map((w) => [...w].reverse().join('')).join(' '),
     sequential: true,
   },
   {
     name: 'count',
     label: 'Count',
-    ...phrasingBank(['count {o}', 'tally {o}', 'give the number of {o}'], ['the words', 'the input words', 'all the words']),
+    phrasing: phrasingBank(['count {o}', 'tally {o}', 'give the number of {o}'], ['the words', 'the input words', 'all the words']),
     apply: (text) => String(words(text).length),
     sequential: false,
   },

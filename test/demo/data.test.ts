@@ -1,6 +1,6 @@
 import t from 'tap';
 import { AlpacaRecord } from '../../lib/data/records';
-import { FRAMES, STEP_PHRASES } from '../../lib/data/sequential';
+import { FRAME_BANK, STEP_BANKS } from '../../lib/demo/phrasings';
 import { buildDemoData, DemoDataOptions } from '../../lib/demo/data';
 import { ALPHABET, applyChain, decode, Task, TaskName, TASKS } from '../../lib/demo/tasks';
 
@@ -24,11 +24,11 @@ function take(gen: Generator<AlpacaRecord>, n: number): AlpacaRecord[] {
 function readInstruction(instruction: string) {
   const lower = instruction.toLowerCase();
   const at = (phrases: readonly string[]) => Math.min(...phrases.map((p) => lower.indexOf(p.toLowerCase())).filter((i) => i >= 0));
-  const tasks = TASKS.map((task) => ({ task, at: at(task.phrases) }))
+  const tasks = TASKS.map((task) => ({ task, at: at(task.phrasing.all) }))
     .filter((x) => Number.isFinite(x.at))
     .sort((a, b) => a.at - b.at)
     .map((x) => x.task);
-  return { tasks, translate: Number.isFinite(at(STEP_PHRASES.translate)), repeat: Number.isFinite(at(STEP_PHRASES.repeat)) };
+  return { tasks, translate: Number.isFinite(at(STEP_BANKS.translate.all)), repeat: Number.isFinite(at(STEP_BANKS.repeat.all)) };
 }
 
 /** The expected output of a record, computed from its instruction and input independently of lib/demo/data. */
@@ -60,7 +60,7 @@ t.test('every training record is right: outputs recomputed from instruction and 
     const multi = records.filter((r) => /^1\. /.test(r.output));
     if (kind === 'it') {
       t.equal(multi.length, 0, 'IT: single-step instructions only');
-      t.notOk(records.some((r) => FRAMES.some((f) => r.instruction.startsWith(f.lead))), 'IT: no sequential frames');
+      t.notOk(records.some((r) => FRAME_BANK.all.some((f) => r.instruction.startsWith(f.lead))), 'IT: no sequential frames');
     } else {
       // half the SIT examples are sequential; 3000 draws put the share well inside 0.45-0.55
       t.ok(multi.length > 0.45 * records.length && multi.length < 0.55 * records.length, `SIT: ${multi.length} sequential`);
@@ -180,7 +180,7 @@ t.test('analyses: number of steps, held-out phrasings, unseen tasks, prompt leng
   const verb = buildDemoData(base); // held-out phrasings, the default
   const phrasesIn = (texts: string[]) => {
     const found = new Set<string>();
-    const bank = [...TASKS.flatMap((x) => x.phrases), ...STEP_PHRASES.repeat, ...STEP_PHRASES.translate];
+    const bank = [...TASKS.flatMap((x) => x.phrasing.all), ...STEP_BANKS.repeat.all, ...STEP_BANKS.translate.all];
     for (const text of texts) for (const p of bank) if (text.toLowerCase().includes(p.toLowerCase())) found.add(p);
     return found;
   };

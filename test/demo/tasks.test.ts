@@ -1,5 +1,6 @@
 import t from 'tap';
 import { HostRng } from '../../lib/rng';
+import { Bank, bankSide, FRAME_BANK, STEP_BANKS } from '../../lib/demo/phrasings';
 import { ALPHABET, applyChain, CIPHER, decode, encode, randomInput, taskByName, TASKS, WORDS } from '../../lib/demo/tasks';
 
 const task = (name: string) => taskByName(name);
@@ -23,23 +24,34 @@ t.test('each task on hand-worked examples', async (t) => {
 t.test('at least six tasks, each with several distinct phrasings; all but count can be chained', async (t) => {
   t.ok(TASKS.length >= 6);
   for (const x of TASKS) {
-    t.ok(x.phrases.length >= 3, x.name);
-    t.equal(new Set(x.phrases).size, x.phrases.length, `${x.name}: distinct phrasings`);
+    t.ok(x.phrasing.all.length >= 3, x.name);
+    t.equal(new Set(x.phrasing.all).size, x.phrasing.all.length, `${x.name}: distinct phrasings`);
   }
   t.same(TASKS.filter((x) => !x.sequential).map((x) => x.name), ['count']);
-  // held out: a third, each a new combination of words that the task's training phrasings use
-  for (const x of TASKS) {
-    const trained = x.phrases.filter((p) => !x.heldoutPhrases.includes(p));
-    t.equal(x.heldoutPhrases.length * 3, x.phrases.length, `${x.name}: a third held out`);
-    t.ok(x.heldoutPhrases.every((p) => x.phrases.includes(p)));
-    for (const p of x.heldoutPhrases) {
-      t.notOk(trained.includes(p));
-      for (const word of p.split(' ')) t.ok(trained.some((q) => q.split(' ').includes(word)), `${x.name}: '${word}' of '${p}' is trained`);
+  // phrases are how the data tests recognise a task inside an instruction
+  const all = TASKS.flatMap((x) => x.phrasing.all.map((p) => ({ p, name: x.name })));
+  for (const a of all) for (const b of all) if (a.name !== b.name) t.notOk(b.p.includes(a.p), `'${a.p}' is not inside '${b.p}'`);
+});
+
+t.test('held-out phrasings: a third of each bank, each a new combination of words its training part uses', async (t) => {
+  const banks: Array<[string, Bank<string>]> = [
+    ...TASKS.map((x): [string, Bank<string>] => [x.name, x.phrasing]),
+    ['repeat', STEP_BANKS.repeat],
+    ['translate', STEP_BANKS.translate],
+    ['frames', { all: FRAME_BANK.all.map((f) => `${f.lead}|${f.join}|${f.last}`), heldout: FRAME_BANK.heldout.map((f) => `${f.lead}|${f.join}|${f.last}`) }],
+  ];
+  for (const [name, bank] of banks) {
+    const trained = bankSide(bank, true, 'train');
+    t.equal(bank.heldout.length * 3, bank.all.length, `${name}: a third held out`);
+    t.same(bankSide(bank, true, 'eval'), bank.heldout);
+    t.same(bankSide(bank, false, 'train'), bank.all, 'shared: all of it');
+    t.equal(new Set(bank.all).size, bank.all.length, `${name}: distinct`);
+    for (const p of bank.heldout) {
+      t.ok(bank.all.includes(p) && !trained.includes(p), `${name}: '${p}' is evaluated only`);
+      const words = (q: string) => q.split(/[ |]/).filter((w) => w !== '');
+      for (const word of words(p)) t.ok(trained.some((q) => words(q).includes(word)), `${name}: '${word}' of '${p}' is trained`);
     }
   }
-  // phrases are how the data tests recognise a task inside an instruction
-  const all = TASKS.flatMap((x) => x.phrases.map((p) => ({ p, name: x.name })));
-  for (const a of all) for (const b of all) if (a.name !== b.name) t.notOk(b.p.includes(a.p), `'${a.p}' is not inside '${b.p}'`);
 });
 
 t.test('the word list: short, distinct, and every task keeps a word non-empty', async (t) => {
