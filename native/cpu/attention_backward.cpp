@@ -46,10 +46,10 @@ std::vector<Tile> documentTiles(const AttentionDims& d, const int32_t* cu) {
 template <class Rows, typename T, int kD>
 inline void probabilityRow(const T* qs, const T* dout, const T* kPacked, const T* vPacked, int64_t D, int64_t count,
                            T lse, T di, T* p, T* ds) {
-  scoreRow<T, kD>(qs, kPacked, D, p);
+  Rows::template score<kD>(qs, kPacked, D, p);
   Rows::mask(p, count);
   Rows::exp(p, lse);
-  scoreRow<T, kD>(dout, vPacked, D, ds);
+  Rows::template score<kD>(dout, vPacked, D, ds);
   for (int j = 0; j < kBlockK; ++j) ds[j] = p[j] * (ds[j] - di);
 }
 
@@ -104,10 +104,10 @@ struct DocumentWorker {
             const int64_t count = std::min(visibleKeys(d.causal, i0 + r, len) - k0, nk);
             probabilityRow<Rows, T, kD>(qRows + r * D, doutRows + r * D, kp, vp, D, count, c.lse[first + r],
                                         c.di[first + r], p + r * kBlockK, ds + r * kBlockK);
-            accumulateRows<T, kD>(ds + r * kBlockK, 1, kRows, kv.ld, count, D, dqRow(hl, i0 + r));
+            Rows::template accumulate<kD>(ds + r * kBlockK, 1, kRows, kv.ld, count, D, dqRow(hl, i0 + r));
           }
-          accumulateOuter<T, kD>(p, doutRows, D, rows, nk, D, dv);
-          accumulateOuter<T, kD>(ds, qRows, D, rows, nk, D, dk);
+          accumulateOuter<Rows, kD>(p, doutRows, D, rows, nk, D, dv);
+          accumulateOuter<Rows, kD>(ds, qRows, D, rows, nk, D, dk);
         }
       }
       for (int64_t j = 0; j < nk; ++j) {
