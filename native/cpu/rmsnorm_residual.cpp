@@ -16,6 +16,8 @@ constexpr int64_t kGrain = 1 << 14;
 
 // Rows of work per parallel range: enough elements per range to outweigh the hand-off.
 int64_t rowGrain(int64_t cols) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)); }
+// Rows per block of the backward (a task, and one partial sum of dweight).
+constexpr int64_t kWeightRows = 256;
 
 // Rounds a row of sums to what they are once stored in `dtype`: the forward normalises the stored
 // (rounded) sum, as Hugging Face does after its bf16 residual add, so the backward's `sum` input
@@ -98,8 +100,12 @@ void backward(const Tensor& dout, const Tensor& sum, const Tensor& weight, const
   std::optional<HostIn<T>> ds;
   if (dsum) ds.emplace(*dsum);
   HostOut<T> d(dx, false);
-  parallelFor(rows, rowGrain(cols), [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
+  // dweight's sum over rows in f64, per block of kWeightRows rows (blocks in order at the end):
+  // the blocks, not the threads, fix the order, and g and s are read once for dx and dweight.
+  const int64_t blocks = (rows + kWeightRows - 1) / kWeightRows;
+  std::vector<double> partial(dweight ? static_cast<size_t>(blocks * cols) : 0, 0.0);
+  parallelFor(blocks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t row = first * kWeightRows; row < std::min(rows, last * kWeightRows); ++row) {
       const int64_t base = row * cols;
       const T* __restrict gr = g.data() + base;
       const T* __restrict sr = s.data() + base;
@@ -109,28 +115,26 @@ void backward(const Tensor& dout, const Tensor& sum, const Tensor& weight, const
       const double rr = r[row];
       const T rt = static_cast<T>(rr);
       const T coef = static_cast<T>(rr * rr * rr * dot / static_cast<double>(cols));
-      for (int64_t c = 0; c < cols; ++c) dr[c] = rt * gr[c] * wr[c] - sr[c] * coef;
       if (ds) {
         const T* __restrict dsr = ds->data() + base;
-        for (int64_t c = 0; c < cols; ++c) dr[c] += dsr[c];
+        for (int64_t c = 0; c < cols; ++c) dr[c] = rt * gr[c] * wr[c] - sr[c] * coef + dsr[c];
+      } else {
+        for (int64_t c = 0; c < cols; ++c) dr[c] = rt * gr[c] * wr[c] - sr[c] * coef;
+      }
+      if (dweight) {
+        double* __restrict acc = partial.data() + (row / kWeightRows) * cols;
+        for (int64_t c = 0; c < cols; ++c) acc[c] += static_cast<double>(gr[c]) * static_cast<double>(sr[c]) * rr;
       }
     }
   });
   d.commit();
   if (!dweight) return;
   HostOut<T> dw(*dweight, false);
-  parallelFor(cols, std::max<int64_t>(16, kGrain / std::max<int64_t>(rows, 1)), [&](int64_t begin, int64_t end) {
-    std::vector<double> acc(static_cast<size_t>(end - begin), 0.0);
-    for (int64_t row = 0; row < rows; ++row) {
-      const double rr = r[row];
-      const T* gr = g.data() + row * cols;
-      const T* sr = s.data() + row * cols;
-      for (int64_t c = begin; c < end; ++c) {
-        acc[c - begin] += static_cast<double>(gr[c]) * static_cast<double>(sr[c]) * rr;
-      }
-    }
-    for (int64_t c = begin; c < end; ++c) dw[c] = static_cast<T>(acc[c - begin]);
-  });
+  for (int64_t c = 0; c < cols; ++c) {
+    double sum = 0;
+    for (int64_t b = 0; b < blocks; ++b) sum += partial[b * cols + c];
+    dw[c] = static_cast<T>(sum);
+  }
   dw.commit();
 }
 
