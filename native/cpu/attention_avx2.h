@@ -54,6 +54,41 @@ struct Avx2Rows {
     }
   }
 
+  // PortableRows::accumulateOuter for a fixed head dim that is a multiple of 8: kKeys keys at a
+  // time share each loaded row of x, so 12 sums are in flight instead of one key's few; each
+  // key's sum keeps its order over r. Other head dims, and the last n % kKeys keys, go one key at
+  // a time.
+  template <int kD>
+  SEQTUNE_ATTN_AVX2_INLINE static void accumulateOuter(const float* w, const float* x, int64_t ldx, int64_t rows,
+                                                       int64_t n, int64_t dims, float* acc) {
+    int64_t j = 0;
+    if constexpr (kD > 0 && kD % 8 == 0) {
+      constexpr int kVecs = kD < 32 ? kD / 8 : 4;  // columns per pass: 8 · kVecs (kD >= 32 is a multiple of 32)
+      constexpr int kKeys = 12 / kVecs;
+      for (; j + kKeys <= n; j += kKeys) {
+        for (int c0 = 0; c0 < kD; c0 += 8 * kVecs) {
+          __m256 a[kKeys][kVecs];
+          for (int k = 0; k < kKeys; ++k) {
+            for (int i = 0; i < kVecs; ++i) a[k][i] = _mm256_loadu_ps(acc + (j + k) * kD + c0 + 8 * i);
+          }
+          for (int64_t r = 0; r < rows; ++r) {
+            __m256 xv[kVecs];
+            for (int i = 0; i < kVecs; ++i) xv[i] = _mm256_loadu_ps(x + r * ldx + c0 + 8 * i);
+            for (int k = 0; k < kKeys; ++k) {
+              const __m256 wk = _mm256_broadcast_ss(w + r * kBlockK + j + k);
+              for (int i = 0; i < kVecs; ++i) a[k][i] = _mm256_fmadd_ps(wk, xv[i], a[k][i]);
+            }
+          }
+          for (int k = 0; k < kKeys; ++k) {
+            for (int i = 0; i < kVecs; ++i) _mm256_storeu_ps(acc + (j + k) * kD + c0 + 8 * i, a[k][i]);
+          }
+        }
+      }
+    }
+    const int64_t D = kD > 0 ? kD : dims;
+    for (; j < n; ++j) accumulate<kD>(w + j, kBlockK, x, ldx, rows, D, acc + j * D);
+  }
+
   SEQTUNE_ATTN_AVX2_INLINE static void mask(float* s, int64_t count) {
     const __m256i n = _mm256_set1_epi32(static_cast<int>(count));  // count <= kBlockK
     const __m256 minusInf = _mm256_set1_ps(kMinusInf<float>);

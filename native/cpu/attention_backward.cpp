@@ -106,8 +106,8 @@ struct DocumentWorker {
                                         c.di[first + r], p + r * kBlockK, ds + r * kBlockK);
             Rows::template accumulate<kD>(ds + r * kBlockK, 1, kRows, kv.ld, count, D, dqRow(hl, i0 + r));
           }
-          accumulateOuter<Rows, kD>(p, doutRows, D, rows, nk, D, dv);
-          accumulateOuter<Rows, kD>(ds, qRows, D, rows, nk, D, dk);
+          Rows::template accumulateOuter<kD>(p, doutRows, D, rows, nk, D, dv);
+          Rows::template accumulateOuter<kD>(ds, qRows, D, rows, nk, D, dk);
         }
       }
       for (int64_t j = 0; j < nk; ++j) {
