@@ -12,6 +12,27 @@ namespace {
 
 constexpr int64_t kGrain = 1 << 14;
 
+// The step's constants in the parameter's precision.
+template <typename T>
+struct StepConsts {
+  T decay, b1, b2, c, stepSize, bc2Sqrt, eps;
+};
+
+// Elements [0, n) through plain pointers: the compiler vectorises the loop (sqrt too, with
+// -fno-math-errno) after a run-time check that p, m, v and g do not overlap. An AVX2 build
+// measured no faster: at the demo's size the step is bound by memory traffic.
+template <typename T>
+void stepRange(const StepConsts<T>& k, const T* g, T* p, T* m, T* v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T gi = g[i] * k.c;
+    // Decoupled weight decay first, then the moments, as torch.optim.AdamW.
+    p[i] *= k.decay;
+    m[i] = k.b1 * m[i] + (T(1) - k.b1) * gi;
+    v[i] = k.b2 * v[i] + (T(1) - k.b2) * gi * gi;
+    p[i] -= k.stepSize * m[i] / (std::sqrt(v[i]) / k.bc2Sqrt + k.eps);
+  }
+}
+
 // One tensor's step in its parameter's precision.
 template <typename T>
 void adamwTensor(const AdamwHyper& hp, double clip, const Tensor& param, const Tensor& grad, const Tensor& mT,
@@ -19,20 +40,15 @@ void adamwTensor(const AdamwHyper& hp, double clip, const Tensor& param, const T
   HostIn<T> g(grad);
   T* p = param.data<T>();
   HostOut<T> m(mT, true), v(vT, true);
-  const T decay = T(1 - hp.lr * hp.weightDecay);
-  const T b1 = T(hp.beta1), b2 = T(hp.beta2), c = T(clip);
-  const T stepSize = T(hp.lr / (1 - std::pow(hp.beta1, static_cast<double>(hp.step))));
-  const T bc2Sqrt = T(std::sqrt(1 - std::pow(hp.beta2, static_cast<double>(hp.step))));
-  const T eps = T(hp.eps);
+  const StepConsts<T> k{T(1 - hp.lr * hp.weightDecay),
+                        T(hp.beta1),
+                        T(hp.beta2),
+                        T(clip),
+                        T(hp.lr / (1 - std::pow(hp.beta1, static_cast<double>(hp.step)))),
+                        T(std::sqrt(1 - std::pow(hp.beta2, static_cast<double>(hp.step)))),
+                        T(hp.eps)};
   parallelFor(param.numel(), kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const T gi = g[i] * c;
-      // Decoupled weight decay first, then the moments, as torch.optim.AdamW.
-      p[i] *= decay;
-      m[i] = b1 * m[i] + (T(1) - b1) * gi;
-      v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
-      p[i] -= stepSize * m[i] / (std::sqrt(v[i]) / bc2Sqrt + eps);
-    }
+    stepRange(k, g.data() + begin, p + begin, m.data() + begin, v.data() + begin, end - begin);
   });
   m.commit();
   v.commit();

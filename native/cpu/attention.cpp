@@ -113,7 +113,7 @@ struct ForwardWorker {
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t count = std::min(visible[r] - j0, nk);
         if (count <= 0) continue;
-        scoreRow<T, kD>(qs + r * D, packed, D, s);
+        Rows::template score<kD>(qs + r * D, packed, D, s);
         Rows::mask(s, count);
         const T mNew = std::max(m[r], Rows::max(s));
         const T sum = Rows::exp(s, mNew);
@@ -125,7 +125,7 @@ struct ForwardWorker {
         }
         l[r] = l[r] * alpha + sum;
         m[r] = mNew;
-        accumulateRows<T, kD>(s, 1, vBlock, kv.ld, count, D, o);
+        Rows::template accumulate<kD>(s, 1, vBlock, kv.ld, count, D, o);
       }
     }
     for (int64_t r = 0; r < rows; ++r) {

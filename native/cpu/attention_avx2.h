@@ -1,7 +1,9 @@
-// The softmax steps on a block of f32 scores with AVX2+FMA intrinsics, used by the AVX2 builds of
-// the attention workers. Plain loops do not get here: GCC turns the clamps of a polynomial exp
-// into branches (it specialises the clamped path) and then cannot vectorise it, and it keeps an
-// in-order max reduction scalar; the exp is a third of the work.
+// The row kernels on f32 with AVX2+FMA intrinsics, used by the AVX2 builds of the attention
+// workers. Plain loops do not get here: GCC turns the clamps of a polynomial exp into branches (it
+// specialises the clamped path) and then cannot vectorise it, and it keeps an in-order max
+// reduction scalar; the exp is a third of the work. And in scoreRow and accumulateRows it stores
+// the accumulators to memory on every step of the sum; here they stay in registers. Each sum
+// keeps the portable kernels' order.
 #pragma once
 #include "native/cpu/attention_kernels.h"
 #include "native/cpu/avx2_math.h"
@@ -15,6 +17,77 @@ namespace seqtune::cpu::attn {
 
 struct Avx2Rows {
   SEQTUNE_ATTN_AVX2_INLINE static __m256 exp8(__m256 x) { return avx2::exp8(x); }
+
+  // scoreRow: the block's kBlockK sums in 8 registers.
+  template <int kD>
+  SEQTUNE_ATTN_AVX2_INLINE static void score(const float* x, const float* packed, int64_t dims, float* s) {
+    const int64_t D = kD > 0 ? kD : dims;
+    __m256 acc[kBlockK / 8];
+    for (int i = 0; i < kBlockK / 8; ++i) acc[i] = _mm256_setzero_ps();
+    for (int64_t d = 0; d < D; ++d) {
+      const __m256 xd = _mm256_broadcast_ss(x + d);
+      const float* row = packed + d * kBlockK;
+      for (int i = 0; i < kBlockK / 8; ++i) acc[i] = _mm256_fmadd_ps(xd, _mm256_loadu_ps(row + 8 * i), acc[i]);
+    }
+    for (int i = 0; i < kBlockK / 8; ++i) _mm256_storeu_ps(s + 8 * i, acc[i]);
+  }
+
+  // accumulateRows for a fixed head dim that is a multiple of 8: up to 32 columns of o per pass
+  // in registers. Other head dims take the portable loop.
+  template <int kD>
+  SEQTUNE_ATTN_AVX2_INLINE static void accumulate(const float* w, int64_t ldw, const float* x, int64_t ldx, int64_t n,
+                                                  int64_t dims, float* o) {
+    if constexpr (kD == 0 || kD % 8 != 0) {
+      accumulateRows<float, kD>(w, ldw, x, ldx, n, dims, o);
+    } else {
+      for (int c0 = 0; c0 < kD; c0 += 32) {
+        const int vecs = std::min(32, kD - c0) / 8;
+        __m256 acc[4];
+        for (int i = 0; i < vecs; ++i) acc[i] = _mm256_loadu_ps(o + c0 + 8 * i);
+        for (int64_t j = 0; j < n; ++j) {
+          const __m256 wj = _mm256_broadcast_ss(w + j * ldw);
+          const float* row = x + j * ldx + c0;
+          for (int i = 0; i < vecs; ++i) acc[i] = _mm256_fmadd_ps(wj, _mm256_loadu_ps(row + 8 * i), acc[i]);
+        }
+        for (int i = 0; i < vecs; ++i) _mm256_storeu_ps(o + c0 + 8 * i, acc[i]);
+      }
+    }
+  }
+
+  // PortableRows::accumulateOuter for a fixed head dim that is a multiple of 8: kKeys keys at a
+  // time share each loaded row of x, so 12 sums are in flight instead of one key's few; each
+  // key's sum keeps its order over r. Other head dims, and the last n % kKeys keys, go one key at
+  // a time.
+  template <int kD>
+  SEQTUNE_ATTN_AVX2_INLINE static void accumulateOuter(const float* w, const float* x, int64_t ldx, int64_t rows,
+                                                       int64_t n, int64_t dims, float* acc) {
+    int64_t j = 0;
+    if constexpr (kD > 0 && kD % 8 == 0) {
+      constexpr int kVecs = kD < 32 ? kD / 8 : 4;  // columns per pass: 8 · kVecs (kD >= 32 is a multiple of 32)
+      constexpr int kKeys = 12 / kVecs;
+      for (; j + kKeys <= n; j += kKeys) {
+        for (int c0 = 0; c0 < kD; c0 += 8 * kVecs) {
+          __m256 a[kKeys][kVecs];
+          for (int k = 0; k < kKeys; ++k) {
+            for (int i = 0; i < kVecs; ++i) a[k][i] = _mm256_loadu_ps(acc + (j + k) * kD + c0 + 8 * i);
+          }
+          for (int64_t r = 0; r < rows; ++r) {
+            __m256 xv[kVecs];
+            for (int i = 0; i < kVecs; ++i) xv[i] = _mm256_loadu_ps(x + r * ldx + c0 + 8 * i);
+            for (int k = 0; k < kKeys; ++k) {
+              const __m256 wk = _mm256_broadcast_ss(w + r * kBlockK + j + k);
+              for (int i = 0; i < kVecs; ++i) a[k][i] = _mm256_fmadd_ps(wk, xv[i], a[k][i]);
+            }
+          }
+          for (int k = 0; k < kKeys; ++k) {
+            for (int i = 0; i < kVecs; ++i) _mm256_storeu_ps(acc + (j + k) * kD + c0 + 8 * i, a[k][i]);
+          }
+        }
+      }
+    }
+    const int64_t D = kD > 0 ? kD : dims;
+    for (; j < n; ++j) accumulate<kD>(w + j, kBlockK, x, ldx, rows, D, acc + j * D);
+  }
 
   SEQTUNE_ATTN_AVX2_INLINE static void mask(float* s, int64_t count) {
     const __m256i n = _mm256_set1_epi32(static_cast<int>(count));  // count <= kBlockK

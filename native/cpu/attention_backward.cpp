@@ -1,11 +1,11 @@
 // Attention backward (packed layout), deterministic and without a T x T buffer. P is recomputed
-// blockwise from the forward's lse, and with Di = rowsum(dout ∘ out), dS = P ∘ (dout·vᵀ - Di):
-//   pass 1, one task per (document, kv head, key block): dv = Σ Pᵀ·dout and dk = scale · Σ dSᵀ·q,
-//           summed over the group's query heads, then the query blocks, in a fixed order;
-//   pass 2, one task per (document, kv head, query block): dq = scale · Σ dS·k over key blocks.
-// Each gradient element is owned by one task, so no atomics and no dependence on thread count.
-// q (pre-scaled) and dout are first copied head-major, [H, T, D], so a block of query rows of
-// one head is contiguous for both passes.
+// blockwise from the forward's lse, and with Di = rowsum(dout ∘ out), dS = P ∘ (dout·vᵀ - Di).
+// One task per (document, kv head) owns every gradient row it touches, so no atomics and no
+// dependence on the thread count: key blocks in order, and for each the group's query heads, then
+// the query blocks that see it, in order; each (query block, key block) pair computes P and dS
+// once and adds dv += Pᵀ·dout, dk += scale · dSᵀ·q and dq += scale · dS·k (dq's sum per row runs
+// over the key blocks in order). q (pre-scaled) and dout are first copied head-major, [H, T, D],
+// so a block of query rows of one head is contiguous.
 #include <vector>
 
 #include "native/cpu/attention_avx2.h"
@@ -31,17 +31,12 @@ struct BackwardCtx {
   std::vector<Tile> tiles;
 };
 
-// Tiles of `block` key or query rows over every document and kv head. Under a causal mask late
-// key blocks and early query blocks see fewer partners.
-std::vector<Tile> tiles(const AttentionDims& d, const int32_t* cu, int64_t block, bool keyBlocks) {
+// One tile per document and kv head (first = 0, count = its length), costliest first.
+std::vector<Tile> documentTiles(const AttentionDims& d, const int32_t* cu) {
   std::vector<std::pair<int64_t, Tile>> costed;
   for (int64_t b = 0; b < d.batch; ++b) {
     const int64_t len = cu[b + 1] - cu[b];
-    for (int64_t first = 0; first < len; first += block) {
-      const int64_t count = std::min(block, len - first);
-      const int64_t partners = !d.causal ? len : keyBlocks ? len - first : first + count;
-      for (int64_t g = 0; g < d.kvHeads; ++g) costed.push_back({count * partners, Tile{b, g, first, count}});
-    }
+    for (int64_t g = 0; g < d.kvHeads; ++g) costed.push_back({len * len, Tile{b, g, 0, len}});
   }
   return costliestFirst(std::move(costed));
 }
@@ -51,15 +46,15 @@ std::vector<Tile> tiles(const AttentionDims& d, const int32_t* cu, int64_t block
 template <class Rows, typename T, int kD>
 inline void probabilityRow(const T* qs, const T* dout, const T* kPacked, const T* vPacked, int64_t D, int64_t count,
                            T lse, T di, T* p, T* ds) {
-  scoreRow<T, kD>(qs, kPacked, D, p);
+  Rows::template score<kD>(qs, kPacked, D, p);
   Rows::mask(p, count);
   Rows::exp(p, lse);
-  scoreRow<T, kD>(dout, vPacked, D, ds);
+  Rows::template score<kD>(dout, vPacked, D, ds);
   for (int j = 0; j < kBlockK; ++j) ds[j] = p[j] * (ds[j] - di);
 }
 
 template <typename T, int kD>
-struct KeyWorker {
+struct DocumentWorker {
   static void run(const BackwardCtx<T>& c, std::atomic<int64_t>& next) { work<PortableRows>(c, next); }
 #ifdef SEQTUNE_ATTN_X86
   SEQTUNE_ATTN_AVX2 static void runAvx2(const BackwardCtx<T>& c, std::atomic<int64_t>& next) {
@@ -77,91 +72,56 @@ struct KeyWorker {
     }
   }
 
+  // dq's rows of the tile are summed in place in c.dq (unscaled), then scaled.
   template <class Rows>
   static void tile(const BackwardCtx<T>& c, const Tile& tile, T* kp, T* vp, T* dk, T* dv, T* p, T* ds) {
     const AttentionDims& d = c.dims;
     const int64_t D = kD > 0 ? kD : d.headDim;
-    const int64_t T_ = d.tokens, k0 = tile.first, nk = tile.count;
-    const int64_t start = c.cu[tile.b], len = c.cu[tile.b + 1] - start;
+    const int64_t H = d.heads, T_ = d.tokens, len = tile.count;
+    const int64_t start = c.cu[tile.b];
     const KvView kv = kvView(d, c.cu, tile.b, tile.g);
-    packTransposed(c.k + kv.base + k0 * kv.ld, kv.ld, nk, D, kp);
-    packTransposed(c.v + kv.base + k0 * kv.ld, kv.ld, nk, D, vp);
-    std::fill(dk, dk + nk * D, T(0));
-    std::fill(dv, dv + nk * D, T(0));
-    // Causal: queries before the block see none of its keys.
-    const int64_t firstQuery = d.causal ? k0 : 0;
+    auto dqRow = [&](int64_t hl, int64_t i) { return c.dq + ((start + i) * H + tile.g * c.group + hl) * D; };
     for (int64_t hl = 0; hl < c.group; ++hl) {
-      const int64_t h = tile.g * c.group + hl;
-      for (int64_t i0 = firstQuery; i0 < len; i0 += kBlockQ) {
-        const int64_t rows = std::min(kBlockQ, len - i0);
-        const int64_t first = h * T_ + start + i0;  // row of query i0 in the head-major buffers
-        const T* qRows = c.qs.data() + first * D;
-        const T* doutRows = c.dout.data() + first * D;
-        for (int64_t r = 0; r < rows; ++r) {
-          const int64_t count = std::clamp<int64_t>(visibleKeys(d.causal, i0 + r, len) - k0, 0, nk);
-          probabilityRow<Rows, T, kD>(qRows + r * D, doutRows + r * D, kp, vp, D, count, c.lse[first + r],
-                                      c.di[first + r], p + r * kBlockK, ds + r * kBlockK);
+      for (int64_t i = 0; i < len; ++i) std::fill(dqRow(hl, i), dqRow(hl, i) + D, T(0));
+    }
+    for (int64_t k0 = 0; k0 < len; k0 += kBlockK) {
+      const int64_t nk = std::min(kBlockK, len - k0);
+      const T* kRows = c.k + kv.base + k0 * kv.ld;
+      packTransposed(kRows, kv.ld, nk, D, kp);
+      packTransposed(c.v + kv.base + k0 * kv.ld, kv.ld, nk, D, vp);
+      std::fill(dk, dk + nk * D, T(0));
+      std::fill(dv, dv + nk * D, T(0));
+      // Causal: queries before the block see none of its keys.
+      const int64_t firstQuery = d.causal ? k0 : 0;
+      for (int64_t hl = 0; hl < c.group; ++hl) {
+        const int64_t h = tile.g * c.group + hl;
+        for (int64_t i0 = firstQuery; i0 < len; i0 += kBlockQ) {
+          const int64_t rows = std::min(kBlockQ, len - i0);
+          const int64_t first = h * T_ + start + i0;  // row of query i0 in the head-major buffers
+          const T* qRows = c.qs.data() + first * D;
+          const T* doutRows = c.dout.data() + first * D;
+          for (int64_t r = 0; r < rows; ++r) {
+            const int64_t count = std::min(visibleKeys(d.causal, i0 + r, len) - k0, nk);
+            probabilityRow<Rows, T, kD>(qRows + r * D, doutRows + r * D, kp, vp, D, count, c.lse[first + r],
+                                        c.di[first + r], p + r * kBlockK, ds + r * kBlockK);
+            Rows::template accumulate<kD>(ds + r * kBlockK, 1, kRows, kv.ld, count, D, dqRow(hl, i0 + r));
+          }
+          Rows::template accumulateOuter<kD>(p, doutRows, D, rows, nk, D, dv);
+          Rows::template accumulateOuter<kD>(ds, qRows, D, rows, nk, D, dk);
         }
-        accumulateOuter<T, kD>(p, doutRows, D, rows, nk, D, dv);
-        accumulateOuter<T, kD>(ds, qRows, D, rows, nk, D, dk);
       }
-    }
-    for (int64_t j = 0; j < nk; ++j) {
-      const int64_t row = ((start + k0 + j) * d.kvHeads + tile.g) * D;
-      std::copy(dk + j * D, dk + (j + 1) * D, c.dk + row);
-      std::copy(dv + j * D, dv + (j + 1) * D, c.dv + row);
-    }
-  }
-};
-
-template <typename T, int kD>
-struct QueryWorker {
-  static void run(const BackwardCtx<T>& c, std::atomic<int64_t>& next) { work<PortableRows>(c, next); }
-#ifdef SEQTUNE_ATTN_X86
-  SEQTUNE_ATTN_AVX2 static void runAvx2(const BackwardCtx<T>& c, std::atomic<int64_t>& next) {
-    work<Avx2Rows>(c, next);
-  }
-#endif
-
-  template <class Rows>
-  static void work(const BackwardCtx<T>& c, std::atomic<int64_t>& next) {
-    const int64_t D = kD > 0 ? kD : c.dims.headDim;
-    std::vector<T> kp(D * kBlockK), vp(D * kBlockK), dq(c.group * kBlockQ * D), p(kBlockK), ds(kBlockK);
-    for (int64_t t; (t = next.fetch_add(1)) < static_cast<int64_t>(c.tiles.size());) {
-      tile<Rows>(c, c.tiles[t], kp.data(), vp.data(), dq.data(), p.data(), ds.data());
-    }
-  }
-
-  // Rows r = hl · nq + i, as in the forward.
-  template <class Rows>
-  static void tile(const BackwardCtx<T>& c, const Tile& tile, T* kp, T* vp, T* dq, T* p, T* ds) {
-    const AttentionDims& d = c.dims;
-    const int64_t D = kD > 0 ? kD : d.headDim;
-    const int64_t H = d.heads, T_ = d.tokens, q0 = tile.first, nq = tile.count, rows = c.group * nq;
-    const int64_t start = c.cu[tile.b], len = c.cu[tile.b + 1] - start;
-    const KvView kv = kvView(d, c.cu, tile.b, tile.g);
-    // Row r's index in the head-major buffers.
-    auto at = [&](int64_t r) { return (tile.g * c.group + r / nq) * T_ + start + q0 + r % nq; };
-    std::fill(dq, dq + rows * D, T(0));
-    const int64_t keyEnd = visibleKeys(d.causal, q0 + nq - 1, len);
-    for (int64_t j0 = 0; j0 < keyEnd; j0 += kBlockK) {
-      const int64_t nk = std::min(kBlockK, keyEnd - j0);
-      packTransposed(c.k + kv.base + j0 * kv.ld, kv.ld, nk, D, kp);
-      packTransposed(c.v + kv.base + j0 * kv.ld, kv.ld, nk, D, vp);
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t count = std::min(visibleKeys(d.causal, q0 + r % nq, len) - j0, nk);
-        if (count <= 0) continue;
-        const int64_t row = at(r);
-        probabilityRow<Rows, T, kD>(c.qs.data() + row * D, c.dout.data() + row * D, kp, vp, D, count, c.lse[row],
-                                    c.di[row], p, ds);
-        accumulateRows<T, kD>(ds, 1, c.k + kv.base + j0 * kv.ld, kv.ld, count, D, dq + r * D);
+      for (int64_t j = 0; j < nk; ++j) {
+        const int64_t row = ((start + k0 + j) * d.kvHeads + tile.g) * D;
+        std::copy(dk + j * D, dk + (j + 1) * D, c.dk + row);
+        std::copy(dv + j * D, dv + (j + 1) * D, c.dv + row);
       }
     }
     const T scale = static_cast<T>(d.scale);
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t i = r % nq, h = tile.g * c.group + r / nq;
-      T* dst = c.dq + ((start + q0 + i) * H + h) * D;
-      for (int64_t x = 0; x < D; ++x) dst[x] = dq[r * D + x] * scale;
+    for (int64_t hl = 0; hl < c.group; ++hl) {
+      for (int64_t i = 0; i < len; ++i) {
+        T* row = dqRow(hl, i);
+        for (int64_t x = 0; x < D; ++x) row[x] *= scale;
+      }
     }
   }
 };
@@ -191,10 +151,8 @@ void attentionBackward(const AttentionDims& dims, const char* op, const T* dout,
       ctx.di[to] = sum;
     }
   });
-  ctx.tiles = tiles(dims, cuSeqlens, kBlockK, true);
-  runWorkers(static_cast<int64_t>(ctx.tiles.size()), pickWorker<KeyWorker, T>(D), ctx);
-  ctx.tiles = tiles(dims, cuSeqlens, kBlockQ, false);
-  runWorkers(static_cast<int64_t>(ctx.tiles.size()), pickWorker<QueryWorker, T>(D), ctx);
+  ctx.tiles = documentTiles(dims, cuSeqlens);
+  runWorkers(static_cast<int64_t>(ctx.tiles.size()), pickWorker<DocumentWorker, T>(D), ctx);
 }
 
 template void attentionBackward<float>(const AttentionDims&, const char*, const float*, const float*, const float*,

@@ -84,8 +84,36 @@ inline void scoreRow(const T* __restrict x, const T* __restrict packed, int64_t 
   }
 }
 
-// Softmax steps on one block of kBlockK scores in plain C++ (any T).
+// o[d] += Σ_{j<n} w[j · ldw] · x[j · ldx + d]. With restrict (and kD fixed) o stays in registers.
+template <typename T, int kD>
+inline void accumulateRows(const T* __restrict w, int64_t ldw, const T* __restrict x, int64_t ldx, int64_t n,
+                           int64_t dims, T* __restrict o) {
+  const int64_t D = kD > 0 ? kD : dims;
+  for (int64_t j = 0; j < n; ++j) {
+    const T wj = w[j * ldw];
+    const T* row = x + j * ldx;
+    for (int64_t d = 0; d < D; ++d) o[d] += wj * row[d];
+  }
+}
+
+// The row kernels in plain C++ (any T): the softmax steps on one block of kBlockK scores,
+// scoreRow, accumulateRows and their use for key gradients.
 struct PortableRows {
+  template <int kD, typename T>
+  static void score(const T* x, const T* packed, int64_t dims, T* s) {
+    scoreRow<T, kD>(x, packed, dims, s);
+  }
+  template <int kD, typename T>
+  static void accumulate(const T* w, int64_t ldw, const T* x, int64_t ldx, int64_t n, int64_t dims, T* o) {
+    accumulateRows<T, kD>(w, ldw, x, ldx, n, dims, o);
+  }
+  // acc[j · D + d] += Σ_{r<rows} w[r · kBlockK + j] · x[r · ldx + d] for j < n: a block of key
+  // gradients from a block of query rows, each key's sum running over r in order.
+  template <int kD, typename T>
+  static void accumulateOuter(const T* w, const T* x, int64_t ldx, int64_t rows, int64_t n, int64_t dims, T* acc) {
+    const int64_t D = kD > 0 ? kD : dims;
+    for (int64_t j = 0; j < n; ++j) accumulateRows<T, kD>(w + j, kBlockK, x, ldx, rows, D, acc + j * D);
+  }
   // s[j] = -inf for j >= count, so that e^(s[j] - anything) = 0 there.
   template <typename T>
   static void mask(T* s, int64_t count) {
@@ -108,27 +136,6 @@ struct PortableRows {
     return sum;
   }
 };
-
-// o[d] += Σ_{j<n} w[j · ldw] · x[j · ldx + d]. With restrict (and kD fixed) o stays in registers.
-template <typename T, int kD>
-inline void accumulateRows(const T* __restrict w, int64_t ldw, const T* __restrict x, int64_t ldx, int64_t n,
-                           int64_t dims, T* __restrict o) {
-  const int64_t D = kD > 0 ? kD : dims;
-  for (int64_t j = 0; j < n; ++j) {
-    const T wj = w[j * ldw];
-    const T* row = x + j * ldx;
-    for (int64_t d = 0; d < D; ++d) o[d] += wj * row[d];
-  }
-}
-
-// acc[j · D + d] += Σ_{r<rows} w[r · kBlockK + j] · x[r · ldx + d] for j < n: a block of key
-// gradients from a block of query rows, each key's sum running over r in order.
-template <typename T, int kD>
-inline void accumulateOuter(const T* __restrict w, const T* __restrict x, int64_t ldx, int64_t rows, int64_t n,
-                            int64_t dims, T* __restrict acc) {
-  const int64_t D = kD > 0 ? kD : dims;
-  for (int64_t j = 0; j < n; ++j) accumulateRows<T, kD>(w + j, kBlockK, x, ldx, rows, D, acc + j * D);
-}
 
 // Runs `worker(ctx, next)` on up to cpuThreadCount() threads; workers claim task indices from
 // `next`. Tasks write disjoint outputs, so which thread runs one never changes the result.

@@ -16,14 +16,41 @@ constexpr int64_t kGrain = 1 << 14;
 
 // Rows of work per parallel range: enough elements per range to outweigh the hand-off.
 int64_t rowGrain(int64_t cols) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)); }
+// Rows per block of the backward (a task, and one partial sum of dweight).
+constexpr int64_t kWeightRows = 256;
 
-// The value `v` has once stored in `dtype`: the forward normalises the stored (rounded) sum, as
-// Hugging Face does after its bf16 residual add, so the backward's `sum` input is what was used.
+// Rounds a row of sums to what they are once stored in `dtype`: the forward normalises the stored
+// (rounded) sum, as Hugging Face does after its bf16 residual add, so the backward's `sum` input
+// is what was used.
 template <typename T>
-T stored(DType dtype, T v) {
-  if (dtype == DType::BF16) return static_cast<T>(bf16ToFloat(floatToBf16(static_cast<float>(v))));
-  if (dtype == DType::F16) return static_cast<T>(f16ToFloat(floatToF16(static_cast<float>(v))));
-  return v;
+void roundAsStored(DType dtype, T* v, int64_t n) {
+  if (dtype == DType::BF16) {
+    for (int64_t c = 0; c < n; ++c) v[c] = static_cast<T>(bf16ToFloat(floatToBf16(static_cast<float>(v[c]))));
+  } else if (dtype == DType::F16) {
+    for (int64_t c = 0; c < n; ++c) v[c] = static_cast<T>(f16ToFloat(floatToF16(static_cast<float>(v[c]))));
+  }
+}
+
+// Σ_c a[c]·b[c]·(e ? e[c] : 1) in T (f32, or f64 for the gradient-check oracle) over kLanes
+// partial sums combined in a fixed order: the compiler vectorises the lanes without reassociating,
+// so the result does not depend on the SIMD build or the thread count.
+constexpr int kLanes = 8;
+template <typename T>
+T rowDot(const T* __restrict a, const T* __restrict b, const T* __restrict e, int64_t n) {
+  T part[kLanes] = {};
+  int64_t c = 0;
+  for (; c + kLanes <= n; c += kLanes) {
+    if (e) {
+      for (int l = 0; l < kLanes; ++l) part[l] += a[c + l] * b[c + l] * e[c + l];
+    } else {
+      for (int l = 0; l < kLanes; ++l) part[l] += a[c + l] * b[c + l];
+    }
+  }
+  for (; c < n; ++c) part[c % kLanes] += a[c] * b[c] * (e ? e[c] : T(1));
+  for (int width = kLanes / 2; width > 0; width /= 2) {
+    for (int l = 0; l < width; ++l) part[l] += part[l + width];
+  }
+  return part[0];
 }
 
 template <typename T>
@@ -31,6 +58,7 @@ void forward(const Tensor& x, const Tensor* residual, const Tensor& weight, doub
              const Tensor& sum, const Tensor& rstd) {
   const int64_t cols = x.dim(-1);
   const int64_t rows = x.numel() / cols;
+  const DType dtype = x.dtype();
   HostIn<T> xs(x), w(weight);
   std::optional<HostIn<T>> res;
   if (residual) res.emplace(*residual);
@@ -39,15 +67,22 @@ void forward(const Tensor& x, const Tensor* residual, const Tensor& weight, doub
   parallelFor(rows, rowGrain(cols), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t base = row * cols;
-      double squares = 0;
-      for (int64_t c = 0; c < cols; ++c) {
-        T v = stored(x.dtype(), res ? xs[base + c] + (*res)[base + c] : xs[base + c]);
-        s[base + c] = v;
-        squares += static_cast<double>(v) * static_cast<double>(v);
+      const T* __restrict xr = xs.data() + base;
+      T* __restrict sr = s.data() + base;
+      T* __restrict orow = o.data() + base;
+      if (res) {
+        const T* __restrict rr = res->data() + base;
+        for (int64_t c = 0; c < cols; ++c) sr[c] = xr[c] + rr[c];
+      } else {
+        std::copy(xr, xr + cols, sr);
       }
+      roundAsStored(dtype, sr, cols);
+      const double squares = rowDot<T>(sr, sr, nullptr, cols);
       const double scale = 1.0 / std::sqrt(squares / static_cast<double>(cols) + eps);
       r[row] = static_cast<T>(scale);
-      for (int64_t c = 0; c < cols; ++c) o[base + c] = s[base + c] * static_cast<T>(scale) * w[c];
+      const T scaleT = static_cast<T>(scale);
+      const T* __restrict wr = w.data();
+      for (int64_t c = 0; c < cols; ++c) orow[c] = sr[c] * scaleT * wr[c];
     }
   });
   o.commit();
@@ -65,37 +100,41 @@ void backward(const Tensor& dout, const Tensor& sum, const Tensor& weight, const
   std::optional<HostIn<T>> ds;
   if (dsum) ds.emplace(*dsum);
   HostOut<T> d(dx, false);
-  parallelFor(rows, rowGrain(cols), [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
+  // dweight's sum over rows in f64, per block of kWeightRows rows (blocks in order at the end):
+  // the blocks, not the threads, fix the order, and g and s are read once for dx and dweight.
+  const int64_t blocks = (rows + kWeightRows - 1) / kWeightRows;
+  std::vector<double> partial(dweight ? static_cast<size_t>(blocks * cols) : 0, 0.0);
+  parallelFor(blocks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t row = first * kWeightRows; row < std::min(rows, last * kWeightRows); ++row) {
       const int64_t base = row * cols;
-      double dot = 0;
-      for (int64_t c = 0; c < cols; ++c) {
-        dot += static_cast<double>(g[base + c]) * static_cast<double>(w[c]) * static_cast<double>(s[base + c]);
-      }
+      const T* __restrict gr = g.data() + base;
+      const T* __restrict sr = s.data() + base;
+      const T* __restrict wr = w.data();
+      T* __restrict dr = d.data() + base;
+      const double dot = rowDot<T>(gr, wr, sr, cols);
       const double rr = r[row];
       const T rt = static_cast<T>(rr);
       const T coef = static_cast<T>(rr * rr * rr * dot / static_cast<double>(cols));
-      for (int64_t c = 0; c < cols; ++c) {
-        T v = rt * g[base + c] * w[c] - s[base + c] * coef;
-        d[base + c] = ds ? v + (*ds)[base + c] : v;
+      if (ds) {
+        const T* __restrict dsr = ds->data() + base;
+        for (int64_t c = 0; c < cols; ++c) dr[c] = rt * gr[c] * wr[c] - sr[c] * coef + dsr[c];
+      } else {
+        for (int64_t c = 0; c < cols; ++c) dr[c] = rt * gr[c] * wr[c] - sr[c] * coef;
+      }
+      if (dweight) {
+        double* __restrict acc = partial.data() + (row / kWeightRows) * cols;
+        for (int64_t c = 0; c < cols; ++c) acc[c] += static_cast<double>(gr[c]) * static_cast<double>(sr[c]) * rr;
       }
     }
   });
   d.commit();
   if (!dweight) return;
   HostOut<T> dw(*dweight, false);
-  parallelFor(cols, std::max<int64_t>(16, kGrain / std::max<int64_t>(rows, 1)), [&](int64_t begin, int64_t end) {
-    std::vector<double> acc(static_cast<size_t>(end - begin), 0.0);
-    for (int64_t row = 0; row < rows; ++row) {
-      const double rr = r[row];
-      const T* gr = g.data() + row * cols;
-      const T* sr = s.data() + row * cols;
-      for (int64_t c = begin; c < end; ++c) {
-        acc[c - begin] += static_cast<double>(gr[c]) * static_cast<double>(sr[c]) * rr;
-      }
-    }
-    for (int64_t c = begin; c < end; ++c) dw[c] = static_cast<T>(acc[c - begin]);
-  });
+  for (int64_t c = 0; c < cols; ++c) {
+    double sum = 0;
+    for (int64_t b = 0; b < blocks; ++b) sum += partial[b * cols + c];
+    dw[c] = static_cast<T>(sum);
+  }
   dw.commit();
 }
 
