@@ -39,15 +39,16 @@ export interface DemoPreset {
 /**
  * Sizes chosen from measured CPU throughput (bench/demo-measure.ts, bench/results/*-demo*.json):
  * `cpu` (the default) is what trains both models and evaluates them within five minutes on two
- * idle cores; its 2.75M tokens per model is a prediction (README, "The demo") until
- * scripts/demo-idle.sh has timed it. `cpu-small` and `cpu-large` are the sweep's other sizes;
+ * idle cores (scripts/demo-idle.sh times it; README, "The demo"): 2M tokens per model in 256-token
+ * batches at lr 1.2e-3, which learned more per token than 512-token batches or larger rates in
+ * single-arm trials (bench/NOTES.md, CPU runs log). `cpu-small` and `cpu-large` are the sweep's other sizes;
  * `quick` is for tests; `gpu` is for a GPU run with --device cuda:0: 20M tokens per model is
  * about two minutes on an H200 by an estimate (README), dominated by building the tokenized data
  * on the host; it has not run on a GPU.
  */
 export const DEMO_PRESETS: Readonly<Record<string, DemoPreset>> = {
   quick: { hiddenSize: 32, numLayers: 1, numHeads: 2, intermediateSize: 96, batchTokens: 1024, lr: 3e-3, tokenBudget: 24_000 },
-  cpu: { hiddenSize: 96, numLayers: 3, numHeads: 4, intermediateSize: 256, batchTokens: 512, lr: 3e-3, tokenBudget: 2_750_000 },
+  cpu: { hiddenSize: 96, numLayers: 3, numHeads: 4, intermediateSize: 256, batchTokens: 256, lr: 1.2e-3, tokenBudget: 2_000_000 },
   // the size axis of the README's sweep (bench/demo-sweep.ts): a third and 2.4x the default's parameters
   'cpu-small': { hiddenSize: 64, numLayers: 2, numHeads: 4, intermediateSize: 176, batchTokens: 512, lr: 3e-3, tokenBudget: 2_500_000 },
   'cpu-large': { hiddenSize: 128, numLayers: 4, numHeads: 4, intermediateSize: 352, batchTokens: 512, lr: 3e-3, tokenBudget: 2_500_000 },
