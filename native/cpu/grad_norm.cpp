@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "native/cpu/host_view.h"
+#include "native/cpu/lane_sum.h"
 #include "native/runtime/thread_pool.h"
 
 namespace seqtune::cpu {
@@ -16,36 +17,22 @@ constexpr int64_t kNormBlock = 1 << 14;
 // torch.nn.utils.clip_grad_norm_'s guard against a zero norm.
 constexpr double kClipEps = 1e-6;
 
-// Σ x² over elements [begin, end) of a floating tensor, read in its own dtype, in f64: 8 partial
-// sums (element i in lane (i - begin) % 8) combined in a fixed order, so the compiler vectorises
-// them and the additions are not one serial chain.
+// Σ x² over elements [begin, end) of a floating tensor, read in its own dtype, in f64.
 double sumSquares(const Tensor& t, int64_t begin, int64_t end) {
-  constexpr int kLanes = 8;
-  double lane[kLanes] = {};
-  auto add = [&](auto read) {
-    int64_t i = begin;
-    for (; i + kLanes <= end; i += kLanes) {
-      for (int l = 0; l < kLanes; ++l) {
-        const double x = read(i + l);
-        lane[l] += x * x;
-      }
-    }
-    for (int l = 0; i < end; ++i, ++l) {
-      const double x = read(i);
-      lane[l] += x * x;
-    }
+  auto squares = [&](auto read) {
+    return laneSum<double>(end - begin, [&](int64_t i) {
+      const double x = read(begin + i);
+      return x * x;
+    });
   };
   switch (t.dtype()) {
-    case DType::F32: add([&](int64_t i) { return static_cast<double>(t.data<float>()[i]); }); break;
-    case DType::F64: add([&](int64_t i) { return t.data<double>()[i]; }); break;
-    case DType::BF16: add([&](int64_t i) { return static_cast<double>(bf16ToFloat(t.data<uint16_t>()[i])); }); break;
-    case DType::F16: add([&](int64_t i) { return static_cast<double>(f16ToFloat(t.data<uint16_t>()[i])); }); break;
+    case DType::F32: return squares([&](int64_t i) { return static_cast<double>(t.data<float>()[i]); });
+    case DType::F64: return squares([&](int64_t i) { return t.data<double>()[i]; });
+    case DType::BF16: return squares([&](int64_t i) { return static_cast<double>(bf16ToFloat(t.data<uint16_t>()[i])); });
+    case DType::F16: return squares([&](int64_t i) { return static_cast<double>(f16ToFloat(t.data<uint16_t>()[i])); });
     case DType::I32: break;  // rejected by the builder
   }
-  for (int width = kLanes / 2; width > 0; width /= 2) {
-    for (int l = 0; l < width; ++l) lane[l] += lane[l + width];
-  }
-  return lane[0];
+  return 0;
 }
 
 }  // namespace

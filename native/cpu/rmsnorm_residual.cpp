@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "native/cpu/host_view.h"
+#include "native/cpu/lane_sum.h"
 #include "native/runtime/thread_pool.h"
 
 namespace seqtune::cpu {
@@ -31,26 +32,12 @@ void roundAsStored(DType dtype, T* v, int64_t n) {
   }
 }
 
-// Σ_c a[c]·b[c]·(e ? e[c] : 1) in T (f32, or f64 for the gradient-check oracle) over kLanes
-// partial sums combined in a fixed order: the compiler vectorises the lanes without reassociating,
-// so the result does not depend on the SIMD build or the thread count.
-constexpr int kLanes = 8;
+// Σ_c a[c]·b[c]·(e ? e[c] : 1) in T (f32, or f64 for the gradient-check oracle), in laneSum's
+// fixed order.
 template <typename T>
 T rowDot(const T* __restrict a, const T* __restrict b, const T* __restrict e, int64_t n) {
-  T part[kLanes] = {};
-  int64_t c = 0;
-  for (; c + kLanes <= n; c += kLanes) {
-    if (e) {
-      for (int l = 0; l < kLanes; ++l) part[l] += a[c + l] * b[c + l] * e[c + l];
-    } else {
-      for (int l = 0; l < kLanes; ++l) part[l] += a[c + l] * b[c + l];
-    }
-  }
-  for (; c < n; ++c) part[c % kLanes] += a[c] * b[c] * (e ? e[c] : T(1));
-  for (int width = kLanes / 2; width > 0; width /= 2) {
-    for (int l = 0; l < width; ++l) part[l] += part[l + width];
-  }
-  return part[0];
+  if (e) return laneSum<T>(n, [&](int64_t c) { return a[c] * b[c] * e[c]; });
+  return laneSum<T>(n, [&](int64_t c) { return a[c] * b[c]; });
 }
 
 template <typename T>
