@@ -1,7 +1,10 @@
 // Blocked GEMM in the BLIS layout: for each NC-column block and KC-deep slice of K, op(B) is packed
 // once into NR-wide panels (shared by all threads), then each thread packs MC x KC blocks of op(A)
 // into MR-high panels and runs the micro-kernel (gemm_kernels.h) over its part of the output. The
-// packing absorbs the transposes, so one kernel serves all four combinations.
+// packing absorbs the transposes, so one kernel serves all four combinations. When few B panels
+// reuse an A block (narrow products: a small model's layers), packing it costs a large share of
+// the product, so the kernel reads its full MR-row panels in place and only a partial last panel
+// is packed.
 //
 // Determinism: every element of C is accumulated over the same fixed KC slices in k order by one
 // kernel call per slice, whatever the partition; threads only choose which tiles they compute.
@@ -29,6 +32,10 @@ constexpr Blocking kBlockF64{96, 256, 2040};
 constexpr double kMinParallelFlops = 1 << 22;
 // Packing B in parallel only pays off for this many elements per thread.
 constexpr int64_t kMinParallelPack = 1 << 17;
+// Up to this many B panels per block, tiles read op(A) in place: packing an element costs a few
+// cycles, about what the kernel spends on it per 3-4 panels, and a block reused this few times
+// gains little from the packed copy's locality.
+constexpr int64_t kMaxPanelsInPlace = 32;
 
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -112,11 +119,22 @@ void packB(const GemmKernel<T>& kernel, bool transB, const T* B, int64_t ldb, in
   }
 }
 
+// Where the tiles of an mc-row block read op(A): the first `inPlace` rows straight from the
+// matrix (element (i, p) of the block at a[i * rs + p * cs], one of rs and cs being 1), the rest
+// from `packed` (MR-row panels, zero-padded).
+template <typename T>
+struct ABlock {
+  const T* a;
+  int64_t rs, cs;
+  int64_t inPlace;
+  const T* packed;
+};
+
 // Tiles of an mc-row block times NR-panels [panelBegin, panelEnd) of the packed B slice. Edge
 // tiles go through a full-size scratch tile so they use the same kernel (and the same rounding).
 template <typename T>
 void macroKernel(const GemmKernel<T>& kernel, int64_t mc, int64_t panelBegin, int64_t panelEnd, int64_t nc,
-                 int64_t kc, const T* aPack, const T* bPack, T alpha, T beta, T* C, int64_t ldc) {
+                 int64_t kc, const ABlock<T>& ab, const T* bPack, T alpha, T beta, T* C, int64_t ldc) {
   const int64_t mr = kernel.mr, nr = kernel.nr;
   for (int64_t jp = panelBegin; jp < panelEnd; ++jp) {
     const int64_t j = jp * nr;
@@ -124,18 +142,21 @@ void macroKernel(const GemmKernel<T>& kernel, int64_t mc, int64_t panelBegin, in
     const T* bp = bPack + jp * nr * kc;
     for (int64_t ir = 0; ir < mc; ir += mr) {
       const int64_t rows = std::min(mr, mc - ir);
+      const bool inPlace = ir < ab.inPlace;
+      const T* ap = inPlace ? ab.a + ir * ab.rs : ab.packed + (ir - ab.inPlace) * kc;
+      const TileKernel<T> tile = inPlace && ab.cs == 1 ? kernel.tileRows : kernel.tileDepth;
+      const int64_t stride = !inPlace ? mr : ab.cs == 1 ? ab.rs : ab.cs;
       T* c = C + ir * ldc + j;
-      const T* ap = aPack + ir * kc;
       if (rows == mr && cols == nr) {
-        kernel.tile(kc, ap, bp, alpha, beta, c, ldc);
+        tile(kc, ap, stride, bp, alpha, beta, c, ldc);
         continue;
       }
-      T tile[kMaxTile] = {};
+      T tileC[kMaxTile] = {};
       if (beta != T(0)) {
-        for (int64_t r = 0; r < rows; ++r) std::copy(c + r * ldc, c + r * ldc + cols, tile + r * nr);
+        for (int64_t r = 0; r < rows; ++r) std::copy(c + r * ldc, c + r * ldc + cols, tileC + r * nr);
       }
-      kernel.tile(kc, ap, bp, alpha, beta, tile, nr);
-      for (int64_t r = 0; r < rows; ++r) std::copy(tile + r * nr, tile + r * nr + cols, c + r * ldc);
+      tile(kc, ap, stride, bp, alpha, beta, tileC, nr);
+      for (int64_t r = 0; r < rows; ++r) std::copy(tileC + r * nr, tileC + r * nr + cols, c + r * ldc);
     }
   }
 }
@@ -169,6 +190,7 @@ void gemmBlocked(const GemmKernel<T>& kernel, const Blocking& block, bool transA
     // Split the rows between threads when there are enough of them; small-M products (decoding)
     // split the columns instead, each thread packing the few rows of A itself.
     const bool splitRows = mPanels >= nPanels || mPanels >= 4 * cpuThreadCount();
+    const bool inPlace = nPanels <= kMaxPanelsInPlace;
     for (int64_t pc = 0; pc < K; pc += block.kc) {
       const int64_t kc = std::min(block.kc, K - pc);
       const T sliceBeta = pc == 0 ? beta : T(1);  // later slices accumulate onto the first
@@ -188,8 +210,10 @@ void gemmBlocked(const GemmKernel<T>& kernel, const Blocking& block, bool transA
         T* aPack = aScratch.get(block.mc * kc);
         for (int64_t ic = rowBegin; ic < rowEnd; ic += block.mc) {
           const int64_t mc = std::min(block.mc, rowEnd - ic);
-          packA(transA, A, lda, ic, mc, pc, kc, mr, aPack);
-          macroKernel(kernel, mc, panelBegin, panelEnd, nc, kc, aPack, bPack, alpha, sliceBeta, C + ic * ldc + jc, ldc);
+          ABlock<T> ab{transA ? A + pc * lda + ic : A + ic * lda + pc, transA ? 1 : lda, transA ? lda : 1, 0, aPack};
+          if (inPlace) ab.inPlace = mc / mr * mr;
+          if (ab.inPlace < mc) packA(transA, A, lda, ic + ab.inPlace, mc - ab.inPlace, pc, kc, mr, aPack);
+          macroKernel(kernel, mc, panelBegin, panelEnd, nc, kc, ab, bPack, alpha, sliceBeta, C + ic * ldc + jc, ldc);
         }
       });
     }

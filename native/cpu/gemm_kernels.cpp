@@ -6,16 +6,21 @@ namespace seqtune::cpu {
 
 namespace {
 
+// Element (r, p) of an A panel (gemm_kernels.h): Rows reads op(A) stored [M, K] in place.
+template <bool Rows, typename T>
+inline const T* aElement(const T* a, int64_t stride, int r, int64_t p) {
+  return Rows ? a + r * stride + p : a + p * stride + r;
+}
+
 // Portable kernel: plain loops the compiler vectorises for the baseline ISA.
-template <typename T, int MR, int NR>
-void tilePortable(int64_t k, const T* a, const T* b, T alpha, T beta, T* c, int64_t ldc) {
+template <typename T, int MR, int NR, bool Rows>
+void tilePortable(int64_t k, const T* a, int64_t stride, const T* b, T alpha, T beta, T* c, int64_t ldc) {
   T acc[MR][NR] = {};
   for (int64_t p = 0; p < k; ++p) {
     for (int r = 0; r < MR; ++r) {
-      const T ar = a[r];
+      const T ar = *aElement<Rows>(a, stride, r, p);
       for (int j = 0; j < NR; ++j) acc[r][j] += ar * b[j];
     }
-    a += MR;
     b += NR;
   }
   for (int r = 0; r < MR; ++r) {
@@ -38,8 +43,9 @@ void packTransposedPortable(const T* B, int64_t ldb, int64_t kc, T* dst) {
 #ifdef SEQTUNE_CPU_X86
 // 6 x 16 f32 tile: 12 ymm accumulators, 2 for the B row and 1 for the broadcast A value (15 of
 // the 16 ymm registers), two FMAs per A broadcast.
-__attribute__((target("avx2,fma"))) void tileF32Avx2(int64_t k, const float* a, const float* b, float alpha,
-                                                     float beta, float* c, int64_t ldc) {
+template <bool Rows>
+__attribute__((target("avx2,fma"))) void tileF32Avx2(int64_t k, const float* a, int64_t stride, const float* b,
+                                                     float alpha, float beta, float* c, int64_t ldc) {
   __m256 acc[6][2];
 #pragma GCC unroll 6
   for (int r = 0; r < 6; ++r) {
@@ -54,11 +60,10 @@ __attribute__((target("avx2,fma"))) void tileF32Avx2(int64_t k, const float* a, 
     const __m256 b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
     for (int r = 0; r < 6; ++r) {
-      const __m256 ar = _mm256_broadcast_ss(a + r);
+      const __m256 ar = _mm256_broadcast_ss(aElement<Rows>(a, stride, r, p));
       acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
       acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
     }
-    a += 6;
     b += 16;
   }
   const __m256 va = _mm256_set1_ps(alpha);
@@ -120,11 +125,13 @@ __attribute__((target("avx2,fma"))) void packTransposedF32Avx2(const float* B, i
 GemmKernel<float> gemmKernelF32() {
 #ifdef SEQTUNE_CPU_X86
   static const bool avx2 = avx2Enabled();
-  if (avx2) return {6, 16, tileF32Avx2, packTransposedF32Avx2};
+  if (avx2) return {6, 16, tileF32Avx2<false>, tileF32Avx2<true>, packTransposedF32Avx2};
 #endif
-  return {6, 16, tilePortable<float, 6, 16>, packTransposedPortable<float, 16>};
+  return {6, 16, tilePortable<float, 6, 16, false>, tilePortable<float, 6, 16, true>, packTransposedPortable<float, 16>};
 }
 
-GemmKernel<double> gemmKernelF64() { return {4, 8, tilePortable<double, 4, 8>, packTransposedPortable<double, 8>}; }
+GemmKernel<double> gemmKernelF64() {
+  return {4, 8, tilePortable<double, 4, 8, false>, tilePortable<double, 4, 8, true>, packTransposedPortable<double, 8>};
+}
 
 }  // namespace seqtune::cpu
