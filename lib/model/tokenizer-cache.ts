@@ -8,10 +8,10 @@
  * whole prompts never hit it. Normalizing, splitting and id mapping are a few percent.
  *
  * So the text is cut into pieces the BPE model must treat independently, each distinct piece is
- * encoded once by the library's own model and its ids are cached. The library's normalizer and
- * pre-tokenizer still run on every text; only the model step is cached. A cut is made only where
- * it is proven harmless from the tokenizer's own merges (see cutRule); everything the proof does
- * not cover makes `encode` return null, and the caller uses the library.
+ * encoded once by the library's own model and its ids are cached. The library's added-token
+ * splitter, normalizer and pre-tokenizer still run on every text; only the model step is cached. A
+ * cut is made only where it is proven harmless from the tokenizer's own merges (see cutRule);
+ * everything the proof does not cover makes `encode` return null, and the caller uses the library.
  */
 import { BPE, Tokenizer } from '@huggingface/tokenizers';
 
@@ -93,10 +93,16 @@ function cutRule(model: BPE): CutRule {
   return crossing === undefined ? 'metaspace' : 'none';
 }
 
+/** The library's internals the added-token split reads (its encode_text does the same). */
+interface AddedTokenSplit {
+  splitter_unnormalized: { split(text: string): string[] };
+  added_tokens_map: Map<string, { id: number; lstrip: boolean; rstrip: boolean }>;
+}
+
 export class PieceEncoder {
   readonly stats: PieceEncoderStats = { texts: 0, fallbacks: 0, pieces: 0, misses: 0 };
   private readonly cache: PieceCache;
-  /** added-token texts by first character: text holding one is left to the library */
+  /** added-token texts by first character: only text holding one is split around them */
   private readonly addedByFirst = new Map<string, string[]>();
   private readonly added = new Set<string>();
 
@@ -149,18 +155,39 @@ export class PieceEncoder {
   encode(text: string): number[] | null {
     this.stats.texts++;
     if (text === '') return [];
-    const ids = this.containsAdded(text) ? null : this.encodeSection(text);
+    const ids = this.containsAdded(text) ? this.encodeAroundAdded(text) : this.encodeSection(text, 0, []);
     if (ids === null) this.stats.fallbacks++;
     return ids;
   }
 
-  private encodeSection(text: string): number[] | null {
+  /**
+   * Text holding added tokens, cut as the library's encode_text cuts it (its own splitter): each
+   * added token is its id, each section between is encoded with its index (Metaspace's
+   * prepend_scheme 'first' reads it). Tokens that strip their neighbours are left to the library.
+   */
+  private encodeAroundAdded(text: string): number[] | null {
+    const lib = this.tokenizer as unknown as AddedTokenSplit;
+    const sections = lib.splitter_unnormalized.split(text);
+    const ids: number[] = [];
+    for (let i = 0; i < sections.length; i++) {
+      const added = lib.added_tokens_map.get(sections[i]);
+      if (added) {
+        if (added.lstrip || added.rstrip) return null;
+        ids.push(added.id);
+      } else if (this.encodeSection(sections[i], i, ids) === null) {
+        return null;
+      }
+    }
+    return ids;
+  }
+
+  /** Appends the ids of one section of text without added tokens to `ids`; null when it needs the library. */
+  private encodeSection(text: string, sectionIndex: number, ids: number[]): number[] | null {
     const normalized = this.tokenizer.normalizer === null ? text : this.tokenizer.normalizer._call(text);
-    if (normalized === '') return [];
+    if (normalized === '') return ids;
     // the library keeps a normalized text equal to an added token as that token
     if (this.added.has(normalized)) return null;
-    const words = this.tokenizer.pre_tokenizer === null ? [normalized] : this.tokenizer.pre_tokenizer._call(normalized, { section_index: 0 });
-    const ids: number[] = [];
+    const words = this.tokenizer.pre_tokenizer === null ? [normalized] : this.tokenizer.pre_tokenizer._call(normalized, { section_index: sectionIndex });
     for (const word of words) {
       if (word === '') continue;
       if (this.rule === 'metaspace') {
