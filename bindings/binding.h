@@ -28,6 +28,9 @@ void initProfiler(Napi::Env env, Napi::Object exports);
 
 // JS tensor handle <-> native tensor.
 TensorPtr unwrapTensor(const Napi::Value& value, const char* what);
+// The same for runOp's inputs, named "<op>: input <index>" in errors: the name is built only on
+// failure (formatting it for every input cost more than the rest of the call).
+TensorPtr unwrapInput(const Napi::Value& value, const std::string& op, uint32_t index);
 // owner: the handle owns fresh storage (false for views of another tensor).
 Napi::Value wrapTensor(Napi::Env env, TensorPtr tensor, bool owner = true);
 

@@ -40,8 +40,7 @@ Napi::Value runOpBinding(const Napi::CallbackInfo& info) {
       if (v.IsNull() || v.IsUndefined()) {
         inputs.push_back(nullptr);
       } else {
-        std::string what = str(name, ": input ", i);
-        inputs.push_back(unwrapTensor(v, what.c_str()));
+        inputs.push_back(unwrapInput(v, name, i));
       }
     }
     const auto& registry = opRegistry();
@@ -51,10 +50,11 @@ Napi::Value runOpBinding(const Napi::CallbackInfo& info) {
       Napi::Object object = info[2].As<Napi::Object>();
       Napi::Array keys = object.GetPropertyNames();
       for (uint32_t i = 0; i < keys.Length(); ++i) {
-        std::string key = keys.Get(i).ToString().Utf8Value();
-        Napi::Value value = object.Get(key);
+        Napi::Value key = keys.Get(i);
+        Napi::Value value = object.Get(key);  // by the key's own value: no string round trip
         if (value.IsUndefined() || value.IsNull()) continue;
-        attrs.set(key, readAttr(name, key, value));
+        std::string keyText = key.ToString().Utf8Value();
+        attrs.set(keyText, readAttr(name, keyText, value));
       }
     }
     std::vector<TensorPtr> outputs = runOp(name, inputs, std::move(attrs));

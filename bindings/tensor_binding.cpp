@@ -67,6 +67,7 @@ class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
     if (!tensor_) fail(code::kDisposed, what, " was disposed and cannot be used");
     return tensor_;
   }
+  bool disposed() const { return !tensor_; }
 
  private:
   void release() {
@@ -216,6 +217,14 @@ TensorPtr unwrapTensor(const Napi::Value& value, const char* what) {
     fail(code::kArgument, what, " is not a tensor");
   }
   return NativeTensor::Unwrap(value.As<Napi::Object>())->tensor(what);
+}
+
+TensorPtr unwrapInput(const Napi::Value& value, const std::string& op, uint32_t index) {
+  if (value.IsObject() && value.As<Napi::Object>().InstanceOf(NativeTensor::constructor.Value())) {
+    const NativeTensor* handle = NativeTensor::Unwrap(value.As<Napi::Object>());
+    if (!handle->disposed()) return handle->tensor("");
+  }
+  return unwrapTensor(value, str(op, ": input ", index).c_str());  // throws, naming the input
 }
 
 Napi::Value wrapTensor(Napi::Env env, TensorPtr tensor, bool owner) {

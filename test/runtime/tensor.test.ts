@@ -35,7 +35,7 @@ t.test('a disposed tensor gives ERR_DISPOSED everywhere', async (t) => {
   x.dispose();
   x.dispose(); // twice is fine
   t.ok(x.disposed);
-  t.throws(() => add(x, x), { code: 'ERR_DISPOSED' });
+  t.throws(() => add(x, x), { code: 'ERR_DISPOSED', message: /add: input 0 was disposed/ }, 'naming the op and the input');
   t.throws(() => x.reshape([3]), { code: 'ERR_DISPOSED' });
   await t.rejects(async () => x.toArray(), { code: 'ERR_DISPOSED' });
 });
