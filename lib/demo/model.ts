@@ -43,8 +43,7 @@ export interface DemoPreset {
  * batches at lr 1.2e-3, which learned more per token than 512-token batches or larger rates in
  * single-arm trials (bench/NOTES.md, CPU runs log). `cpu-small` and `cpu-large` are the sweep's other sizes;
  * `quick` is for tests; `gpu` is for a GPU run with --device cuda:0: 20M tokens per model is
- * about two minutes on an H200 by an estimate (README), dominated by building the tokenized data
- * on the host; it has not run on a GPU.
+ * about two minutes on an H200 by an estimate (README); it has not run on a GPU.
  */
 export const DEMO_PRESETS: Readonly<Record<string, DemoPreset>> = {
   quick: { hiddenSize: 32, numLayers: 1, numHeads: 2, intermediateSize: 96, batchTokens: 1024, lr: 3e-3, tokenBudget: 24_000 },
