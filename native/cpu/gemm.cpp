@@ -120,15 +120,26 @@ void packB(const GemmKernel<T>& kernel, bool transB, const T* B, int64_t ldb, in
 }
 
 // Where the tiles of an mc-row block read op(A): the first `inPlace` rows straight from the
-// matrix (element (i, p) of the block at a[i * rs + p * cs], one of rs and cs being 1), the rest
-// from `packed` (MR-row panels, zero-padded).
+// matrix (row i of the block starts at a + i * rowStep; `tile` reads a panel there with `stride`),
+// the rest from `packed` (MR-row panels, zero-padded, read by the depth kernel).
 template <typename T>
 struct ABlock {
   const T* a;
-  int64_t rs, cs;
+  int64_t rowStep;
+  TileKernel<T> tile;
+  int64_t stride;
   int64_t inPlace;
   const T* packed;
 };
+
+// The block of op(A) at rows [i0, ...) and depth [p0, ...) read in place: op(A) stored [K, M]
+// (transA) has each depth step's MR values contiguous, stored [M, K] each row's.
+template <typename T>
+ABlock<T> inPlaceBlock(const GemmKernel<T>& kernel, bool transA, const T* A, int64_t lda, int64_t i0, int64_t p0,
+                       int64_t inPlace, const T* packed) {
+  if (transA) return {A + p0 * lda + i0, 1, kernel.tileDepth, lda, inPlace, packed};
+  return {A + i0 * lda + p0, lda, kernel.tileRows, lda, inPlace, packed};
+}
 
 // Tiles of an mc-row block times NR-panels [panelBegin, panelEnd) of the packed B slice. Edge
 // tiles go through a full-size scratch tile so they use the same kernel (and the same rounding).
@@ -143,9 +154,9 @@ void macroKernel(const GemmKernel<T>& kernel, int64_t mc, int64_t panelBegin, in
     for (int64_t ir = 0; ir < mc; ir += mr) {
       const int64_t rows = std::min(mr, mc - ir);
       const bool inPlace = ir < ab.inPlace;
-      const T* ap = inPlace ? ab.a + ir * ab.rs : ab.packed + (ir - ab.inPlace) * kc;
-      const TileKernel<T> tile = inPlace && ab.cs == 1 ? kernel.tileRows : kernel.tileDepth;
-      const int64_t stride = !inPlace ? mr : ab.cs == 1 ? ab.rs : ab.cs;
+      const T* ap = inPlace ? ab.a + ir * ab.rowStep : ab.packed + (ir - ab.inPlace) * kc;
+      const TileKernel<T> tile = inPlace ? ab.tile : kernel.tileDepth;
+      const int64_t stride = inPlace ? ab.stride : mr;
       T* c = C + ir * ldc + j;
       if (rows == mr && cols == nr) {
         tile(kc, ap, stride, bp, alpha, beta, c, ldc);
@@ -210,8 +221,7 @@ void gemmBlocked(const GemmKernel<T>& kernel, const Blocking& block, bool transA
         T* aPack = aScratch.get(block.mc * kc);
         for (int64_t ic = rowBegin; ic < rowEnd; ic += block.mc) {
           const int64_t mc = std::min(block.mc, rowEnd - ic);
-          ABlock<T> ab{transA ? A + pc * lda + ic : A + ic * lda + pc, transA ? 1 : lda, transA ? lda : 1, 0, aPack};
-          if (inPlace) ab.inPlace = mc / mr * mr;
+          const ABlock<T> ab = inPlaceBlock(kernel, transA, A, lda, ic, pc, inPlace ? mc / mr * mr : 0, aPack);
           if (ab.inPlace < mc) packA(transA, A, lda, ic + ab.inPlace, mc - ab.inPlace, pc, kc, mr, aPack);
           macroKernel(kernel, mc, panelBegin, panelEnd, nc, kc, ab, bPack, alpha, sliceBeta, C + ic * ldc + jc, ldc);
         }
